@@ -1,0 +1,91 @@
+//! Background tasks owned by the lifespan guard.
+//!
+//! ```
+//! use std::time::Duration;
+//! use crudauth_core::lifespan::Tasks;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let mut tasks = Tasks::new();
+//! tasks.every("example sweeper", Duration::from_secs(60), || async {});
+//! tasks.shutdown(Duration::from_secs(5)).await; // stops every task
+//! # });
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A set of background tasks that stop together: on [`Tasks::shutdown`], or when dropped.
+#[derive(Debug)]
+pub struct Tasks {
+    stop: watch::Sender<bool>,
+    handles: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tasks {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self { stop: watch::channel(false).0, handles: Vec::new() }
+    }
+
+    /// Runs `work` every `period` until the set stops. Must be called inside a Tokio runtime.
+    pub fn every<F, Fut>(&mut self, name: &'static str, period: Duration, mut work: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut stop = self.stop.subscribe();
+        let handle = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await; // the first tick is immediate
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => work().await,
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+        self.handles.push((name, handle));
+    }
+
+    /// How many tasks are registered.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Whether no task is registered.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Asks every task to stop and waits for them, at most `grace`; stragglers are aborted.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        for (name, handle) in self.handles.drain(..) {
+            let abort = handle.abort_handle();
+            if tokio::time::timeout_at(deadline, handle).await.is_err() {
+                tracing::warn!(task = name, "background task did not stop in time; aborted");
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for (_, handle) in &self.handles {
+            handle.abort();
+        }
+    }
+}

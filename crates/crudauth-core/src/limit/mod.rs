@@ -1,0 +1,184 @@
+//! The **RateLimiter** port: budgets, decisions, and their backends.
+//!
+//! The algorithm is GCRA (the generic cell rate algorithm, a virtual-scheduling leaky bucket):
+//! a budget of `limit` per `period` admits a burst of `limit`, then one request every
+//! `period / limit`. We chose it over crudauth's clock-aligned fixed window because a fixed
+//! window admits up to twice the budget around a window boundary, which is exactly the burst an
+//! auth throttle exists to stop; over a sliding-window counter because that one is approximate
+//! and needs two keys. GCRA keeps one number per key (the "theoretical arrival time"), so a hit
+//! is one atomic step (one script on Redis, timed by the Redis server's own clock so workers
+//! with skewed clocks agree), `remaining` and `retry_after` are exact, and refused requests do
+//! not consume budget.
+//!
+//! ```
+//! use std::time::Duration;
+//! use crudauth_core::limit::{Budget, MemoryRateLimiter, RateLimiter};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let limiter = MemoryRateLimiter::new();
+//! let budget = Budget::new(2, Duration::from_secs(60));
+//! assert!(limiter.hit("q:contact:127.0.0.1", budget).await?.allowed);
+//! assert!(limiter.hit("q:contact:127.0.0.1", budget).await?.allowed);
+//! let refused = limiter.hit("q:contact:127.0.0.1", budget).await?;
+//! assert!(!refused.allowed);
+//! assert_eq!(refused.retry_after, Duration::from_secs(30));
+//! # Ok::<(), crudauth_core::StoreError>(()) }).unwrap();
+//! ```
+
+mod memory;
+// REDIS_MOD
+
+// CONFORMANCE_MOD
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryRateLimiter;
+
+use crate::error::StoreResult;
+use crate::lifespan::Tasks;
+use crate::store::BackendKind;
+
+/// How many requests a key may make per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Requests per period; 0 disables the limit.
+    pub limit: u32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl Budget {
+    /// `limit` requests per `period`.
+    pub const fn new(limit: u32, period: Duration) -> Self {
+        Self { limit, period }
+    }
+
+    /// Whether this budget limits nothing (a limit of 0).
+    pub const fn is_disabled(&self) -> bool {
+        self.limit == 0
+    }
+
+    /// The spacing between requests once the burst is spent, in ms (at least 1).
+    fn interval_ms(&self) -> u64 {
+        (duration_ms(self.period) / u64::from(self.limit.max(1))).max(1)
+    }
+}
+
+/// The answer to one hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// The budget's limit (for `X-RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests left right now (for `X-RateLimit-Remaining`).
+    pub remaining: u32,
+    /// When refused: how long until one request is admitted again (for `Retry-After`).
+    pub retry_after: Duration,
+}
+
+impl Decision {
+    /// `Retry-After` in whole seconds, rounded up, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_millis().div_ceil(1000).max(1) as u64
+    }
+}
+
+/// A shared, atomic rate limiter.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + Debug + 'static {
+    /// What kind of backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// Connects, checks, loads scripts, and registers background tasks.
+    async fn initialize(&self, tasks: &mut Tasks) -> StoreResult<()>;
+
+    /// Closes connections.
+    async fn shutdown(&self);
+
+    /// Counts one request against `key` under `budget`, atomically: of N concurrent hits on a
+    /// fresh key, exactly `budget.limit` are allowed. A disabled budget always allows.
+    async fn hit(&self, key: &str, budget: Budget) -> StoreResult<Decision>;
+
+    /// Forgets everything about `key` (its budget is whole again).
+    async fn reset(&self, key: &str) -> StoreResult<()>;
+}
+
+/// One GCRA step: given the stored theoretical arrival time (`tat`, ms; absent = 0) and the
+/// time now, the decision and, when allowed, the new `tat` to store (to expire at that time).
+///
+/// The Redis backend runs the same arithmetic in a script; both are proved equal by the
+/// conformance suite.
+pub fn gcra(tat: u64, now: u64, budget: Budget) -> (Decision, Option<u64>) {
+    let interval = budget.interval_ms();
+    let period = interval * u64::from(budget.limit);
+    let new_tat = tat.max(now) + interval;
+    if new_tat - now > period {
+        let wait = new_tat - now - period;
+        let decision = Decision {
+            allowed: false,
+            limit: budget.limit,
+            remaining: 0,
+            retry_after: Duration::from_millis(wait),
+        };
+        return (decision, None);
+    }
+    let remaining = ((period - (new_tat - now)) / interval) as u32;
+    let decision = Decision { allowed: true, limit: budget.limit, remaining, retry_after: Duration::ZERO };
+    (decision, Some(new_tat))
+}
+
+/// The decision for a disabled budget.
+fn unlimited(budget: Budget) -> Decision {
+    Decision { allowed: true, limit: budget.limit, remaining: 0, retry_after: Duration::ZERO }
+}
+
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_spacing() {
+        let budget = Budget::new(3, Duration::from_secs(3));
+        let mut tat = 0;
+        let now = 1_000_000;
+        for expected in [2, 1, 0] {
+            let (d, next) = gcra(tat, now, budget);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, expected);
+            tat = next.unwrap();
+        }
+        let (d, next) = gcra(tat, now, budget);
+        assert!(!d.allowed);
+        assert_eq!(next, None);
+        assert_eq!(d.retry_after, Duration::from_secs(1));
+        // One interval later exactly one more is admitted.
+        let (d, _) = gcra(tat, now + 1000, budget);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 0);
+    }
+
+    #[test]
+    fn a_full_period_restores_the_budget() {
+        let budget = Budget::new(5, Duration::from_secs(60));
+        let mut tat = 0;
+        for _ in 0..5 {
+            tat = gcra(tat, 0, budget).1.unwrap();
+        }
+        let (d, _) = gcra(tat, 60_000, budget);
+        assert_eq!(d.remaining, 4);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let d = Decision { allowed: false, limit: 1, remaining: 0, retry_after: Duration::from_millis(1001) };
+        assert_eq!(d.retry_after_secs(), 2);
+    }
+}

@@ -1,0 +1,186 @@
+//! Secrets as types: no `Display`, a redacted `Debug`, constant-time comparison.
+//!
+//! ```
+//! use crudauth_core::secret::{SecretKey, SessionId};
+//!
+//! let key = SecretKey::new("a development key that is long enough!").unwrap();
+//! let id = SessionId::generate();
+//! assert_eq!(format!("{id:?}"), "SessionId(***)");
+//! // The store only ever sees a keyed digest of the id.
+//! assert_eq!(key.digest("s", id.expose()).len(), 64);
+//! ```
+
+use std::fmt;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Constant-time equality of two byte strings (length is not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// `n` random bytes from the operating system's generator, URL-safe base64 without padding.
+pub fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// Why a secret key was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretKeyError {
+    /// The key is shorter than 32 bytes.
+    #[error("SECRET_KEY must be at least 32 bytes (got {0}); generate one with `openssl rand -hex 32`")]
+    TooShort(usize),
+}
+
+/// The application's signing and HMAC key.
+#[derive(Clone)]
+pub struct SecretKey {
+    raw: Vec<u8>,
+    mac: Hmac<Sha256>,
+}
+
+impl SecretKey {
+    /// Wraps a key of at least 32 bytes.
+    pub fn new(key: impl AsRef<[u8]>) -> Result<Self, SecretKeyError> {
+        let raw = key.as_ref().to_vec();
+        if raw.len() < 32 {
+            return Err(SecretKeyError::TooShort(raw.len()));
+        }
+        // An HMAC key of any length is valid, so this cannot fail.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&raw).map_err(|_| SecretKeyError::TooShort(0))?;
+        Ok(Self { raw, mac })
+    }
+
+    /// Hex HMAC-SHA256 of `purpose`, a zero byte and `value`: the store key of a client-held
+    /// secret. Different purposes never collide.
+    pub fn digest(&self, purpose: &str, value: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
+    /// The raw key bytes, for signing libraries (JWT).
+    pub fn expose(&self) -> &[u8] {
+        &self.raw
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+macro_rules! secret_string {
+    ($(#[$doc:meta])* $name:ident, $bytes:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh random value.
+            pub fn generate() -> Self {
+                Self(random_token($bytes))
+            }
+
+            /// Wraps a value received from a client.
+            pub fn from_client(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The value, for writing to a cookie or a response body. Never log it.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(***)"))
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                ct_eq(self.0.as_bytes(), other.0.as_bytes())
+            }
+        }
+
+        impl Eq for $name {}
+    };
+}
+
+secret_string!(
+    /// A session id: 256 random bits, held by the client in the `session_id` cookie.
+    SessionId,
+    32
+);
+secret_string!(
+    /// A CSRF token as delivered to the client.
+    CsrfToken,
+    32
+);
+secret_string!(
+    /// A single-use token (email verification, password reset, OAuth state, MFA challenge).
+    OneTimeToken,
+    32
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_depend_on_key_purpose_and_value() {
+        let a = SecretKey::new([1u8; 32]).unwrap();
+        let b = SecretKey::new([2u8; 32]).unwrap();
+        assert_ne!(a.digest("s", "x"), b.digest("s", "x"));
+        assert_ne!(a.digest("s", "x"), a.digest("c", "x"));
+        assert_ne!(a.digest("s", "x"), a.digest("s", "y"));
+        assert_eq!(a.digest("s", "x"), a.digest("s", "x"));
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert!(matches!(SecretKey::new("short"), Err(SecretKeyError::TooShort(5))));
+    }
+
+    #[test]
+    fn generated_ids_are_256_bits_and_redacted() {
+        let id = SessionId::generate();
+        assert_eq!(id.expose().len(), 43);
+        assert_ne!(id, SessionId::generate());
+        assert_eq!(format!("{:?}", SecretKey::new([0u8; 32]).unwrap()), "SecretKey(***)");
+        assert!(!format!("{id:?}").contains(id.expose()));
+    }
+
+    #[test]
+    fn ct_eq_compares_contents() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
+}

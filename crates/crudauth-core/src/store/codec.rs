@@ -1,0 +1,37 @@
+//! Typed records over the byte-level store: corrupt data is absence.
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::Store;
+use crate::error::StoreResult;
+
+/// Encodes a record for the store.
+pub fn encode<T: Serialize>(value: &T) -> Bytes {
+    // Serialising plain data structs to JSON cannot fail; an empty value would read as corrupt.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// Decodes a record read from `key`. A value that does not decode is deleted and reported as
+/// absent — never a panic, never an error for the caller.
+pub async fn decode_or_discard<T: DeserializeOwned>(
+    store: &dyn Store,
+    key: &str,
+    value: Option<Bytes>,
+) -> StoreResult<Option<T>> {
+    let Some(bytes) = value else { return Ok(None) };
+    match serde_json::from_slice(&bytes) {
+        Ok(record) => Ok(Some(record)),
+        Err(error) => {
+            tracing::warn!(key = %key_kind(key), %error, "discarding a stored record that does not decode");
+            store.delete(key).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The kind prefix of a key (`s`, `t:verify`, …), for logs that must not show secrets.
+fn key_kind(key: &str) -> &str {
+    key.rsplit_once(':').map_or("", |(kind, _)| kind)
+}

@@ -1,0 +1,315 @@
+//! The in-memory store: one process only, sharded, expiring on read, swept in the background.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{BackendKind, IndexEntry, Store};
+use crate::clock::{self, Clock};
+use crate::error::{StoreError, StoreResult};
+use crate::lifespan::Tasks;
+use crate::shard::Shards;
+
+/// The in-memory [`Store`]: for development, tests and single-process apps.
+///
+/// State is per process: under several workers nothing is shared, so `initialize()` warns.
+/// Entries expire on read; a sweeper task (owned by the lifespan) removes the ones nobody reads.
+/// ```
+/// use std::time::Duration;
+/// use crudauth_core::store::MemoryStore;
+///
+/// let store = MemoryStore::new().capacity(100_000).sweep_every(Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shards: Shards<Entry>,
+    clock: Arc<dyn Clock>,
+    capacity: Option<usize>,
+    sweep_every: Duration,
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    expires_at: u64,
+}
+
+#[derive(Debug)]
+enum Value {
+    Bytes(Bytes),
+    Counter(i64),
+    Index(HashMap<String, f64>),
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// A store with 64 shards, no capacity bound, swept every 60 s.
+    pub fn new() -> Self {
+        Self::build(clock::system(), None, Duration::from_secs(60))
+    }
+
+    /// Uses `clock` for every expiry (tests inject a manual clock).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self::build(clock, self.inner.capacity, self.inner.sweep_every)
+    }
+
+    /// Refuses new keys beyond about `entries` live entries (spread over the shards).
+    pub fn capacity(self, entries: usize) -> Self {
+        Self::build(self.inner.clock.clone(), Some(entries), self.inner.sweep_every)
+    }
+
+    /// How often the sweeper removes expired entries.
+    pub fn sweep_every(self, period: Duration) -> Self {
+        Self::build(self.inner.clock.clone(), self.inner.capacity, period)
+    }
+
+    fn build(clock: Arc<dyn Clock>, capacity: Option<usize>, sweep_every: Duration) -> Self {
+        Self { inner: Arc::new(Inner { shards: Shards::new(64), clock, capacity, sweep_every }) }
+    }
+
+    /// Removes every expired entry now; returns how many.
+    pub fn sweep(&self) -> usize {
+        let now = self.inner.clock.now_millis();
+        self.inner.shards.retain(|entry| entry.expires_at > now)
+    }
+
+    /// Runs `f` on the slot of `key`, its shard locked; an expired entry is removed first.
+    fn slot<R>(&self, key: &str, f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
+        let now = self.inner.clock.now_millis();
+        let mut map = self.inner.shards.lock(key);
+        if map.get(key).is_some_and(|e| e.expires_at <= now) {
+            map.remove(key);
+        }
+        let per_shard = self.inner.capacity.map(|c| (c, c.div_ceil(self.inner.shards.count())));
+        f(&mut Slot { map: &mut map, key, now, per_shard })
+    }
+}
+
+/// One key's place in a locked shard.
+struct Slot<'a> {
+    map: &'a mut HashMap<String, Entry>,
+    key: &'a str,
+    now: u64,
+    per_shard: Option<(usize, usize)>,
+}
+
+impl Slot<'_> {
+    fn live(&mut self) -> Option<&mut Entry> {
+        self.map.get_mut(self.key)
+    }
+
+    fn remove(&mut self) -> Option<Entry> {
+        self.map.remove(self.key)
+    }
+
+    /// Writes an entry, refusing a new key when the shard is at capacity.
+    fn put(&mut self, value: Value, ttl: Duration) -> StoreResult<&mut Entry> {
+        if let Some((capacity, per_shard)) = self.per_shard {
+            if !self.map.contains_key(self.key) && self.map.len() >= per_shard {
+                let now = self.now;
+                self.map.retain(|_, e| e.expires_at > now);
+                if self.map.len() >= per_shard {
+                    return Err(StoreError::CapacityExceeded { capacity });
+                }
+            }
+        }
+        let entry = Entry { value, expires_at: deadline(self.now, ttl) };
+        Ok(match self.map.entry(self.key.to_owned()) {
+            MapEntry::Occupied(mut e) => {
+                e.insert(entry);
+                e.into_mut()
+            }
+            MapEntry::Vacant(e) => e.insert(entry),
+        })
+    }
+
+    /// The live entry, or a new one holding `empty`.
+    fn get_or_put(&mut self, empty: impl FnOnce() -> Value, ttl: Duration) -> StoreResult<&mut Entry> {
+        if self.map.contains_key(self.key) {
+            return self.map.get_mut(self.key).ok_or_else(|| wrong_kind(self.key, "read"));
+        }
+        self.put(empty(), ttl)
+    }
+}
+
+fn deadline(now: u64, ttl: Duration) -> u64 {
+    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)).max(now + 1)
+}
+
+fn wrong_kind(key: &str, operation: &'static str) -> StoreError {
+    StoreError::WrongKind { key: key.to_owned(), operation }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Memory
+    }
+
+    async fn initialize(&self, tasks: &mut Tasks) -> StoreResult<()> {
+        let store = self.clone();
+        tasks.every("memory store sweeper", self.inner.sweep_every, move || {
+            let removed = store.sweep();
+            tracing::trace!(removed, "memory store swept");
+            std::future::ready(())
+        });
+        Ok(())
+    }
+
+    async fn shutdown(&self) {}
+
+    async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
+        self.slot(key, |slot| match slot.live() {
+            Some(Entry { value: Value::Bytes(b), .. }) => Ok(Some(b.clone())),
+            Some(_) => Err(wrong_kind(key, "get")),
+            None => Ok(None),
+        })
+    }
+
+    async fn get_and_touch(&self, key: &str, ttl: Duration) -> StoreResult<Option<Bytes>> {
+        self.slot(key, |slot| {
+            let expires_at = deadline(slot.now, ttl);
+            match slot.live() {
+                Some(Entry { value: Value::Bytes(b), expires_at: e }) => {
+                    *e = expires_at;
+                    Ok(Some(b.clone()))
+                }
+                Some(_) => Err(wrong_kind(key, "get_and_touch")),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()> {
+        self.slot(key, |slot| slot.put(Value::Bytes(value), ttl).map(|_| ()))
+    }
+
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<bool> {
+        self.slot(key, |slot| match slot.live() {
+            Some(_) => Ok(false),
+            None => slot.put(Value::Bytes(value), ttl).map(|_| true),
+        })
+    }
+
+    async fn set_if_present(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> StoreResult<bool> {
+        self.slot(key, |slot| {
+            let expires_at = ttl.map(|ttl| deadline(slot.now, ttl));
+            match slot.live() {
+                Some(entry) => {
+                    entry.value = Value::Bytes(value);
+                    if let Some(expires_at) = expires_at {
+                        entry.expires_at = expires_at;
+                    }
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<bool> {
+        Ok(self.slot(key, |slot| slot.remove().is_some()))
+    }
+
+    async fn take(&self, key: &str) -> StoreResult<Option<Bytes>> {
+        self.slot(key, |slot| match slot.live() {
+            Some(Entry { value: Value::Bytes(_), .. }) => match slot.remove() {
+                Some(Entry { value: Value::Bytes(b), .. }) => Ok(Some(b)),
+                _ => Ok(None),
+            },
+            Some(_) => Err(wrong_kind(key, "take")),
+            None => Ok(None),
+        })
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
+        Ok(self.slot(key, |slot| {
+            let expires_at = deadline(slot.now, ttl);
+            slot.live().map(|e| e.expires_at = expires_at).is_some()
+        }))
+    }
+
+    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
+        Ok(self.slot(key, |slot| {
+            let now = slot.now;
+            slot.live().map(|e| Duration::from_millis(e.expires_at - now))
+        }))
+    }
+
+    async fn incr(&self, key: &str, by: i64, window: Duration) -> StoreResult<i64> {
+        self.slot(key, |slot| match &mut slot.get_or_put(|| Value::Counter(0), window)?.value {
+            Value::Counter(n) => {
+                *n = n.saturating_add(by);
+                Ok(*n)
+            }
+            _ => Err(wrong_kind(key, "incr")),
+        })
+    }
+
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        score: f64,
+        keep: Option<usize>,
+        ttl: Duration,
+    ) -> StoreResult<Vec<String>> {
+        self.slot(index, |slot| {
+            let at_least = deadline(slot.now, ttl);
+            let entry = slot.get_or_put(|| Value::Index(HashMap::new()), ttl)?;
+            entry.expires_at = entry.expires_at.max(at_least);
+            let Value::Index(members) = &mut entry.value else {
+                return Err(wrong_kind(index, "index_add"));
+            };
+            members.insert(member.to_owned(), score);
+            let excess = keep.map_or(0, |keep| members.len().saturating_sub(keep));
+            if excess == 0 {
+                return Ok(Vec::new());
+            }
+            let mut by_score: Vec<(&String, &f64)> = members.iter().collect();
+            by_score.sort_by(|a, b| a.1.total_cmp(b.1).then_with(|| a.0.cmp(b.0)));
+            let evicted: Vec<String> = by_score.into_iter().take(excess).map(|(m, _)| m.clone()).collect();
+            for m in &evicted {
+                members.remove(m);
+            }
+            Ok(evicted)
+        })
+    }
+
+    async fn index_members(&self, index: &str) -> StoreResult<Vec<IndexEntry>> {
+        self.slot(index, |slot| match slot.live() {
+            Some(Entry { value: Value::Index(members), .. }) => {
+                let mut list: Vec<IndexEntry> =
+                    members.iter().map(|(m, s)| IndexEntry { member: m.clone(), score: *s }).collect();
+                list.sort_by(|a, b| a.score.total_cmp(&b.score).then_with(|| a.member.cmp(&b.member)));
+                Ok(list)
+            }
+            Some(_) => Err(wrong_kind(index, "index_members")),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    async fn index_remove(&self, index: &str, members: &[String]) -> StoreResult<usize> {
+        self.slot(index, |slot| match slot.live() {
+            Some(Entry { value: Value::Index(set), .. }) => {
+                Ok(members.iter().filter(|m| set.remove(m.as_str()).is_some()).count())
+            }
+            Some(_) => Err(wrong_kind(index, "index_remove")),
+            None => Ok(0),
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! An in-memory user table, for tests and examples.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+
+use super::{canonical_email, LoginField, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate};
+
+/// A [`UserStore`] in process memory with integer ids from 1.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryUsers {
+    inner: Arc<RwLock<Table>>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    next_id: i64,
+    rows: BTreeMap<i64, User>,
+    by_email: HashMap<String, i64>,
+    by_username: HashMap<String, i64>,
+}
+
+impl MemoryUsers {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn int_id(id: &UserId) -> Option<i64> {
+    match id {
+        UserId::Int(n) => Some(*n),
+        UserId::Text(s) => s.parse().ok(),
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryUsers {
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError> {
+        Ok(int_id(id).and_then(|n| self.read().rows.get(&n).cloned()))
+    }
+
+    async fn find_by_field(&self, field: LoginField, value: &str) -> Result<Option<User>, UserStoreError> {
+        let table = self.read();
+        let id = match field {
+            LoginField::Email => table.by_email.get(&canonical_email(value)),
+            LoginField::Username => table.by_username.get(value),
+        };
+        Ok(id.and_then(|n| table.rows.get(n)).cloned())
+    }
+
+    async fn create(&self, new: NewUser) -> Result<User, UserStoreError> {
+        let mut table = self.write();
+        let email = new.email.as_deref().map(canonical_email);
+        if email.as_ref().is_some_and(|e| table.by_email.contains_key(e)) {
+            return Err(UserStoreError::Duplicate { field: LoginField::Email });
+        }
+        if new.username.as_ref().is_some_and(|u| table.by_username.contains_key(u)) {
+            return Err(UserStoreError::Duplicate { field: LoginField::Username });
+        }
+        table.next_id += 1;
+        let id = table.next_id;
+        let user = User {
+            id: UserId::Int(id),
+            email: email.clone(),
+            username: new.username.clone(),
+            hashed_password: Some(new.hashed_password),
+            is_active: true,
+            is_superuser: new.is_superuser,
+            email_verified: new.email_verified,
+            token_version: 0,
+            oauth_provider: None,
+            provider_ids: BTreeMap::new(),
+        };
+        if let Some(e) = email {
+            table.by_email.insert(e, id);
+        }
+        if let Some(u) = new.username {
+            table.by_username.insert(u, id);
+        }
+        table.rows.insert(id, user.clone());
+        Ok(user)
+    }
+
+    async fn update(&self, id: &UserId, changes: UserUpdate) -> Result<Option<User>, UserStoreError> {
+        let Some(n) = int_id(id) else { return Ok(None) };
+        let mut table = self.write();
+        let new_email = changes.email.as_deref().map(canonical_email);
+        if let Some(e) = &new_email {
+            if table.by_email.get(e).is_some_and(|owner| *owner != n) {
+                return Err(UserStoreError::Duplicate { field: LoginField::Email });
+            }
+        }
+        let Some(user) = table.rows.get_mut(&n) else { return Ok(None) };
+        let old_email = user.email.clone();
+        if let Some(h) = changes.hashed_password {
+            user.hashed_password = Some(h);
+        }
+        if let Some(e) = &new_email {
+            user.email = Some(e.clone());
+        }
+        if let Some(v) = changes.email_verified {
+            user.email_verified = v;
+        }
+        if let Some(a) = changes.is_active {
+            user.is_active = a;
+        }
+        if changes.bump_token_version {
+            user.token_version += 1;
+        }
+        let updated = user.clone();
+        if let Some(e) = new_email {
+            if let Some(old) = old_email {
+                table.by_email.remove(&old);
+            }
+            table.by_email.insert(e, n);
+        }
+        Ok(Some(updated))
+    }
+}

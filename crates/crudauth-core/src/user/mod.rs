@@ -1,0 +1,234 @@
+//! The **UserStore** port: the application's own user table, seen through crudauth's logical
+//! fields.
+//!
+//! ```
+//! use crudauth_core::user::{find_by_login, LoginField, MemoryUsers, NewUser, UserStore};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let users = MemoryUsers::new();
+//! users.create(NewUser::new("Ada@Example.com", "ada", "$argon2id$...")).await?;
+//! // Email is matched trimmed and case-insensitively, then username exactly.
+//! let found = find_by_login(&users, &[LoginField::Email, LoginField::Username], " ada@example.COM ").await?;
+//! assert_eq!(found.unwrap().username.as_deref(), Some("ada"));
+//! # Ok::<(), crudauth_core::user::UserStoreError>(()) }).unwrap();
+//! ```
+
+mod memory;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryUsers;
+
+/// A user's primary key, in its native form: an integer or a string (UUIDs are strings).
+///
+/// It serialises as a JSON number or string, as crudauth answers it, and compares by value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UserId {
+    /// An integer key.
+    Int(i64),
+    /// A text key (UUID, ULID, …).
+    Text(String),
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserId::Int(n) => write!(f, "{n}"),
+            UserId::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<i64> for UserId {
+    fn from(n: i64) -> Self {
+        UserId::Int(n)
+    }
+}
+
+impl From<String> for UserId {
+    fn from(s: String) -> Self {
+        UserId::Text(s)
+    }
+}
+
+/// A stored password hash (argon2id PHC string, or a crudauth bcrypt hash). Redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(pub String);
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
+}
+
+impl PasswordHash {
+    /// Whether this hash can never verify: empty, or crudauth's `!`-prefixed sentinel for
+    /// accounts made without a password (OAuth).
+    pub fn is_unusable(&self) -> bool {
+        self.0.is_empty() || self.0.starts_with('!')
+    }
+}
+
+/// A user row, through crudauth's logical fields (`AuthUserMixin`'s columns).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Primary key.
+    pub id: UserId,
+    /// Email address, stored canonical (trimmed, lower-case).
+    pub email: Option<String>,
+    /// User name, case-sensitive.
+    pub username: Option<String>,
+    /// Password hash; `None` or unusable for accounts without a password.
+    pub hashed_password: Option<PasswordHash>,
+    /// A disabled account cannot sign in.
+    pub is_active: bool,
+    /// Superusers pass the superuser gate.
+    pub is_superuser: bool,
+    /// Whether the email address was verified.
+    pub email_verified: bool,
+    /// The user's credential epoch: bumped by a password change or reset, which ends sessions
+    /// and bearer tokens minted before it.
+    pub token_version: i64,
+    /// The OAuth provider that created or last linked the account.
+    pub oauth_provider: Option<String>,
+    /// Provider subject ids by provider name (`google` → `google_id` column, …).
+    pub provider_ids: BTreeMap<String, String>,
+}
+
+impl User {
+    /// Whether the account has a password that can verify.
+    pub fn has_usable_password(&self) -> bool {
+        self.hashed_password.as_ref().is_some_and(|h| !h.is_unusable())
+    }
+}
+
+/// What creating a user takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewUser {
+    /// Email (canonicalised by the store).
+    pub email: Option<String>,
+    /// User name.
+    pub username: Option<String>,
+    /// Password hash.
+    pub hashed_password: PasswordHash,
+    /// Superuser flag (only ever set by the application, never from a request body).
+    pub is_superuser: bool,
+    /// Verified flag (only ever set by crudauth itself).
+    pub email_verified: bool,
+}
+
+impl NewUser {
+    /// An ordinary user with an email, a user name and a password hash.
+    pub fn new(email: impl Into<String>, username: impl Into<String>, hashed_password: impl Into<String>) -> Self {
+        Self {
+            email: Some(email.into()),
+            username: Some(username.into()),
+            hashed_password: PasswordHash(hashed_password.into()),
+            is_superuser: false,
+            email_verified: false,
+        }
+    }
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserUpdate {
+    /// A new password hash.
+    pub hashed_password: Option<PasswordHash>,
+    /// A new email (canonicalised by the store).
+    pub email: Option<String>,
+    /// A new verified flag.
+    pub email_verified: Option<bool>,
+    /// A new active flag.
+    pub is_active: Option<bool>,
+    /// Adds one to `token_version` atomically (in the same statement as the other changes).
+    pub bump_token_version: bool,
+}
+
+/// The logical fields a login identifier can be matched against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LoginField {
+    /// `email`: matched trimmed and case-insensitively.
+    Email,
+    /// `username`: matched exactly.
+    Username,
+}
+
+impl LoginField {
+    /// The logical field name (`email`, `username`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginField::Email => "email",
+            LoginField::Username => "username",
+        }
+    }
+}
+
+/// What a user store can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum UserStoreError {
+    /// A unique login field is already taken.
+    #[error("{} already taken", .field.name())]
+    Duplicate {
+        /// The field that collided.
+        field: LoginField,
+    },
+    /// Some other uniqueness constraint refused the row.
+    #[error("account already exists")]
+    Conflict,
+    /// The database failed or could not be reached.
+    #[error("user store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The application's user table.
+#[async_trait]
+pub trait UserStore: Send + Sync + fmt::Debug + 'static {
+    /// The user with this primary key. An id of the wrong shape (text for an integer key) is
+    /// simply not found.
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError>;
+
+    /// The user whose `field` equals `value` (`value` already canonical for email).
+    async fn find_by_field(&self, field: LoginField, value: &str) -> Result<Option<User>, UserStoreError>;
+
+    /// Creates a user; a taken email or username is [`UserStoreError::Duplicate`] naming it.
+    async fn create(&self, user: NewUser) -> Result<User, UserStoreError>;
+
+    /// Applies `changes` and returns the updated user, `None` when no such user exists. A taken
+    /// email is [`UserStoreError::Duplicate`].
+    async fn update(&self, id: &UserId, changes: UserUpdate) -> Result<Option<User>, UserStoreError>;
+}
+
+/// An email address as stored and compared: trimmed, lower-case.
+pub fn canonical_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Finds the user a login identifier names, trying `order` and returning the first match.
+pub async fn find_by_login(
+    users: &dyn UserStore,
+    order: &[LoginField],
+    identifier: &str,
+) -> Result<Option<User>, UserStoreError> {
+    for field in order {
+        let value = match field {
+            LoginField::Email => canonical_email(identifier),
+            LoginField::Username => identifier.to_owned(),
+        };
+        if value.is_empty() {
+            continue;
+        }
+        if let Some(user) = users.find_by_field(*field, &value).await? {
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
+}
