@@ -23,7 +23,8 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// The current instant as a UTC date-time.
     fn now_utc(&self) -> time::OffsetDateTime {
         let nanos = i128::from(self.now_millis()) * 1_000_000;
-        time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     }
 }
 
@@ -49,7 +50,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `millis` since the epoch.
     pub fn new(millis: u64) -> Self {
-        Self { millis: AtomicU64::new(millis) }
+        Self {
+            millis: AtomicU64::new(millis),
+        }
     }
 
     /// A shared clock standing at the current system time.
@@ -59,7 +62,8 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        self.millis.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        self.millis
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
     }
 }
 

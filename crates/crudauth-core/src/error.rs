@@ -9,7 +9,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend could not be reached at all.
-    #[error("cannot reach Redis at {url}: {reason} (is redis-server running? is REDIS_URL right?)")]
+    #[error(
+        "cannot reach Redis at {url}: {reason} (is redis-server running? is REDIS_URL right?)"
+    )]
     Unreachable {
         /// The backend's address, password removed.
         url: String,

@@ -33,7 +33,10 @@ impl Default for Tasks {
 impl Tasks {
     /// An empty set.
     pub fn new() -> Self {
-        Self { stop: watch::channel(false).0, handles: Vec::new() }
+        Self {
+            stop: watch::channel(false).0,
+            handles: Vec::new(),
+        }
     }
 
     /// Runs `work` every `period` until the set stops. Must be called inside a Tokio runtime.

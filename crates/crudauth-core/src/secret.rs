@@ -49,7 +49,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretKeyError {
     /// The key is shorter than 32 bytes.
-    #[error("SECRET_KEY must be at least 32 bytes (got {0}); generate one with `openssl rand -hex 32`")]
+    #[error(
+        "SECRET_KEY must be at least 32 bytes (got {0}); generate one with `openssl rand -hex 32`"
+    )]
     TooShort(usize),
 }
 
@@ -68,7 +70,8 @@ impl SecretKey {
             return Err(SecretKeyError::TooShort(raw.len()));
         }
         // An HMAC key of any length is valid, so this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&raw).map_err(|_| SecretKeyError::TooShort(0))?;
+        let mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&raw).map_err(|_| SecretKeyError::TooShort(0))?;
         Ok(Self { raw, mac })
     }
 
@@ -165,7 +168,10 @@ mod tests {
 
     #[test]
     fn short_keys_are_refused() {
-        assert!(matches!(SecretKey::new("short"), Err(SecretKeyError::TooShort(5))));
+        assert!(matches!(
+            SecretKey::new("short"),
+            Err(SecretKeyError::TooShort(5))
+        ));
     }
 
     #[test]
@@ -173,7 +179,10 @@ mod tests {
         let id = SessionId::generate();
         assert_eq!(id.expose().len(), 43);
         assert_ne!(id, SessionId::generate());
-        assert_eq!(format!("{:?}", SecretKey::new([0u8; 32]).unwrap()), "SecretKey(***)");
+        assert_eq!(
+            format!("{:?}", SecretKey::new([0u8; 32]).unwrap()),
+            "SecretKey(***)"
+        );
         assert!(!format!("{id:?}").contains(id.expose()));
     }
 

@@ -13,7 +13,9 @@ impl<V> Shards<V> {
     /// `count` shards, rounded up to a power of two.
     pub(crate) fn new(count: usize) -> Self {
         let count = count.max(1).next_power_of_two();
-        Self { shards: (0..count).map(|_| Mutex::new(HashMap::new())).collect() }
+        Self {
+            shards: (0..count).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
     }
 
     /// The shard that holds `key`, locked.
@@ -51,5 +53,7 @@ impl<V> Shards<V> {
 /// Locks a mutex; a poisoned lock (a panic elsewhere while held) is recovered, since every
 /// update leaves the map consistent.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -39,7 +39,12 @@ impl MemoryRateLimiter {
 
     /// A limiter on `clock` (tests inject a manual clock).
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Self { inner: Arc::new(Inner { tats: Shards::new(64), clock }) }
+        Self {
+            inner: Arc::new(Inner {
+                tats: Shards::new(64),
+                clock,
+            }),
+        }
     }
 
     /// Removes every key whose budget is whole again; returns how many.
@@ -57,10 +62,14 @@ impl RateLimiter for MemoryRateLimiter {
 
     async fn initialize(&self, tasks: &mut Tasks) -> StoreResult<()> {
         let limiter = self.clone();
-        tasks.every("memory rate-limiter sweeper", Duration::from_secs(60), move || {
-            limiter.sweep();
-            std::future::ready(())
-        });
+        tasks.every(
+            "memory rate-limiter sweeper",
+            Duration::from_secs(60),
+            move || {
+                limiter.sweep();
+                std::future::ready(())
+            },
+        );
         Ok(())
     }
 

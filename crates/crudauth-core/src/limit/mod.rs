@@ -28,7 +28,8 @@
 mod memory;
 // REDIS_MOD
 
-// CONFORMANCE_MOD
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -127,13 +128,23 @@ pub fn gcra(tat: u64, now: u64, budget: Budget) -> (Decision, Option<u64>) {
         return (decision, None);
     }
     let remaining = ((period - (new_tat - now)) / interval) as u32;
-    let decision = Decision { allowed: true, limit: budget.limit, remaining, retry_after: Duration::ZERO };
+    let decision = Decision {
+        allowed: true,
+        limit: budget.limit,
+        remaining,
+        retry_after: Duration::ZERO,
+    };
     (decision, Some(new_tat))
 }
 
 /// The decision for a disabled budget.
 fn unlimited(budget: Budget) -> Decision {
-    Decision { allowed: true, limit: budget.limit, remaining: 0, retry_after: Duration::ZERO }
+    Decision {
+        allowed: true,
+        limit: budget.limit,
+        remaining: 0,
+        retry_after: Duration::ZERO,
+    }
 }
 
 pub(crate) fn duration_ms(d: Duration) -> u64 {
@@ -178,7 +189,12 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up() {
-        let d = Decision { allowed: false, limit: 1, remaining: 0, retry_after: Duration::from_millis(1001) };
+        let d = Decision {
+            allowed: false,
+            limit: 1,
+            remaining: 0,
+            retry_after: Duration::from_millis(1001),
+        };
         assert_eq!(d.retry_after_secs(), 2);
     }
 }

@@ -1,7 +1,7 @@
 //! The in-memory store: one process only, sharded, expiring on read, swept in the background.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,7 +69,11 @@ impl MemoryStore {
 
     /// Refuses new keys beyond about `entries` live entries (spread over the shards).
     pub fn capacity(self, entries: usize) -> Self {
-        Self::build(self.inner.clock.clone(), Some(entries), self.inner.sweep_every)
+        Self::build(
+            self.inner.clock.clone(),
+            Some(entries),
+            self.inner.sweep_every,
+        )
     }
 
     /// How often the sweeper removes expired entries.
@@ -78,7 +82,14 @@ impl MemoryStore {
     }
 
     fn build(clock: Arc<dyn Clock>, capacity: Option<usize>, sweep_every: Duration) -> Self {
-        Self { inner: Arc::new(Inner { shards: Shards::new(64), clock, capacity, sweep_every }) }
+        Self {
+            inner: Arc::new(Inner {
+                shards: Shards::new(64),
+                clock,
+                capacity,
+                sweep_every,
+            }),
+        }
     }
 
     /// Removes every expired entry now; returns how many.
@@ -94,8 +105,16 @@ impl MemoryStore {
         if map.get(key).is_some_and(|e| e.expires_at <= now) {
             map.remove(key);
         }
-        let per_shard = self.inner.capacity.map(|c| (c, c.div_ceil(self.inner.shards.count())));
-        f(&mut Slot { map: &mut map, key, now, per_shard })
+        let per_shard = self
+            .inner
+            .capacity
+            .map(|c| (c, c.div_ceil(self.inner.shards.count())));
+        f(&mut Slot {
+            map: &mut map,
+            key,
+            now,
+            per_shard,
+        })
     }
 }
 
@@ -127,7 +146,10 @@ impl Slot<'_> {
                 }
             }
         }
-        let entry = Entry { value, expires_at: deadline(self.now, ttl) };
+        let entry = Entry {
+            value,
+            expires_at: deadline(self.now, ttl),
+        };
         Ok(match self.map.entry(self.key.to_owned()) {
             MapEntry::Occupied(mut e) => {
                 e.insert(entry);
@@ -138,20 +160,31 @@ impl Slot<'_> {
     }
 
     /// The live entry, or a new one holding `empty`.
-    fn get_or_put(&mut self, empty: impl FnOnce() -> Value, ttl: Duration) -> StoreResult<&mut Entry> {
+    fn get_or_put(
+        &mut self,
+        empty: impl FnOnce() -> Value,
+        ttl: Duration,
+    ) -> StoreResult<&mut Entry> {
         if self.map.contains_key(self.key) {
-            return self.map.get_mut(self.key).ok_or_else(|| wrong_kind(self.key, "read"));
+            return self
+                .map
+                .get_mut(self.key)
+                .ok_or_else(|| wrong_kind(self.key, "read"));
         }
         self.put(empty(), ttl)
     }
 }
 
 fn deadline(now: u64, ttl: Duration) -> u64 {
-    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)).max(now + 1)
+    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+        .max(now + 1)
 }
 
 fn wrong_kind(key: &str, operation: &'static str) -> StoreError {
-    StoreError::WrongKind { key: key.to_owned(), operation }
+    StoreError::WrongKind {
+        key: key.to_owned(),
+        operation,
+    }
 }
 
 #[async_trait]
@@ -174,7 +207,10 @@ impl Store for MemoryStore {
 
     async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
         self.slot(key, |slot| match slot.live() {
-            Some(Entry { value: Value::Bytes(b), .. }) => Ok(Some(b.clone())),
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => Ok(Some(b.clone())),
             Some(_) => Err(wrong_kind(key, "get")),
             None => Ok(None),
         })
@@ -184,7 +220,10 @@ impl Store for MemoryStore {
         self.slot(key, |slot| {
             let expires_at = deadline(slot.now, ttl);
             match slot.live() {
-                Some(Entry { value: Value::Bytes(b), expires_at: e }) => {
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    expires_at: e,
+                }) => {
                     *e = expires_at;
                     Ok(Some(b.clone()))
                 }
@@ -205,7 +244,12 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn set_if_present(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> StoreResult<bool> {
+    async fn set_if_present(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
         self.slot(key, |slot| {
             let expires_at = ttl.map(|ttl| deadline(slot.now, ttl));
             match slot.live() {
@@ -227,8 +271,14 @@ impl Store for MemoryStore {
 
     async fn take(&self, key: &str) -> StoreResult<Option<Bytes>> {
         self.slot(key, |slot| match slot.live() {
-            Some(Entry { value: Value::Bytes(_), .. }) => match slot.remove() {
-                Some(Entry { value: Value::Bytes(b), .. }) => Ok(Some(b)),
+            Some(Entry {
+                value: Value::Bytes(_),
+                ..
+            }) => match slot.remove() {
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    ..
+                }) => Ok(Some(b)),
                 _ => Ok(None),
             },
             Some(_) => Err(wrong_kind(key, "take")),
@@ -246,17 +296,20 @@ impl Store for MemoryStore {
     async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
         Ok(self.slot(key, |slot| {
             let now = slot.now;
-            slot.live().map(|e| Duration::from_millis(e.expires_at - now))
+            slot.live()
+                .map(|e| Duration::from_millis(e.expires_at - now))
         }))
     }
 
     async fn incr(&self, key: &str, by: i64, window: Duration) -> StoreResult<i64> {
-        self.slot(key, |slot| match &mut slot.get_or_put(|| Value::Counter(0), window)?.value {
-            Value::Counter(n) => {
-                *n = n.saturating_add(by);
-                Ok(*n)
+        self.slot(key, |slot| {
+            match &mut slot.get_or_put(|| Value::Counter(0), window)?.value {
+                Value::Counter(n) => {
+                    *n = n.saturating_add(by);
+                    Ok(*n)
+                }
+                _ => Err(wrong_kind(key, "incr")),
             }
-            _ => Err(wrong_kind(key, "incr")),
         })
     }
 
@@ -282,7 +335,11 @@ impl Store for MemoryStore {
             }
             let mut by_score: Vec<(&String, &f64)> = members.iter().collect();
             by_score.sort_by(|a, b| a.1.total_cmp(b.1).then_with(|| a.0.cmp(b.0)));
-            let evicted: Vec<String> = by_score.into_iter().take(excess).map(|(m, _)| m.clone()).collect();
+            let evicted: Vec<String> = by_score
+                .into_iter()
+                .take(excess)
+                .map(|(m, _)| m.clone())
+                .collect();
             for m in &evicted {
                 members.remove(m);
             }
@@ -292,10 +349,22 @@ impl Store for MemoryStore {
 
     async fn index_members(&self, index: &str) -> StoreResult<Vec<IndexEntry>> {
         self.slot(index, |slot| match slot.live() {
-            Some(Entry { value: Value::Index(members), .. }) => {
-                let mut list: Vec<IndexEntry> =
-                    members.iter().map(|(m, s)| IndexEntry { member: m.clone(), score: *s }).collect();
-                list.sort_by(|a, b| a.score.total_cmp(&b.score).then_with(|| a.member.cmp(&b.member)));
+            Some(Entry {
+                value: Value::Index(members),
+                ..
+            }) => {
+                let mut list: Vec<IndexEntry> = members
+                    .iter()
+                    .map(|(m, s)| IndexEntry {
+                        member: m.clone(),
+                        score: *s,
+                    })
+                    .collect();
+                list.sort_by(|a, b| {
+                    a.score
+                        .total_cmp(&b.score)
+                        .then_with(|| a.member.cmp(&b.member))
+                });
                 Ok(list)
             }
             Some(_) => Err(wrong_kind(index, "index_members")),
@@ -305,9 +374,13 @@ impl Store for MemoryStore {
 
     async fn index_remove(&self, index: &str, members: &[String]) -> StoreResult<usize> {
         self.slot(index, |slot| match slot.live() {
-            Some(Entry { value: Value::Index(set), .. }) => {
-                Ok(members.iter().filter(|m| set.remove(m.as_str()).is_some()).count())
-            }
+            Some(Entry {
+                value: Value::Index(set),
+                ..
+            }) => Ok(members
+                .iter()
+                .filter(|m| set.remove(m.as_str()).is_some())
+                .count()),
             Some(_) => Err(wrong_kind(index, "index_remove")),
             None => Ok(0),
         })

@@ -22,7 +22,8 @@ mod codec;
 mod memory;
 // REDIS_MOD
 
-// CONFORMANCE_MOD
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -86,7 +87,12 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Replaces a value only if the key is present: never brings back a deleted key. `ttl`
     /// `None` keeps the remaining time to live. `true` when it wrote.
-    async fn set_if_present(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> StoreResult<bool>;
+    async fn set_if_present(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool>;
 
     /// Deletes a key. `true` when something was deleted.
     async fn delete(&self, key: &str) -> StoreResult<bool>;

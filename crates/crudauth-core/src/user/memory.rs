@@ -5,7 +5,9 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use super::{canonical_email, LoginField, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate};
+use super::{
+    canonical_email, LoginField, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate,
+};
 
 /// A [`UserStore`] in process memory with integer ids from 1.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +51,11 @@ impl UserStore for MemoryUsers {
         Ok(int_id(id).and_then(|n| self.read().rows.get(&n).cloned()))
     }
 
-    async fn find_by_field(&self, field: LoginField, value: &str) -> Result<Option<User>, UserStoreError> {
+    async fn find_by_field(
+        &self,
+        field: LoginField,
+        value: &str,
+    ) -> Result<Option<User>, UserStoreError> {
         let table = self.read();
         let id = match field {
             LoginField::Email => table.by_email.get(&canonical_email(value)),
@@ -61,11 +67,22 @@ impl UserStore for MemoryUsers {
     async fn create(&self, new: NewUser) -> Result<User, UserStoreError> {
         let mut table = self.write();
         let email = new.email.as_deref().map(canonical_email);
-        if email.as_ref().is_some_and(|e| table.by_email.contains_key(e)) {
-            return Err(UserStoreError::Duplicate { field: LoginField::Email });
+        if email
+            .as_ref()
+            .is_some_and(|e| table.by_email.contains_key(e))
+        {
+            return Err(UserStoreError::Duplicate {
+                field: LoginField::Email,
+            });
         }
-        if new.username.as_ref().is_some_and(|u| table.by_username.contains_key(u)) {
-            return Err(UserStoreError::Duplicate { field: LoginField::Username });
+        if new
+            .username
+            .as_ref()
+            .is_some_and(|u| table.by_username.contains_key(u))
+        {
+            return Err(UserStoreError::Duplicate {
+                field: LoginField::Username,
+            });
         }
         table.next_id += 1;
         let id = table.next_id;
@@ -91,16 +108,24 @@ impl UserStore for MemoryUsers {
         Ok(user)
     }
 
-    async fn update(&self, id: &UserId, changes: UserUpdate) -> Result<Option<User>, UserStoreError> {
+    async fn update(
+        &self,
+        id: &UserId,
+        changes: UserUpdate,
+    ) -> Result<Option<User>, UserStoreError> {
         let Some(n) = int_id(id) else { return Ok(None) };
         let mut table = self.write();
         let new_email = changes.email.as_deref().map(canonical_email);
         if let Some(e) = &new_email {
             if table.by_email.get(e).is_some_and(|owner| *owner != n) {
-                return Err(UserStoreError::Duplicate { field: LoginField::Email });
+                return Err(UserStoreError::Duplicate {
+                    field: LoginField::Email,
+                });
             }
         }
-        let Some(user) = table.rows.get_mut(&n) else { return Ok(None) };
+        let Some(user) = table.rows.get_mut(&n) else {
+            return Ok(None);
+        };
         let old_email = user.email.clone();
         if let Some(h) = changes.hashed_password {
             user.hashed_password = Some(h);

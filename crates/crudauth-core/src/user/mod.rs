@@ -13,9 +13,9 @@
 //! # Ok::<(), crudauth_core::user::UserStoreError>(()) }).unwrap();
 //! ```
 
-mod memory;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod memory;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -106,7 +106,9 @@ pub struct User {
 impl User {
     /// Whether the account has a password that can verify.
     pub fn has_usable_password(&self) -> bool {
-        self.hashed_password.as_ref().is_some_and(|h| !h.is_unusable())
+        self.hashed_password
+            .as_ref()
+            .is_some_and(|h| !h.is_unusable())
     }
 }
 
@@ -127,7 +129,11 @@ pub struct NewUser {
 
 impl NewUser {
     /// An ordinary user with an email, a user name and a password hash.
-    pub fn new(email: impl Into<String>, username: impl Into<String>, hashed_password: impl Into<String>) -> Self {
+    pub fn new(
+        email: impl Into<String>,
+        username: impl Into<String>,
+        hashed_password: impl Into<String>,
+    ) -> Self {
         Self {
             email: Some(email.into()),
             username: Some(username.into()),
@@ -197,14 +203,22 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
     async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError>;
 
     /// The user whose `field` equals `value` (`value` already canonical for email).
-    async fn find_by_field(&self, field: LoginField, value: &str) -> Result<Option<User>, UserStoreError>;
+    async fn find_by_field(
+        &self,
+        field: LoginField,
+        value: &str,
+    ) -> Result<Option<User>, UserStoreError>;
 
     /// Creates a user; a taken email or username is [`UserStoreError::Duplicate`] naming it.
     async fn create(&self, user: NewUser) -> Result<User, UserStoreError>;
 
     /// Applies `changes` and returns the updated user, `None` when no such user exists. A taken
     /// email is [`UserStoreError::Duplicate`].
-    async fn update(&self, id: &UserId, changes: UserUpdate) -> Result<Option<User>, UserStoreError>;
+    async fn update(
+        &self,
+        id: &UserId,
+        changes: UserUpdate,
+    ) -> Result<Option<User>, UserStoreError>;
 }
 
 /// An email address as stored and compared: trimmed, lower-case.

@@ -1,0 +1,1 @@
+//! The UserStore conformance suite (filled in by the sqlx work).
