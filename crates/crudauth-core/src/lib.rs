@@ -26,6 +26,7 @@ pub mod clock;
 pub mod error;
 pub mod lifespan;
 pub mod limit;
+pub mod password;
 pub mod secret;
 mod shard;
 pub mod store;
