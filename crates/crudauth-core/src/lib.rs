@@ -28,6 +28,7 @@ pub mod email;
 pub mod error;
 pub mod lifespan;
 pub mod limit;
+pub mod password;
 pub mod principal;
 pub mod secret;
 pub mod session;
