@@ -147,6 +147,15 @@ pub struct CrudAuthBuilder {
     warn_on_memory_backend: bool,
     user_cache_ttl: Duration,
     fresh_sign_in: Duration,
+    #[cfg(feature = "redis")]
+    redis: Option<RedisSetting>,
+}
+
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+enum RedisSetting {
+    Url { url: String, prefix: Option<String> },
+    Config(crudauth_core::store::RedisConfig),
 }
 
 impl Default for CrudAuthBuilder {
@@ -166,6 +175,8 @@ impl Default for CrudAuthBuilder {
             warn_on_memory_backend: true,
             user_cache_ttl: Duration::from_secs(5),
             fresh_sign_in: Duration::from_secs(600),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -192,6 +203,37 @@ impl CrudAuthBuilder {
     /// Where lockout and throttle counters live (default: in memory).
     pub fn rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
         self.limiter = Some(Arc::new(limiter));
+        self
+    }
+
+    /// Moves every store and the rate limiter to Redis (or a Redis Cluster with a
+    /// `redis-cluster://` URL), over one shared, pipelined connection. A `.store(…)` or
+    /// `.rate_limiter(…)` given explicitly still wins for its part.
+    #[cfg(feature = "redis")]
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        let prefix = match self.redis.take() {
+            Some(RedisSetting::Url { prefix, .. }) => prefix,
+            _ => None,
+        };
+        self.redis = Some(RedisSetting::Url { url: url.into(), prefix });
+        self
+    }
+
+    /// The key prefix under which crudauth keeps its Redis keys (default `crudauth:`), so
+    /// several apps can share one Redis.
+    #[cfg(feature = "redis")]
+    pub fn redis_prefix(mut self, prefix: impl Into<String>) -> Self {
+        if let Some(RedisSetting::Url { prefix: p, .. }) = &mut self.redis {
+            *p = Some(prefix.into());
+        }
+        self
+    }
+
+    /// Like [`Self::redis_url`], with every connection setting (timeouts, reconnection, cluster
+    /// nodes) given.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, config: crudauth_core::store::RedisConfig) -> Self {
+        self.redis = Some(RedisSetting::Config(config));
         self
     }
 
@@ -268,8 +310,34 @@ impl CrudAuthBuilder {
                 tracing::warn!("crudauth: EmailConfig frontend_url is empty; email links will have no host");
             }
         }
-        let store: Arc<dyn Store> = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let limiter: Arc<dyn RateLimiter> = self.limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::new()));
+        #[cfg(feature = "redis")]
+        let (store_default, limiter_default) = match self.redis {
+            Some(setting) => {
+                let config = match setting {
+                    RedisSetting::Config(config) => config,
+                    RedisSetting::Url { url, prefix } => {
+                        let config = crudauth_core::store::RedisConfig::from_url(&url)
+                            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                        match prefix {
+                            Some(p) => config.namespace(p),
+                            None => config,
+                        }
+                    }
+                };
+                let connection =
+                    crudauth_core::store::RedisConnection::new(config).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                let store: Arc<dyn Store> = Arc::new(crudauth_core::store::RedisStore::new(connection.clone()));
+                let limiter: Arc<dyn RateLimiter> = Arc::new(crudauth_core::limit::RedisRateLimiter::new(connection));
+                (Some(store), Some(limiter))
+            }
+            None => (None, None),
+        };
+        #[cfg(not(feature = "redis"))]
+        let (store_default, limiter_default): (Option<Arc<dyn Store>>, Option<Arc<dyn RateLimiter>>) = (None, None);
+        let store: Arc<dyn Store> =
+            self.store.or(store_default).unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let limiter: Arc<dyn RateLimiter> =
+            self.limiter.or(limiter_default).unwrap_or_else(|| Arc::new(MemoryRateLimiter::new()));
         let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
         let sessions = self.session.as_ref().map(|s| Sessions::new(store.clone(), key.clone(), s.config.clone()));
         if self.session.is_some() {

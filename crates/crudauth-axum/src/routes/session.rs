@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crudauth_core::device::DeviceInfo;
 use crudauth_core::secret::SessionId;
 use crudauth_core::session::{NewSession, SessionRecord, Sessions};
-use crudauth_core::user::UserUpdate;
+use crudauth_core::user::{UserStore, UserUpdate};
 
 use super::{detail, reply, Client};
 use crate::body::{Fields, RawBody};
