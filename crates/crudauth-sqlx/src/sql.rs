@@ -110,35 +110,23 @@ impl Queries {
     pub(crate) fn build(dialect: Dialect, cols: &Columns) -> Self {
         let table = cols.table.quoted();
         let projection = projection(dialect, cols);
-        let id = quoted(cols, Field::Id);
 
-        let select_where = |field: Field| {
-            cols.quoted(field).map(|column| {
-                let mut params = Params::new(dialect);
-                let arg = match field {
-                    Field::Email => Arg::Email,
-                    Field::Username => Arg::Username,
-                    _ => Arg::Id,
-                };
-                let p = params.push(arg);
-                Statement {
-                    sql: format!("SELECT {projection} FROM {table} WHERE {column} = {p}"),
-                    args: params.args,
-                }
-            })
-        };
-        let by_id = Statement {
-            sql: format!(
-                "SELECT {projection} FROM {table} WHERE {id} = {}",
-                Params::new(dialect).push(Arg::Id)
-            ),
-            args: vec![Arg::Id],
+        let select_by = |column: String, arg: Arg| {
+            let p = Params::new(dialect).push(arg);
+            Statement {
+                sql: format!("SELECT {projection} FROM {table} WHERE {column} = {p}"),
+                args: vec![arg],
+            }
         };
 
         Self {
-            by_id,
-            by_email: select_where(Field::Email),
-            by_username: select_where(Field::Username),
+            by_id: select_by(quoted(cols, Field::Id), Arg::Id),
+            by_email: cols
+                .quoted(Field::Email)
+                .map(|column| select_by(column, Arg::Email)),
+            by_username: cols
+                .quoted(Field::Username)
+                .map(|column| select_by(column, Arg::Username)),
             insert: insert(dialect, cols, &table, &projection),
             update: update(dialect, cols, &table, &projection),
             create_table: create_table(dialect, cols),
