@@ -7,8 +7,10 @@
 //! `CRUDAUTH_TEST_POSTGRES_URL` says otherwise. Without it the PostgreSQL tests fail; they never
 //! skip.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -17,8 +19,9 @@ use crudauth_core::user::{
     find_by_login, LoginField, NewUser, PasswordHash, UserId, UserStore, UserStoreError, UserUpdate,
 };
 use crudauth_sqlx::{ColumnMap, SetupError, SqlxUsers};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::Connection;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -159,19 +162,27 @@ fn shown(url: &str) -> String {
 
 async fn postgres_pool() -> PgPool {
     let url = postgres_url();
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
         .connect(&url)
-        .await
-        .unwrap_or_else(|e| {
+        .await;
+    match pool {
+        Ok(pool) => pool,
+        Err(e) => {
+            // A pool only says it timed out; one connection says why.
+            let reason = match PgConnection::connect(&url).await {
+                Err(direct) => direct.to_string(),
+                Ok(_) => e.to_string(),
+            };
             panic!(
-                "cannot connect to PostgreSQL at {}: {e}\nThese tests need a PostgreSQL server: \
-                 start one, or set CRUDAUTH_TEST_POSTGRES_URL to one where the user may create \
-                 schemas.",
+                "cannot connect to PostgreSQL at {}: {reason}\nThese tests need a PostgreSQL \
+                 server: start one, or set CRUDAUTH_TEST_POSTGRES_URL to one where the user may \
+                 create schemas.",
                 shown(&url)
             )
-        })
+        }
+    }
 }
 
 struct PgSchema {
@@ -234,6 +245,21 @@ impl UserSubject for PgSchema {
             eprintln!("could not drop schema {}: {e}", self.schema);
         }
         self.pool.close().await;
+    }
+}
+
+/// Runs `case` on a task of its own, then drops the schema, then reports the case's failure:
+/// a failing test leaves no schema behind.
+async fn in_schema<F, Fut>(subject: PgSchema, case: F)
+where
+    F: FnOnce(Arc<PgSchema>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let subject = Arc::new(subject);
+    let outcome = tokio::spawn(case(Arc::clone(&subject))).await;
+    subject.cleanup().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
     }
 }
 
@@ -409,34 +435,30 @@ async fn sqlite_mapped_table_without_superuser() {
 #[tokio::test]
 async fn postgres_mapped_table_without_superuser() {
     let subject = PgSchema::new(|_| ColumnMap::new()).await;
-    let schema = subject.schema.clone();
-    sqlx::query(&format!(
-        "CREATE TABLE \"{schema}\".accounts (
-            id BIGSERIAL PRIMARY KEY,
-            email VARCHAR(320) NOT NULL UNIQUE,
-            username VARCHAR(64) NOT NULL UNIQUE,
-            pw_hash VARCHAR(255) NOT NULL,
-            is_active BOOLEAN NOT NULL DEFAULT true,
-            email_verified BOOLEAN NOT NULL DEFAULT false,
-            token_version INTEGER NOT NULL DEFAULT 0,
-            display_name TEXT
-        )"
-    ))
-    .execute(&subject.pool)
-    .await
-    .expect("creating accounts");
-    let users = SqlxUsers::postgres(subject.pool.clone())
-        .with_columns(accounts_map().table(format!("{schema}.accounts")))
-        .expect("a valid column map");
-    let raw = RawAccounts::Postgres(subject.pool.clone(), schema);
-    let outcome = tokio::spawn(async move {
+    in_schema(subject, |subject| async move {
+        let schema = &subject.schema;
+        sqlx::query(&format!(
+            "CREATE TABLE \"{schema}\".accounts (
+                id BIGSERIAL PRIMARY KEY,
+                email VARCHAR(320) NOT NULL UNIQUE,
+                username VARCHAR(64) NOT NULL UNIQUE,
+                pw_hash VARCHAR(255) NOT NULL,
+                is_active BOOLEAN NOT NULL DEFAULT true,
+                email_verified BOOLEAN NOT NULL DEFAULT false,
+                token_version INTEGER NOT NULL DEFAULT 0,
+                display_name TEXT
+            )"
+        ))
+        .execute(&subject.pool)
+        .await
+        .expect("creating accounts");
+        let users = SqlxUsers::postgres(subject.pool.clone())
+            .with_columns(accounts_map().table(format!("{schema}.accounts")))
+            .expect("a valid column map");
+        let raw = RawAccounts::Postgres(subject.pool.clone(), schema.clone());
         mapped_accounts_degrade_gracefully(&users, &raw).await;
     })
     .await;
-    subject.cleanup().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 /// A table with nothing but the four required columns: everyone is active, nobody a superuser
@@ -702,6 +724,132 @@ async fn sqlite_database_made_by_crudauth_is_used_as_it_is() {
     pool.close().await;
 }
 
+/// The DDL SQLAlchemy emits for crudauth's model on PostgreSQL: a `SERIAL` (32-bit) key, 32-bit
+/// `token_version`, and no database defaults at all.
+fn sqlalchemy_postgres_ddl(schema: &str) -> [String; 5] {
+    let index = |column: &str| {
+        format!("CREATE UNIQUE INDEX ix_users_{column} ON \"{schema}\".users ({column})")
+    };
+    [
+        format!(
+            "CREATE TABLE \"{schema}\".users (
+	id SERIAL NOT NULL, 
+	email VARCHAR(320) NOT NULL, 
+	username VARCHAR(64) NOT NULL, 
+	hashed_password VARCHAR(255) NOT NULL, 
+	is_active BOOLEAN NOT NULL, 
+	is_superuser BOOLEAN NOT NULL, 
+	email_verified BOOLEAN NOT NULL, 
+	token_version INTEGER NOT NULL, 
+	oauth_provider VARCHAR(32), 
+	google_id VARCHAR(64), 
+	github_id VARCHAR(64), 
+	oauth_created_at TIMESTAMP WITH TIME ZONE, 
+	oauth_updated_at TIMESTAMP WITH TIME ZONE, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE, 
+	PRIMARY KEY (id)
+)"
+        ),
+        index("email"),
+        index("github_id"),
+        index("google_id"),
+        index("username"),
+    ]
+}
+
+async fn postgres_table_made_by_crudauth(subject: &PgSchema) {
+    let schema = &subject.schema;
+    for statement in sqlalchemy_postgres_ddl(schema) {
+        sqlx::query(&statement)
+            .execute(&subject.pool)
+            .await
+            .expect("creating the table as SQLAlchemy does");
+    }
+    sqlx::query(&format!(
+        "INSERT INTO \"{schema}\".users (email, username, hashed_password, is_active,
+            is_superuser, email_verified, token_version, google_id, oauth_provider, created_at)
+         VALUES ('ada@example.com', 'ada', $1, true, false, true, 3, '1029384756', 'google',
+            '2026-01-15 09:30:12.345678+00')"
+    ))
+    .bind(CRUDAUTH_HASH)
+    .execute(&subject.pool)
+    .await
+    .expect("inserting crudauth's row");
+
+    let users = &subject.users;
+    users
+        .create_default_table()
+        .await
+        .expect("create_default_table on an existing table");
+    let ada = users
+        .find_by_id(&UserId::Text("1".to_owned()))
+        .await
+        .expect("finding ada by a token's string id")
+        .expect("ada exists");
+    assert_eq!(ada.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(
+        ada.hashed_password,
+        Some(PasswordHash(CRUDAUTH_HASH.to_owned()))
+    );
+    assert!(ada.is_active && !ada.is_superuser && ada.email_verified);
+    assert_eq!(ada.token_version, 3);
+    assert_eq!(ada.oauth_provider.as_deref(), Some("google"));
+    assert_eq!(
+        ada.provider_ids.get("google").map(String::as_str),
+        Some("1029384756")
+    );
+
+    let bump = UserUpdate {
+        bump_token_version: true,
+        ..UserUpdate::default()
+    };
+    let ada = users
+        .update(&ada.id, bump)
+        .await
+        .expect("bumping ada")
+        .expect("ada exists");
+    assert_eq!(ada.token_version, 4);
+
+    // No database defaults: every column crudauth owns must be written by the store.
+    let bob = users
+        .create(NewUser::new("Bob@Example.com", "bob", CRUDAUTH_HASH))
+        .await
+        .expect("creating bob in crudauth's table");
+    assert_eq!(bob.id, UserId::Int(2));
+    let (created, updated): (bool, bool) = sqlx::query_as(&format!(
+        "SELECT created_at IS NOT NULL, updated_at IS NOT NULL FROM \"{schema}\".users
+         WHERE id = 1"
+    ))
+    .fetch_one(&subject.pool)
+    .await
+    .expect("reading ada's timestamps");
+    assert!(created && updated, "updated_at is set by the update");
+
+    let err = users
+        .create(NewUser::new("bob@example.com", "bobby", CRUDAUTH_HASH))
+        .await
+        .expect_err("a taken email");
+    assert!(
+        matches!(
+            err,
+            UserStoreError::Duplicate {
+                field: LoginField::Email
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_database_made_by_crudauth_is_used_as_it_is() {
+    let subject = PgSchema::new(|schema| ColumnMap::new().table(format!("{schema}.users"))).await;
+    in_schema(subject, |subject| async move {
+        postgres_table_made_by_crudauth(&subject).await;
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Set-up and failure.
 
@@ -714,6 +862,14 @@ async fn unreachable_databases_are_clear_errors() {
     assert!(matches!(err, SetupError::Connect { .. }), "{err:?}");
     assert!(message.contains("127.0.0.1:1"), "{message}");
     assert!(
+        message.contains("refused"),
+        "the driver's reason: {message}"
+    );
+    assert!(
+        message.contains("is PostgreSQL running"),
+        "a hint: {message}"
+    );
+    assert!(
         !message.contains("hunter2"),
         "the password leaked: {message}"
     );
@@ -725,6 +881,12 @@ async fn unreachable_databases_are_clear_errors() {
         .await
         .expect_err("the directory does not exist");
     assert!(matches!(err, SetupError::Connect { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("unable to open database file"),
+        "{message}"
+    );
+    assert!(message.contains("?mode=rwc"), "a hint: {message}");
 
     let err = SqlxUsers::connect("mysql://root@127.0.0.1/app")
         .await

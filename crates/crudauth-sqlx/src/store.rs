@@ -11,10 +11,10 @@ use crudauth_core::user::{
     canonical_email, LoginField, NewUser, PasswordHash, User, UserId, UserStore, UserStoreError,
     UserUpdate,
 };
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::query::Query;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions};
+use sqlx::{ColumnIndex, Connection, Database, Decode, Encode, Row, Type};
 
 use crate::columns::{ColumnMap, Columns, Field};
 use crate::error::{redact_url, ErrorContext, SetupError};
@@ -119,56 +119,56 @@ impl SqlxUsers {
     ///
     /// `sqlite:path/to/users.db?mode=rwc` opens (and with `mode=rwc` creates) an SQLite file;
     /// `sqlite::memory:` is a private in-memory database; `postgres://…` or `postgresql://…`
-    /// connects to PostgreSQL. Waits at most five seconds for the first connection.
+    /// connects to PostgreSQL. One connection is opened (within five seconds) to prove the
+    /// database answers, so a wrong URL or a stopped server fails here, saying why.
     pub async fn connect(url: &str) -> Result<Self, SetupError> {
         let shown = redact_url(url);
         let invalid = |reason: String| SetupError::InvalidUrl {
             url: shown.clone(),
             reason,
         };
-        let unreachable = |e: sqlx::Error, hint: &str| SetupError::Connect {
-            url: shown.clone(),
-            reason: format!("{e}{hint}"),
-        };
         let lower = url.to_ascii_lowercase();
         if lower.starts_with("sqlite:") {
             let options =
                 SqliteConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
-            let in_memory = lower.contains(":memory:") || lower.contains("mode=memory");
-            // An in-memory database lives as long as its connections, and shared-cache tables
-            // lock rather than wait: one connection, kept for good.
-            let pool = if in_memory {
-                SqlitePoolOptions::new()
+            if lower.contains(":memory:") || lower.contains("mode=memory") {
+                // An in-memory database lives as long as its connections, and shared-cache
+                // tables lock rather than wait: one connection, kept for good.
+                let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None)
-            } else {
-                SqlitePoolOptions::new()
-            };
-            let pool = pool
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| SetupError::Connect {
+                        url: shown.clone(),
+                        reason: e.to_string(),
+                    })?;
+                return Ok(Self::sqlite(pool));
+            }
+            probe::<SqliteConnection>(
+                &options,
+                &shown,
+                " (does the directory exist? add ?mode=rwc to create the file)",
+            )
+            .await?;
+            let pool = SqlitePoolOptions::new()
                 .acquire_timeout(CONNECT_TIMEOUT)
-                .connect_with(options)
-                .await
-                .map_err(|e| {
-                    unreachable(
-                        e,
-                        " (does the directory exist? add ?mode=rwc to create the file)",
-                    )
-                })?;
+                .connect_lazy_with(options);
             Ok(Self::sqlite(pool))
         } else if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+            probe::<PgConnection>(
+                &options,
+                &shown,
+                " (is PostgreSQL running and accepting connections there? check the URL)",
+            )
+            .await?;
             let pool = PgPoolOptions::new()
                 .acquire_timeout(CONNECT_TIMEOUT)
-                .connect(url)
-                .await
-                .map_err(|e| match e {
-                    sqlx::Error::Configuration(e) => invalid(e.to_string()),
-                    e => unreachable(
-                        e,
-                        " (is PostgreSQL running and accepting connections? check the URL)",
-                    ),
-                })?;
+                .connect_lazy_with(options);
             Ok(Self::postgres(pool))
         } else {
             Err(invalid(
@@ -261,6 +261,31 @@ impl SqlxUsers {
                 .and_then(|row| row.map(|row| read_user(&row, columns)).transpose())
         });
         row.map_err(|e| self.db_error(e))
+    }
+}
+
+/// Opens one connection and closes it, so that an unreachable database fails now, with the
+/// driver's own reason (a pool would only say that it timed out).
+async fn probe<C: Connection>(
+    options: &<C as Connection>::Options,
+    shown: &str,
+    hint: &str,
+) -> Result<(), SetupError> {
+    let failed = |reason: String| SetupError::Connect {
+        url: shown.to_owned(),
+        reason: format!("{reason}{hint}"),
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, C::connect_with(options)).await {
+        Ok(Ok(connection)) => {
+            // The database answered; a failed goodbye changes nothing.
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!(
+            "no answer within {} seconds",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
     }
 }
 
