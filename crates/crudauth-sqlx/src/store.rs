@@ -46,7 +46,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 ///
-/// Cloning is cheap: the pool and the prepared SQL are shared.
+/// Cloning is cheap: clones share the pool and the SQL written at construction.
 #[derive(Clone)]
 pub struct SqlxUsers {
     pool: DbPool,
