@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod device;
 pub mod error;
 pub mod lifespan;
 pub mod limit;
