@@ -24,6 +24,7 @@
 
 pub mod clock;
 pub mod csrf;
+pub mod device;
 pub mod email;
 pub mod error;
 pub mod lifespan;
