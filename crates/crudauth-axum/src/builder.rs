@@ -358,7 +358,6 @@ impl CrudAuthBuilder {
         };
         Ok(CrudAuth {
             inner: Arc::new(Inner {
-                key,
                 users: CachedUsers::new(users, self.user_cache_ttl),
                 store,
                 limiter,
@@ -408,7 +407,6 @@ pub struct CrudAuth {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) key: SecretKey,
     pub(crate) users: CachedUsers,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) limiter: Arc<dyn RateLimiter>,

@@ -8,8 +8,6 @@ use cookie::{Cookie, SameSite};
 pub const SESSION_COOKIE: &str = "session_id";
 /// The CSRF cookie (readable by scripts).
 pub const CSRF_COOKIE: &str = "csrf_token";
-/// The refresh-token cookie.
-pub const REFRESH_COOKIE: &str = "refresh_token";
 
 /// The cookie policy: Secure, SameSite and Path for every cookie crudauth sets.
 ///
