@@ -1,5 +1,18 @@
-//! Shared support for crudauth-rs's end-to-end and conformance tests.
+//! The test harness of crudauth-rs: real backends for the end-to-end and conformance tests.
+//!
+//! ```no_run
+//! // A store conformance subject on the test Redis, in a namespace of its own:
+//! # async fn example() {
+//! let subject = crudauth_tests::redis::standalone_store().await;
+//! # }
+//! // A redis-server of the test's own, to kill and restart:
+//! let mut server = crudauth_tests::server::RedisServer::start(&[]);
+//! server.kill();
+//! server.restart();
+//! ```
 #![allow(missing_docs, clippy::unwrap_used)]
 
 pub mod app;
 pub mod http;
+pub mod redis;
+pub mod server;

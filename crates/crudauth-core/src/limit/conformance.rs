@@ -4,6 +4,9 @@
 //! crudauth_core::limiter_conformance!(async { my_limiter_subject().await });
 //! ```
 
+// A test suite: a failed step must panic, with the value that failed.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,7 +26,8 @@
 //! ```
 
 mod memory;
-// REDIS_MOD
+#[cfg(feature = "redis")]
+mod redis;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -37,6 +38,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use memory::MemoryRateLimiter;
+#[cfg(feature = "redis")]
+pub use redis::RedisRateLimiter;
 
 use crate::error::StoreResult;
 use crate::lifespan::Tasks;

@@ -9,6 +9,9 @@
 //!
 //! Concurrency cases spawn 64 tasks on the caller's multi-threaded runtime: real parallelism.
 
+// A test suite: a failed step must panic, with the value that failed.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,7 +20,8 @@
 
 mod codec;
 mod memory;
-// REDIS_MOD
+#[cfg(feature = "redis")]
+mod redis;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -33,6 +34,8 @@ use bytes::Bytes;
 
 pub use codec::{decode_or_discard, encode};
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfig, RedisConnection, RedisStore};
 
 use crate::error::StoreResult;
 use crate::lifespan::Tasks;
