@@ -40,7 +40,10 @@ fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
 }
 
 fn builder() -> crudauth_axum::CrudAuthBuilder {
-    CrudAuth::builder().secret_key([9u8; 32]).users(MemoryUsers::new()).session_transport(SessionTransport::default())
+    CrudAuth::builder()
+        .secret_key([9u8; 32])
+        .users(MemoryUsers::new())
+        .session_transport(SessionTransport::default())
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -50,7 +53,12 @@ async fn memory_backends_warn_once_and_name_the_per_process_state() {
     let guard = auth.initialize().await.unwrap();
     let text = logs.text();
     assert_eq!(text.matches("in-memory backend").count(), 1, "{text}");
-    for needle in ["sessions/CSRF", "one-time tokens", "lockout and throttle counters", "NOT shared between processes or hosts"] {
+    for needle in [
+        "sessions/CSRF",
+        "one-time tokens",
+        "lockout and throttle counters",
+        "NOT shared between processes or hosts",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in {text}");
     }
     guard.shutdown().await;
@@ -61,7 +69,11 @@ async fn the_warning_can_be_silenced() {
     let (logs, _guard) = capture();
     let auth = builder().warn_on_memory_backend(false).build().unwrap();
     let guard = auth.initialize().await.unwrap();
-    assert!(!logs.text().contains("in-memory backend"), "{}", logs.text());
+    assert!(
+        !logs.text().contains("in-memory backend"),
+        "{}",
+        logs.text()
+    );
     guard.shutdown().await;
 }
 
@@ -69,9 +81,17 @@ async fn the_warning_can_be_silenced() {
 async fn redis_backends_do_not_warn_and_a_memory_part_is_named() {
     let (logs, _guard) = capture();
     let url = crudauth_tests::app::redis_url();
-    let auth = builder().redis_url(&url).redis_prefix(crudauth_tests::app::unique_prefix("lifespan")).build().unwrap();
+    let auth = builder()
+        .redis_url(&url)
+        .redis_prefix(crudauth_tests::app::unique_prefix("lifespan"))
+        .build()
+        .unwrap();
     let guard = auth.initialize().await.unwrap();
-    assert!(!logs.text().contains("in-memory backend"), "{}", logs.text());
+    assert!(
+        !logs.text().contains("in-memory backend"),
+        "{}",
+        logs.text()
+    );
     guard.shutdown().await;
 
     let (logs, _guard2) = capture();
@@ -82,20 +102,39 @@ async fn redis_backends_do_not_warn_and_a_memory_part_is_named() {
         .unwrap();
     let guard = auth.initialize().await.unwrap();
     let text = logs.text();
-    assert!(text.contains("lockout and throttle counters") && !text.contains("sessions/CSRF"), "{text}");
+    assert!(
+        text.contains("lockout and throttle counters") && !text.contains("sessions/CSRF"),
+        "{text}"
+    );
     guard.shutdown().await;
 }
 
 #[tokio::test]
 async fn build_fails_closed() {
-    let no_key = CrudAuth::builder().users(MemoryUsers::new()).session_transport(SessionTransport::default()).build();
+    let no_key = CrudAuth::builder()
+        .users(MemoryUsers::new())
+        .session_transport(SessionTransport::default())
+        .build();
     assert!(no_key.unwrap_err().to_string().contains("secret key"));
-    let short = CrudAuth::builder().secret_key("short").users(MemoryUsers::new()).session_transport(SessionTransport::default()).build();
+    let short = CrudAuth::builder()
+        .secret_key("short")
+        .users(MemoryUsers::new())
+        .session_transport(SessionTransport::default())
+        .build();
     assert!(short.unwrap_err().to_string().contains("at least 32 bytes"));
-    let no_users = CrudAuth::builder().secret_key([1u8; 32]).session_transport(SessionTransport::default()).build();
+    let no_users = CrudAuth::builder()
+        .secret_key([1u8; 32])
+        .session_transport(SessionTransport::default())
+        .build();
     assert!(no_users.unwrap_err().to_string().contains("no user store"));
-    let no_transport = CrudAuth::builder().secret_key([1u8; 32]).users(MemoryUsers::new()).build();
-    assert!(no_transport.unwrap_err().to_string().contains("no transport"));
+    let no_transport = CrudAuth::builder()
+        .secret_key([1u8; 32])
+        .users(MemoryUsers::new())
+        .build();
+    assert!(no_transport
+        .unwrap_err()
+        .to_string()
+        .contains("no transport"));
     let bad_url = builder().redis_url("http://not-redis").build();
     assert!(bad_url.is_err());
 }
@@ -104,7 +143,10 @@ async fn build_fails_closed() {
 async fn initialize_names_an_unreachable_redis() {
     let auth = builder().redis_url("redis://127.0.0.1:1").build().unwrap();
     let err = auth.initialize().await.unwrap_err().to_string();
-    assert!(err.contains("redis://127.0.0.1:1") && err.contains("is redis-server running?"), "{err}");
+    assert!(
+        err.contains("redis://127.0.0.1:1") && err.contains("is redis-server running?"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

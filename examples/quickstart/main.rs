@@ -54,22 +54,35 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn default_database_url() -> String {
-    let dir = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.to_path_buf())).unwrap_or_default();
-    format!("sqlite://{}?mode=rwc", dir.join("crudauth-quickstart.db").display())
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        .unwrap_or_default();
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("crudauth-quickstart.db").display()
+    )
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
 
-    let bind: SocketAddr = env("CRUDAUTH_BIND").unwrap_or_else(|| "127.0.0.1:3000".into()).parse()?;
+    let bind: SocketAddr = env("CRUDAUTH_BIND")
+        .unwrap_or_else(|| "127.0.0.1:3000".into())
+        .parse()?;
     let secret = env("SECRET_KEY").unwrap_or_else(|| {
-        tracing::warn!("SECRET_KEY is not set: using a development key. Never do this in production.");
+        tracing::warn!(
+            "SECRET_KEY is not set: using a development key. Never do this in production."
+        );
         DEV_SECRET.to_owned()
     });
-    let secure = env("CRUDAUTH_COOKIE_SECURE").is_none_or(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no"));
+    let secure = env("CRUDAUTH_COOKIE_SECURE")
+        .is_none_or(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no"));
     let database_url = env("DATABASE_URL").unwrap_or_else(default_database_url);
 
     let users = SqlxUsers::connect(&database_url).await?;
@@ -110,9 +123,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "try: curl -s -X POST http://{bind}/register -H 'content-type: application/json' \
          -d '{{\"email\":\"ada@example.com\",\"username\":\"ada\",\"password\":\"correct horse\"}}'"
     );
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     guard.shutdown().await;
     Ok(())
 }
@@ -120,10 +136,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Creates the `CRUDAUTH_ADMIN` superuser (`username:email:password`) unless it exists.
 async fn ensure_admin(users: &SqlxUsers, spec: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut parts = spec.splitn(3, ':');
-    let (Some(username), Some(email), Some(password)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(username), Some(email), Some(password)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err("CRUDAUTH_ADMIN must be username:email:password".into());
     };
-    if users.find_by_field(crudauth_core::user::LoginField::Username, username).await?.is_some() {
+    if users
+        .find_by_field(crudauth_core::user::LoginField::Username, username)
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     let hash = crudauth_core::password::Passwords::new()

@@ -9,7 +9,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
-use crudauth_axum::{CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard, SessionTransport};
+use crudauth_axum::{
+    CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard, SessionTransport,
+};
 use crudauth_core::email::OutboxFile;
 use crudauth_core::password::{Password, Passwords};
 use crudauth_core::user::{MemoryUsers, NewUser, User, UserStore};
@@ -32,7 +34,11 @@ pub fn redis_url() -> String {
 /// A unique, per-test key prefix.
 pub fn unique_prefix(tag: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("crudauth-test:{tag}:{}:{}:", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "crudauth-test:{tag}:{}:{}:",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A running app.
@@ -69,7 +75,11 @@ pub struct Options {
 impl Options {
     /// Defaults: memory, email on.
     pub fn new(backend: Backend) -> Self {
-        Self { backend, email: true, customize: Box::new(|b| b) }
+        Self {
+            backend,
+            email: true,
+            customize: Box::new(|b| b),
+        }
     }
 }
 
@@ -79,12 +89,26 @@ pub fn demo_routes(auth: &CrudAuth) -> Router {
         .route("/hello", get(|| async { Json(json!({"hello": "world"})) }))
         .route(
             "/dashboard",
-            get(|u: CurrentUser| async move { Json(json!({"user_id": u.user.id, "username": u.user.username, "via": u.via})) }),
+            get(|u: CurrentUser| async move {
+                Json(json!({"user_id": u.user.id, "username": u.user.username, "via": u.via}))
+            }),
         )
-        .route("/feed", get(|u: MaybeUser| async move { Json(json!({"auth": u.0.is_some()})) }))
-        .route("/admin", get(|_: CurrentUser<Superuser>| async { Json(json!({"ok": true})) }))
-        .route("/secret", get(|_: CurrentUser<Verified>| async { Json(json!({"ok": true})) }))
-        .route("/account/settings", post(|_: CurrentUser<SessionOnly>| async { Json(json!({"ok": true})) }))
+        .route(
+            "/feed",
+            get(|u: MaybeUser| async move { Json(json!({"auth": u.0.is_some()})) }),
+        )
+        .route(
+            "/admin",
+            get(|_: CurrentUser<Superuser>| async { Json(json!({"ok": true})) }),
+        )
+        .route(
+            "/secret",
+            get(|_: CurrentUser<Verified>| async { Json(json!({"ok": true})) }),
+        )
+        .route(
+            "/account/settings",
+            post(|_: CurrentUser<SessionOnly>| async { Json(json!({"ok": true})) }),
+        )
         .merge(auth.router())
         .layer(auth.layer())
 }
@@ -105,10 +129,15 @@ pub async fn spawn(options: Options) -> TestApp {
         .cookies(CookieConfig::default())
         .warn_on_memory_backend(false);
     if let Some(path) = &outbox {
-        builder = builder.email(EmailConfig::new("http://localhost:3000", OutboxFile::new(path.clone())));
+        builder = builder.email(EmailConfig::new(
+            "http://localhost:3000",
+            OutboxFile::new(path.clone()),
+        ));
     }
     if options.backend == Backend::Redis {
-        builder = builder.redis_url(redis_url()).redis_prefix(unique_prefix("e2e"));
+        builder = builder
+            .redis_url(redis_url())
+            .redis_prefix(unique_prefix("e2e"));
     }
     let auth = (options.customize)(builder).build().unwrap();
     let guard = auth.initialize().await.unwrap();
@@ -116,21 +145,41 @@ pub async fn spawn(options: Options) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     });
-    TestApp { base: format!("http://{addr}"), auth, users, outbox, guard: Some(guard), server }
+    TestApp {
+        base: format!("http://{addr}"),
+        auth,
+        users,
+        outbox,
+        guard: Some(guard),
+        server,
+    }
 }
 
 impl TestApp {
     /// Creates a user directly in the table.
     pub async fn user(&self, email: &str, username: &str, password: &str) -> User {
-        let hash = Passwords::fast_for_tests().hash(&Password::new(password)).await.unwrap();
-        self.users.create(NewUser::new(email, username, hash.0)).await.unwrap()
+        let hash = Passwords::fast_for_tests()
+            .hash(&Password::new(password))
+            .await
+            .unwrap();
+        self.users
+            .create(NewUser::new(email, username, hash.0))
+            .await
+            .unwrap()
     }
 
     /// Creates a superuser with a verified email.
     pub async fn admin(&self, email: &str, username: &str, password: &str) -> User {
-        let hash = Passwords::fast_for_tests().hash(&Password::new(password)).await.unwrap();
+        let hash = Passwords::fast_for_tests()
+            .hash(&Password::new(password))
+            .await
+            .unwrap();
         let mut new = NewUser::new(email, username, hash.0);
         new.is_superuser = true;
         new.email_verified = true;
@@ -139,7 +188,9 @@ impl TestApp {
 
     /// The emails sent so far.
     pub fn emails(&self) -> Vec<Value> {
-        let Some(path) = &self.outbox else { return Vec::new() };
+        let Some(path) = &self.outbox else {
+            return Vec::new();
+        };
         std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()

@@ -68,11 +68,21 @@ impl Browser {
     }
 
     /// Sends a request; `body` is JSON (`Some(Value)`), a form (`Form`), or raw bytes.
-    pub async fn send(&mut self, method: &str, url: &str, body: Body, extra: &[(&str, &str)]) -> Answer {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        url: &str,
+        body: Body,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.client.request(method, url);
         if !self.cookies.is_empty() {
-            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             req = req.header("cookie", jar.join("; "));
         }
         for (k, v) in &self.headers {
@@ -85,8 +95,11 @@ impl Browser {
             Body::None => req,
             Body::Json(v) => req.json(&v),
             Body::Form(pairs) => {
-                let encoded: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-                req.header("content-type", "application/x-www-form-urlencoded").body(encoded)
+                let encoded: String = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs)
+                    .finish();
+                req.header("content-type", "application/x-www-form-urlencoded")
+                    .body(encoded)
             }
             Body::Raw(bytes, content_type) => req.header("content-type", content_type).body(bytes),
         };
@@ -95,8 +108,17 @@ impl Browser {
         let headers = res.headers().clone();
         let bytes = res.bytes().await.unwrap();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let answer = Answer { status, headers, json };
-        for line in answer.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+        let answer = Answer {
+            status,
+            headers,
+            json,
+        };
+        for line in answer
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
             let pair = line.split(';').next().unwrap_or("");
             if let Some((k, v)) = pair.split_once('=') {
                 if line.contains("Max-Age=0") {
@@ -117,7 +139,8 @@ impl Browser {
     /// POST with the CSRF header from the jar.
     pub async fn post_csrf(&mut self, url: &str, body: Body) -> Answer {
         let token = self.csrf();
-        self.send("POST", url, body, &[("x-csrf-token", &token)]).await
+        self.send("POST", url, body, &[("x-csrf-token", &token)])
+            .await
     }
 }
 
@@ -136,5 +159,10 @@ pub enum Body {
 
 /// A urlencoded form from pairs.
 pub fn form(pairs: &[(&str, &str)]) -> Body {
-    Body::Form(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    Body::Form(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
 }

@@ -25,9 +25,14 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = AuthError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let body = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| {
-            AuthError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
-        })?;
+        let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| {
+                AuthError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body too large",
+                )
+            })?;
         Ok(RawBody(body))
     }
 }
@@ -42,8 +47,15 @@ impl Fields {
     /// Parses a JSON object body. Malformed JSON or a non-object is a 422.
     pub(crate) fn json(body: &[u8]) -> Result<Self, AuthError> {
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(Self { map, errors: Vec::new() }),
-            Ok(_) => Err(AuthError::validation(vec![entry("model_attributes_type", &[], "Input should be a valid dictionary or object to extract fields from")])),
+            Ok(Value::Object(map)) => Ok(Self {
+                map,
+                errors: Vec::new(),
+            }),
+            Ok(_) => Err(AuthError::validation(vec![entry(
+                "model_attributes_type",
+                &[],
+                "Input should be a valid dictionary or object to extract fields from",
+            )])),
             Err(e) => Err(AuthError::validation(vec![json!({
                 "type": "json_invalid", "loc": ["body", e.column()], "msg": "JSON decode error",
                 "ctx": {"error": e.to_string()}
@@ -56,9 +68,13 @@ impl Fields {
     pub(crate) fn form(body: &[u8]) -> Self {
         let mut map = Map::new();
         for (k, v) in form_urlencoded::parse(body) {
-            map.entry(k.into_owned()).or_insert(Value::String(v.into_owned()));
+            map.entry(k.into_owned())
+                .or_insert(Value::String(v.into_owned()));
         }
-        Self { map, errors: Vec::new() }
+        Self {
+            map,
+            errors: Vec::new(),
+        }
     }
 
     /// A required string field.
@@ -66,11 +82,16 @@ impl Fields {
         match self.map.get(name) {
             Some(Value::String(s)) => s.clone(),
             None | Some(Value::Null) => {
-                self.errors.push(entry("missing", &[name], "Field required"));
+                self.errors
+                    .push(entry("missing", &[name], "Field required"));
                 String::new()
             }
             Some(_) => {
-                self.errors.push(entry("string_type", &[name], "Input should be a valid string"));
+                self.errors.push(entry(
+                    "string_type",
+                    &[name],
+                    "Input should be a valid string",
+                ));
                 String::new()
             }
         }
@@ -82,7 +103,11 @@ impl Fields {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
-                self.errors.push(entry("string_type", &[name], "Input should be a valid string"));
+                self.errors.push(entry(
+                    "string_type",
+                    &[name],
+                    "Input should be a valid string",
+                ));
                 None
             }
         }
@@ -97,12 +122,20 @@ impl Fields {
                 "true" | "1" | "on" | "yes" | "t" | "y" => true,
                 "false" | "0" | "off" | "no" | "f" | "n" | "" => false,
                 _ => {
-                    self.errors.push(entry("bool_parsing", &[name], "Input should be a valid boolean, unable to interpret input"));
+                    self.errors.push(entry(
+                        "bool_parsing",
+                        &[name],
+                        "Input should be a valid boolean, unable to interpret input",
+                    ));
                     default
                 }
             },
             Some(_) => {
-                self.errors.push(entry("bool_type", &[name], "Input should be a valid boolean"));
+                self.errors.push(entry(
+                    "bool_type",
+                    &[name],
+                    "Input should be a valid boolean",
+                ));
                 default
             }
         }
@@ -155,8 +188,12 @@ fn check_email(value: &str) -> Result<(), &'static str> {
     }
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2
-        || labels.iter().any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
-        || !domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        || labels
+            .iter()
+            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+        || !domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
     {
         return Err("The part after the @-sign is not valid.");
     }
@@ -171,7 +208,16 @@ mod tests {
     fn emails() {
         assert!(check_email("ada@example.com").is_ok());
         assert!(check_email("a.b+c@sub.example.co.uk").is_ok());
-        for bad in ["", "ada", "@example.com", "ada@", "ada@localhost", "a da@example.com", "ada@exa mple.com", "ada@-x.com"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@localhost",
+            "a da@example.com",
+            "ada@exa mple.com",
+            "ada@-x.com",
+        ] {
             assert!(check_email(bad).is_err(), "{bad}");
         }
     }
@@ -184,7 +230,9 @@ mod tests {
         let err = f.finish().unwrap_err();
         assert_eq!(err.status(), 422);
         let text = err.detail().to_string();
-        assert!(text.contains("\"email\"") && text.contains("\"password\"") && text.contains("missing"));
+        assert!(
+            text.contains("\"email\"") && text.contains("\"password\"") && text.contains("missing")
+        );
     }
 
     #[test]

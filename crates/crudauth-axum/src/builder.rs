@@ -66,7 +66,11 @@ pub struct SessionTransport {
 
 impl Default for SessionTransport {
     fn default() -> Self {
-        Self { config: SessionConfig::default(), csrf: true, management_routes: true }
+        Self {
+            config: SessionConfig::default(),
+            csrf: true,
+            management_routes: true,
+        }
     }
 }
 
@@ -215,7 +219,10 @@ impl CrudAuthBuilder {
             Some(RedisSetting::Url { prefix, .. }) => prefix,
             _ => None,
         };
-        self.redis = Some(RedisSetting::Url { url: url.into(), prefix });
+        self.redis = Some(RedisSetting::Url {
+            url: url.into(),
+            prefix,
+        });
         self
     }
 
@@ -299,15 +306,21 @@ impl CrudAuthBuilder {
     /// Validates the configuration and builds the auth object. Fails closed: nothing is
     /// defaulted that would weaken security.
     pub fn build(self) -> Result<CrudAuth, ConfigError> {
-        let raw = self.secret_key.ok_or_else(|| ConfigError::SecretKey("missing: call .secret_key(…)".into()))?;
+        let raw = self
+            .secret_key
+            .ok_or_else(|| ConfigError::SecretKey("missing: call .secret_key(…)".into()))?;
         let key = SecretKey::new(raw).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
         let users = self.users.ok_or(ConfigError::NoUsers)?;
         if self.login_fields.is_empty() {
-            return Err(ConfigError::Invalid("login_fields is empty: list at least one field".into()));
+            return Err(ConfigError::Invalid(
+                "login_fields is empty: list at least one field".into(),
+            ));
         }
         if let Some(email) = &self.email {
             if email.frontend_url.is_empty() {
-                tracing::warn!("crudauth: EmailConfig frontend_url is empty; email links will have no host");
+                tracing::warn!(
+                    "crudauth: EmailConfig frontend_url is empty; email links will have no host"
+                );
             }
         }
         #[cfg(feature = "redis")]
@@ -324,22 +337,34 @@ impl CrudAuthBuilder {
                         }
                     }
                 };
-                let connection =
-                    crudauth_core::store::RedisConnection::new(config).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-                let store: Arc<dyn Store> = Arc::new(crudauth_core::store::RedisStore::new(connection.clone()));
-                let limiter: Arc<dyn RateLimiter> = Arc::new(crudauth_core::limit::RedisRateLimiter::new(connection));
+                let connection = crudauth_core::store::RedisConnection::new(config)
+                    .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                let store: Arc<dyn Store> =
+                    Arc::new(crudauth_core::store::RedisStore::new(connection.clone()));
+                let limiter: Arc<dyn RateLimiter> =
+                    Arc::new(crudauth_core::limit::RedisRateLimiter::new(connection));
                 (Some(store), Some(limiter))
             }
             None => (None, None),
         };
         #[cfg(not(feature = "redis"))]
-        let (store_default, limiter_default): (Option<Arc<dyn Store>>, Option<Arc<dyn RateLimiter>>) = (None, None);
-        let store: Arc<dyn Store> =
-            self.store.or(store_default).unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let limiter: Arc<dyn RateLimiter> =
-            self.limiter.or(limiter_default).unwrap_or_else(|| Arc::new(MemoryRateLimiter::new()));
+        let (store_default, limiter_default): (
+            Option<Arc<dyn Store>>,
+            Option<Arc<dyn RateLimiter>>,
+        ) = (None, None);
+        let store: Arc<dyn Store> = self
+            .store
+            .or(store_default)
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let limiter: Arc<dyn RateLimiter> = self
+            .limiter
+            .or(limiter_default)
+            .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new()));
         let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
-        let sessions = self.session.as_ref().map(|s| Sessions::new(store.clone(), key.clone(), s.config.clone()));
+        let sessions = self
+            .session
+            .as_ref()
+            .map(|s| Sessions::new(store.clone(), key.clone(), s.config.clone()));
         if self.session.is_some() {
             transports.push(Arc::new(SessionAuth));
         }
@@ -465,7 +490,12 @@ impl CrudAuth {
     /// Loads a user by id for authentication: `None` when missing or disabled; a database
     /// failure is a 503.
     pub async fn load_active_user(&self, id: &UserId) -> Result<Option<User>, AuthError> {
-        Ok(self.inner.users.find_by_id(id).await?.filter(|u| u.is_active))
+        Ok(self
+            .inner
+            .users
+            .find_by_id(id)
+            .await?
+            .filter(|u| u.is_active))
     }
 
     /// The layer every route using crudauth's extractors must sit under: it makes this object
@@ -503,7 +533,10 @@ impl CrudAuth {
                 per_process.join("; ")
             );
         }
-        Ok(LifespanGuard { tasks: Some(tasks), auth: self.clone() })
+        Ok(LifespanGuard {
+            tasks: Some(tasks),
+            auth: self.clone(),
+        })
     }
 }
 

@@ -22,7 +22,10 @@ use axum::http::HeaderMap;
 
 /// The client address as text (`"unknown"` when the server was not given peer addresses).
 pub fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trusted_proxy_hops: usize) -> String {
-    let peer_text = || peer.map(|ip| canonical(ip).to_string()).unwrap_or_else(|| "unknown".to_owned());
+    let peer_text = || {
+        peer.map(|ip| canonical(ip).to_string())
+            .unwrap_or_else(|| "unknown".to_owned())
+    };
     if trusted_proxy_hops == 0 {
         return peer_text();
     }
@@ -89,7 +92,14 @@ mod tests {
 
     #[test]
     fn mapped_and_v6_addresses() {
-        assert_eq!(client_ip(&HeaderMap::new(), Some("::ffff:192.0.2.1".parse().unwrap()), 0), "192.0.2.1");
+        assert_eq!(
+            client_ip(
+                &HeaderMap::new(),
+                Some("::ffff:192.0.2.1".parse().unwrap()),
+                0
+            ),
+            "192.0.2.1"
+        );
         assert_eq!(ip_key("::ffff:192.0.2.1"), "192.0.2.1");
         assert_eq!(ip_key("2001:db8::1"), "2001:db8::/64");
         assert_eq!(ip_key("203.0.113.5"), "203.0.113.5");

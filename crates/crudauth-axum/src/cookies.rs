@@ -25,7 +25,12 @@ pub struct CookieConfig {
 
 impl Default for CookieConfig {
     fn default() -> Self {
-        Self { secure: true, same_site: SameSite::Lax, path: "/".into(), domain: None }
+        Self {
+            secure: true,
+            same_site: SameSite::Lax,
+            path: "/".into(),
+            domain: None,
+        }
     }
 }
 
@@ -55,7 +60,13 @@ impl CookieConfig {
     }
 
     /// A `Set-Cookie` value. `max_age` `None` makes a browser-session cookie.
-    pub(crate) fn set(&self, name: &str, value: &str, http_only: bool, max_age: Option<u64>) -> HeaderValue {
+    pub(crate) fn set(
+        &self,
+        name: &str,
+        value: &str,
+        http_only: bool,
+        max_age: Option<u64>,
+    ) -> HeaderValue {
         let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
             .http_only(http_only)
             .secure(self.secure)
@@ -65,7 +76,9 @@ impl CookieConfig {
             cookie = cookie.domain(domain.clone());
         }
         if let Some(secs) = max_age {
-            cookie = cookie.max_age(cookie::time::Duration::seconds(secs.min(i64::MAX as u64) as i64));
+            cookie = cookie.max_age(cookie::time::Duration::seconds(
+                secs.min(i64::MAX as u64) as i64
+            ));
         }
         header_value(cookie.build().to_string())
     }
@@ -122,7 +135,10 @@ mod tests {
     #[test]
     fn reads_named_cookies() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; session_id=abc; csrf_token=\"x\""));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; session_id=abc; csrf_token=\"x\""),
+        );
         assert_eq!(read(&h, "session_id"), Some("abc"));
         assert_eq!(read(&h, "csrf_token"), Some("x"));
         assert_eq!(read(&h, "missing"), None);
@@ -135,7 +151,12 @@ mod tests {
         let c = CookieConfig::default();
         let set = c.set("session_id", "v", true, None);
         let s = set.to_str().unwrap();
-        assert!(s.contains("HttpOnly") && s.contains("Secure") && s.contains("SameSite=Lax") && s.contains("Path=/"));
+        assert!(
+            s.contains("HttpOnly")
+                && s.contains("Secure")
+                && s.contains("SameSite=Lax")
+                && s.contains("Path=/")
+        );
         assert!(!s.contains("Max-Age"));
         let s = c.set("csrf_token", "v", false, Some(2_592_000));
         assert!(s.to_str().unwrap().contains("Max-Age=2592000"));

@@ -27,7 +27,11 @@ pub struct AuthError {
 impl AuthError {
     /// Any status with a message.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self { status, detail: Value::String(detail.into()), headers: Vec::new() }
+        Self {
+            status,
+            detail: Value::String(detail.into()),
+            headers: Vec::new(),
+        }
     }
 
     /// Adds a response header.
@@ -65,7 +69,8 @@ impl AuthError {
 
     /// 403 with `X-CSRF-Error: true`.
     pub fn csrf(detail: &str) -> Self {
-        Self::new(StatusCode::FORBIDDEN, detail).with_header(HeaderName::from_static("x-csrf-error"), "true")
+        Self::new(StatusCode::FORBIDDEN, detail)
+            .with_header(HeaderName::from_static("x-csrf-error"), "true")
     }
 
     /// 403 with a message.
@@ -90,19 +95,27 @@ impl AuthError {
 
     /// 422 with validation entries `[{type, loc, msg, …}]`.
     pub fn validation(entries: Vec<Value>) -> Self {
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, detail: Value::Array(entries), headers: Vec::new() }
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            detail: Value::Array(entries),
+            headers: Vec::new(),
+        }
     }
 
     /// 429 with `Retry-After`.
     pub fn too_many(detail: impl Into<String>, retry_after_secs: u64) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, detail).with_header(header::RETRY_AFTER, retry_after_secs)
+        Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
+            .with_header(header::RETRY_AFTER, retry_after_secs)
     }
 
     /// 503 "Authentication service unavailable": a store, limiter or database failed on an
     /// authentication path. Logged here, once, with the cause.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "authentication backend failed; answering 503");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "Authentication service unavailable")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Authentication service unavailable",
+        )
     }
 }
 
@@ -120,7 +133,8 @@ impl From<crudauth_core::user::UserStoreError> for AuthError {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(json!({ "detail": self.detail }))).into_response();
+        let mut response =
+            (self.status, axum::Json(json!({ "detail": self.detail }))).into_response();
         for (name, value) in self.headers {
             response.headers_mut().append(name, value);
         }

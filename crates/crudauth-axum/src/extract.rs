@@ -37,13 +37,20 @@ struct Resolved(Arc<[OnceCell<Outcome>]>);
 pub(crate) fn installed(parts: &Parts) -> Result<CrudAuth, AuthError> {
     parts.extensions.get::<CrudAuth>().cloned().ok_or_else(|| {
         tracing::error!("crudauth extractor used on a route without `.layer(auth.layer())`");
-        AuthError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "Authentication is not configured for this route")
+        AuthError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "Authentication is not configured for this route",
+        )
     })
 }
 
 /// Resolves the request's principal over the configured transports (only `only`, when given),
 /// in order; each transport runs at most once per request.
-pub(crate) async fn resolve(parts: &mut Parts, auth: &CrudAuth, only: Option<&'static str>) -> Outcome {
+pub(crate) async fn resolve(
+    parts: &mut Parts,
+    auth: &CrudAuth,
+    only: Option<&'static str>,
+) -> Outcome {
     let transports = auth.transports();
     let cache = match parts.extensions.get::<Resolved>() {
         Some(cache) => cache.clone(),
@@ -58,8 +65,14 @@ pub(crate) async fn resolve(parts: &mut Parts, auth: &CrudAuth, only: Option<&'s
         if only.is_some_and(|name| name != transport.name()) {
             continue;
         }
-        let outcome =
-            cell.get_or_init(|| async { transport.authenticate(parts, auth).await.map(|p| p.map(Arc::new)) }).await;
+        let outcome = cell
+            .get_or_init(|| async {
+                transport
+                    .authenticate(parts, auth)
+                    .await
+                    .map(|p| p.map(Arc::new))
+            })
+            .await;
         match outcome {
             Ok(None) => continue,
             other => return other.clone(),
@@ -165,7 +178,9 @@ impl<S: Send + Sync, R: Require> FromRequestParts<S> for CurrentUser<R> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let auth = installed(parts)?;
-        let principal = resolve(parts, &auth, R::TRANSPORT).await?.ok_or_else(AuthError::not_authenticated)?;
+        let principal = resolve(parts, &auth, R::TRANSPORT)
+            .await?
+            .ok_or_else(AuthError::not_authenticated)?;
         R::check(&principal)?;
         Ok(CurrentUser(principal, PhantomData))
     }

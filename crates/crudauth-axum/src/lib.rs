@@ -37,7 +37,9 @@ pub mod extract;
 mod routes;
 mod transport;
 
-pub use builder::{ConfigError, CrudAuth, CrudAuthBuilder, EmailConfig, InitError, LifespanGuard, SessionTransport};
+pub use builder::{
+    ConfigError, CrudAuth, CrudAuthBuilder, EmailConfig, InitError, LifespanGuard, SessionTransport,
+};
 pub use cookies::CookieConfig;
 pub use crudauth_core::principal::Principal;
 pub use error::AuthError;

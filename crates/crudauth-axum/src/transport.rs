@@ -53,21 +53,38 @@ pub trait Transport: Send + Sync + Debug + 'static {
     fn name(&self) -> &'static str;
 
     /// Resolves the request's credential of this kind: `Ok(None)` when absent.
-    async fn authenticate(&self, parts: &Parts, auth: &CrudAuth) -> Result<Option<Principal>, AuthError>;
+    async fn authenticate(
+        &self,
+        parts: &Parts,
+        auth: &CrudAuth,
+    ) -> Result<Option<Principal>, AuthError>;
 }
 
 /// Whether a method changes state (and so needs CSRF protection under cookie auth).
 pub(crate) fn is_unsafe(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// Checks the `X-CSRF-Token` header against the session (403 with `X-CSRF-Error: true`).
-pub(crate) fn check_csrf(sessions: &Sessions, session: &LoadedSession, headers: &HeaderMap) -> Result<(), AuthError> {
-    let presented = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+pub(crate) fn check_csrf(
+    sessions: &Sessions,
+    session: &LoadedSession,
+    headers: &HeaderMap,
+) -> Result<(), AuthError> {
+    let presented = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if presented.is_empty() {
         return Err(AuthError::csrf("Missing CSRF token"));
     }
-    if !sessions.csrf().verify(&session.id, &session.record.csrf_nonce, presented) {
+    if !sessions
+        .csrf()
+        .verify(&session.id, &session.record.csrf_nonce, presented)
+    {
         return Err(AuthError::csrf("Invalid CSRF token"));
     }
     Ok(())
@@ -83,13 +100,21 @@ impl Transport for SessionAuth {
         "session"
     }
 
-    async fn authenticate(&self, parts: &Parts, auth: &CrudAuth) -> Result<Option<Principal>, AuthError> {
-        let Some(sessions) = auth.sessions() else { return Ok(None) };
+    async fn authenticate(
+        &self,
+        parts: &Parts,
+        auth: &CrudAuth,
+    ) -> Result<Option<Principal>, AuthError> {
+        let Some(sessions) = auth.sessions() else {
+            return Ok(None);
+        };
         let Some(cookie) = cookies::read(&parts.headers, cookies::SESSION_COOKIE) else {
             return Ok(None);
         };
         let id = SessionId::from_client(cookie);
-        let Some(session) = sessions.load(&id).await? else { return Ok(None) };
+        let Some(session) = sessions.load(&id).await? else {
+            return Ok(None);
+        };
         if auth.csrf_enabled() && is_unsafe(&parts.method) {
             check_csrf(sessions, &session, &parts.headers)?;
         }

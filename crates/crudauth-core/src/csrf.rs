@@ -44,6 +44,9 @@ impl Csrf {
 
     /// Whether `presented` is the token of `session` with `nonce`, compared in constant time.
     pub fn verify(&self, session: &SessionId, nonce: &str, presented: &str) -> bool {
-        ct_eq(self.token(session, nonce).expose().as_bytes(), presented.as_bytes())
+        ct_eq(
+            self.token(session, nonce).expose().as_bytes(),
+            presented.as_bytes(),
+        )
     }
 }

@@ -74,7 +74,12 @@ impl Debug for EmailMessage {
 impl EmailMessage {
     /// A message of `kind` to `to`, with the kind's subject.
     pub fn new(to: impl Into<String>, kind: EmailKind, link: Option<String>) -> Self {
-        Self { to: to.into(), subject: kind.subject().to_owned(), kind, link }
+        Self {
+            to: to.into(),
+            subject: kind.subject().to_owned(),
+            kind,
+            link,
+        }
     }
 }
 
@@ -114,7 +119,10 @@ pub struct OutboxFile {
 impl OutboxFile {
     /// Appends to `path` (created when missing).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), lock: Arc::new(Mutex::new(())) }
+        Self {
+            path: path.into(),
+            lock: Arc::new(Mutex::new(())),
+        }
     }
 }
 
@@ -127,7 +135,10 @@ impl EmailSender for OutboxFile {
         let lock = self.lock.clone();
         tokio::task::spawn_blocking(move || {
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
             file.write_all(&line)
         })
         .await

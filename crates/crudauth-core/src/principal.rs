@@ -33,7 +33,12 @@ pub struct Principal {
 impl Principal {
     /// A principal for `user` authenticated by transport `via`.
     pub fn new(user: User, via: &'static str, scopes: Vec<String>) -> Self {
-        Self { user, via, scopes, session: None }
+        Self {
+            user,
+            via,
+            scopes,
+            session: None,
+        }
     }
 
     /// The user's id.

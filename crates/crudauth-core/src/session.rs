@@ -157,7 +157,13 @@ impl Sessions {
     /// A session service on `store`, keyed by `key`.
     pub fn new(store: Arc<dyn Store>, key: SecretKey, config: SessionConfig) -> Self {
         let csrf = Csrf::new(key.clone());
-        Self { store, key, csrf, config, clock: clock::system() }
+        Self {
+            store,
+            key,
+            csrf,
+            config,
+            clock: clock::system(),
+        }
     }
 
     /// Uses `clock` for every timestamp (tests).
@@ -220,10 +226,19 @@ impl Sessions {
     ///
     /// The record is written before it is indexed: a concurrent eviction can only remove a
     /// record that exists, so the cap holds under any number of parallel logins.
-    pub async fn create(&self, user_id: &UserId, token_version: i64, new: NewSession) -> StoreResult<CreatedSession> {
+    pub async fn create(
+        &self,
+        user_id: &UserId,
+        token_version: i64,
+        new: NewSession,
+    ) -> StoreResult<CreatedSession> {
         let now = self.clock.now_millis();
         let random = random_token(32);
-        let id = SessionId::from_client(if new.remember_me { format!("{REMEMBER_PREFIX}{random}") } else { random });
+        let id = SessionId::from_client(if new.remember_me {
+            format!("{REMEMBER_PREFIX}{random}")
+        } else {
+            random
+        });
         let handle = self.handle_of(&id);
         let mut user_agent = new.user_agent;
         truncate_utf8(&mut user_agent, MAX_USER_AGENT);
@@ -240,7 +255,9 @@ impl Sessions {
             login_type: new.login_type,
         };
         let key = Self::record_key(&handle);
-        self.store.set(&key, encode(&record), self.idle_window(record.remember_me)).await?;
+        self.store
+            .set(&key, encode(&record), self.idle_window(record.remember_me))
+            .await?;
         let evicted = self
             .store
             .index_add(
@@ -255,7 +272,12 @@ impl Sessions {
             self.store.delete(&Self::record_key(old)).await?;
             tracing::debug!(reason = "session_limit", "session evicted");
         }
-        Ok(CreatedSession { id, handle, record, evicted: evicted.len() })
+        Ok(CreatedSession {
+            id,
+            handle,
+            record,
+            evicted: evicted.len(),
+        })
     }
 
     /// Reads a live session and slides its idle expiry — one store operation. Records past the
@@ -269,7 +291,9 @@ impl Sessions {
         let key = Self::record_key(&handle);
         let window = self.idle_window_of(id);
         let raw = self.store.get_and_touch(&key, window).await?;
-        let Some(mut record) = decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await? else {
+        let Some(mut record) =
+            decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await?
+        else {
             return Ok(None);
         };
         let now = self.clock.now_millis();
@@ -280,20 +304,40 @@ impl Sessions {
                 return Ok(None);
             }
         }
-        if now.saturating_sub(record.last_activity) >= duration_ms(self.config.activity_write_interval) {
+        if now.saturating_sub(record.last_activity)
+            >= duration_ms(self.config.activity_write_interval)
+        {
             record.last_activity = now;
-            if !self.store.set_if_present(&key, encode(&record), Some(window)).await? {
+            if !self
+                .store
+                .set_if_present(&key, encode(&record), Some(window))
+                .await?
+            {
                 return Ok(None);
             }
-            self.store.index_add(&Self::index_key(&record.user_id), &handle, now as f64, None, self.index_ttl()).await?;
+            self.store
+                .index_add(
+                    &Self::index_key(&record.user_id),
+                    &handle,
+                    now as f64,
+                    None,
+                    self.index_ttl(),
+                )
+                .await?;
         }
-        Ok(Some(LoadedSession { id: id.clone(), handle, record }))
+        Ok(Some(LoadedSession {
+            id: id.clone(),
+            handle,
+            record,
+        }))
     }
 
     /// Replaces a live session's record (never resurrecting a deleted one), keeping its expiry.
     /// `false` when the session is gone.
     pub async fn update(&self, handle: &str, record: &SessionRecord) -> StoreResult<bool> {
-        self.store.set_if_present(&Self::record_key(handle), encode(record), None).await
+        self.store
+            .set_if_present(&Self::record_key(handle), encode(record), None)
+            .await
     }
 
     /// Gives a live session a new CSRF nonce; returns the updated record, `None` when the
@@ -301,17 +345,24 @@ impl Sessions {
     pub async fn rotate_csrf(&self, session: &LoadedSession) -> StoreResult<Option<SessionRecord>> {
         let mut record = session.record.clone();
         record.csrf_nonce = Csrf::new_nonce();
-        Ok(self.update(&session.handle, &record).await?.then_some(record))
+        Ok(self
+            .update(&session.handle, &record)
+            .await?
+            .then_some(record))
     }
 
     /// Ends a session by handle. `true` when it was live.
     pub async fn revoke(&self, handle: &str) -> StoreResult<bool> {
         let key = Self::record_key(handle);
         let raw = self.store.take(&key).await?;
-        let Some(record) = decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await? else {
+        let Some(record) =
+            decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await?
+        else {
             return Ok(false);
         };
-        self.store.index_remove(&Self::index_key(&record.user_id), &[handle.to_owned()]).await?;
+        self.store
+            .index_remove(&Self::index_key(&record.user_id), &[handle.to_owned()])
+            .await?;
         Ok(true)
     }
 
@@ -327,7 +378,9 @@ impl Sessions {
 
     async fn remove(&self, handle: &str, user_id: &UserId) -> StoreResult<bool> {
         let deleted = self.store.delete(&Self::record_key(handle)).await?;
-        self.store.index_remove(&Self::index_key(user_id), &[handle.to_owned()]).await?;
+        self.store
+            .index_remove(&Self::index_key(user_id), &[handle.to_owned()])
+            .await?;
         Ok(deleted)
     }
 
@@ -341,7 +394,10 @@ impl Sessions {
             let key = Self::record_key(&entry.member);
             let raw = self.store.get(&key).await?;
             match decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await? {
-                Some(record) if &record.user_id == user_id => live.push(ListedSession { handle: entry.member, record }),
+                Some(record) if &record.user_id == user_id => live.push(ListedSession {
+                    handle: entry.member,
+                    record,
+                }),
                 _ => dead.push(entry.member),
             }
         }
@@ -390,14 +446,22 @@ mod tests {
 
     fn service(clock: Arc<ManualClock>) -> Sessions {
         let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
-        Sessions::new(store, SecretKey::new([3u8; 32]).unwrap(), SessionConfig::default()).with_clock(clock)
+        Sessions::new(
+            store,
+            SecretKey::new([3u8; 32]).unwrap(),
+            SessionConfig::default(),
+        )
+        .with_clock(clock)
     }
 
     #[tokio::test]
     async fn idle_sessions_expire_and_activity_slides() {
         let clock = ManualClock::starting_now();
         let s = service(clock.clone());
-        let created = s.create(&UserId::Int(1), 0, NewSession::default()).await.unwrap();
+        let created = s
+            .create(&UserId::Int(1), 0, NewSession::default())
+            .await
+            .unwrap();
         for _ in 0..4 {
             clock.advance(Duration::from_secs(20 * 60));
             assert!(s.load(&created.id).await.unwrap().is_some());
@@ -410,7 +474,17 @@ mod tests {
     async fn remember_me_ids_get_the_long_window_and_cannot_be_forged() {
         let clock = ManualClock::starting_now();
         let s = service(clock.clone());
-        let created = s.create(&UserId::Int(1), 0, NewSession { remember_me: true, ..Default::default() }).await.unwrap();
+        let created = s
+            .create(
+                &UserId::Int(1),
+                0,
+                NewSession {
+                    remember_me: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert!(created.id.expose().starts_with("r."));
         clock.advance(Duration::from_secs(29 * 24 * 3600));
         assert!(s.load(&created.id).await.unwrap().is_some());
@@ -422,9 +496,16 @@ mod tests {
     async fn absolute_timeout_ends_busy_sessions() {
         let clock = ManualClock::starting_now();
         let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
-        let config = SessionConfig { absolute_timeout: Some(Duration::from_secs(3600)), ..Default::default() };
-        let s = Sessions::new(store, SecretKey::new([3u8; 32]).unwrap(), config).with_clock(clock.clone());
-        let created = s.create(&UserId::Int(1), 0, NewSession::default()).await.unwrap();
+        let config = SessionConfig {
+            absolute_timeout: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        };
+        let s = Sessions::new(store, SecretKey::new([3u8; 32]).unwrap(), config)
+            .with_clock(clock.clone());
+        let created = s
+            .create(&UserId::Int(1), 0, NewSession::default())
+            .await
+            .unwrap();
         for _ in 0..5 {
             clock.advance(Duration::from_secs(10 * 60));
             assert!(s.load(&created.id).await.unwrap().is_some());

@@ -8,7 +8,9 @@ use serde_json::json;
 use crudauth_core::email::{EmailKind, EmailMessage};
 use crudauth_core::password::{Password, PasswordPolicy};
 use crudauth_core::principal::Principal;
-use crudauth_core::user::{canonical_email, LoginField, NewUser, User, UserStore, UserStoreError, UserUpdate};
+use crudauth_core::user::{
+    canonical_email, LoginField, NewUser, User, UserStore, UserStoreError, UserUpdate,
+};
 
 use super::{detail, reply, Client};
 use crate::body::{Fields, RawBody};
@@ -26,7 +28,11 @@ fn check_new_password(fields: &mut Fields, field: &str, password: &str) {
     }
 }
 
-pub(super) async fn register(State(auth): State<CrudAuth>, _client: Client, RawBody(body): RawBody) -> Result<Response, AuthError> {
+pub(super) async fn register(
+    State(auth): State<CrudAuth>,
+    _client: Client,
+    RawBody(body): RawBody,
+) -> Result<Response, AuthError> {
     let mut f = Fields::json(&body)?;
     let email = f.email("email");
     let username = f.string("username");
@@ -51,26 +57,42 @@ pub(super) async fn register(State(auth): State<CrudAuth>, _client: Client, RawB
             return existing_account(&auth, *field, &email).await;
         }
     }
-    let user = match users.create(NewUser::new(email.clone(), username, hashed.0)).await {
+    let user = match users
+        .create(NewUser::new(email.clone(), username, hashed.0))
+        .await
+    {
         Ok(user) => user,
-        Err(UserStoreError::Duplicate { field }) => return existing_account(&auth, field, &email).await,
-        Err(UserStoreError::Conflict) => return Err(AuthError::unprocessable("Account already exists")),
+        Err(UserStoreError::Duplicate { field }) => {
+            return existing_account(&auth, field, &email).await
+        }
+        Err(UserStoreError::Conflict) => {
+            return Err(AuthError::unprocessable("Account already exists"))
+        }
         Err(e) => return Err(e.into()),
     };
     if auth.inner.email.is_some() {
         auth.send_verification(&user).await;
         return Ok(reply(StatusCode::ACCEPTED, detail(SIGNUP_ACCEPTED), vec![]));
     }
-    Ok(reply(StatusCode::OK, json!({"id": user.id, "email": user.email, "username": user.username}), vec![]))
+    Ok(reply(
+        StatusCode::OK,
+        json!({"id": user.id, "email": user.email, "username": user.username}),
+        vec![],
+    ))
 }
 
 /// The answer to a registration whose login field is taken: with email delivery, a taken
 /// address looks exactly like a new one (and its owner gets a notice); user names are a
 /// public namespace, as on every sign-up form.
-async fn existing_account(auth: &CrudAuth, field: LoginField, email: &str) -> Result<Response, AuthError> {
+async fn existing_account(
+    auth: &CrudAuth,
+    field: LoginField,
+    email: &str,
+) -> Result<Response, AuthError> {
     match field {
         LoginField::Email if auth.inner.email.is_some() => {
-            auth.send_email(EmailMessage::new(email, EmailKind::ExistingAccount, None)).await;
+            auth.send_email(EmailMessage::new(email, EmailKind::ExistingAccount, None))
+                .await;
             Ok(reply(StatusCode::ACCEPTED, detail(SIGNUP_ACCEPTED), vec![]))
         }
         LoginField::Email => Err(AuthError::unprocessable("Email already registered")),
@@ -100,15 +122,30 @@ pub(super) async fn change_password(
     f.finish()?;
     let user = &principal.user;
     if !user.has_usable_password() {
-        return Err(AuthError::bad_request("Account has no password; use /set-password to create one."));
+        return Err(AuthError::bad_request(
+            "Account has no password; use /set-password to create one.",
+        ));
     }
-    let verdict = auth.verify_password(&current, user.hashed_password.as_ref()).await?;
+    let verdict = auth
+        .verify_password(&current, user.hashed_password.as_ref())
+        .await?;
     if !verdict {
-        return Err(AuthError::new(StatusCode::UNAUTHORIZED, "Current password is incorrect."));
+        return Err(AuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "Current password is incorrect.",
+        ));
     }
     let hashed = auth.hash_password(&new).await?;
-    let changes = UserUpdate { hashed_password: Some(hashed), bump_token_version: true, ..Default::default() };
-    let updated = auth.users().update(&user.id, changes).await?.ok_or_else(AuthError::not_authenticated)?;
+    let changes = UserUpdate {
+        hashed_password: Some(hashed),
+        bump_token_version: true,
+        ..Default::default()
+    };
+    let updated = auth
+        .users()
+        .update(&user.id, changes)
+        .await?
+        .ok_or_else(AuthError::not_authenticated)?;
     auth.end_other_credentials(&principal, &updated).await?;
     Ok(reply(StatusCode::OK, detail("Password changed."), vec![]))
 }
@@ -123,21 +160,38 @@ pub(super) async fn set_password(
     check_new_password(&mut f, "new_password", &new);
     f.finish()?;
     if principal.user.has_usable_password() {
-        return Err(AuthError::bad_request("Account already has a password; use the password reset flow to change it."));
+        return Err(AuthError::bad_request(
+            "Account already has a password; use the password reset flow to change it.",
+        ));
     }
     if !auth.is_fresh(&principal) {
-        return Err(AuthError::forbidden("Sign in again to continue: this needs a recent sign-in."));
+        return Err(AuthError::forbidden(
+            "Sign in again to continue: this needs a recent sign-in.",
+        ));
     }
     let hashed = auth.hash_password(&new).await?;
-    let changes = UserUpdate { hashed_password: Some(hashed), ..Default::default() };
-    auth.users().update(&principal.user.id, changes).await?.ok_or_else(AuthError::not_authenticated)?;
+    let changes = UserUpdate {
+        hashed_password: Some(hashed),
+        ..Default::default()
+    };
+    auth.users()
+        .update(&principal.user.id, changes)
+        .await?
+        .ok_or_else(AuthError::not_authenticated)?;
     Ok(reply(StatusCode::OK, detail("Password set."), vec![]))
 }
 
 impl CrudAuth {
     /// Hashes a new password (argon2id, off the async runtime).
-    pub async fn hash_password(&self, password: &str) -> Result<crudauth_core::user::PasswordHash, AuthError> {
-        self.inner.passwords.hash(&Password::new(password)).await.map_err(password_failure)
+    pub async fn hash_password(
+        &self,
+        password: &str,
+    ) -> Result<crudauth_core::user::PasswordHash, AuthError> {
+        self.inner
+            .passwords
+            .hash(&Password::new(password))
+            .await
+            .map_err(password_failure)
     }
 
     /// Verifies `password` against `stored` (or a dummy hash when there is none, for equal
@@ -147,7 +201,12 @@ impl CrudAuth {
         password: &str,
         stored: Option<&crudauth_core::user::PasswordHash>,
     ) -> Result<bool, AuthError> {
-        match self.inner.passwords.verify(&Password::new(password), stored).await {
+        match self
+            .inner
+            .passwords
+            .verify(&Password::new(password), stored)
+            .await
+        {
             Ok(v) => Ok(v.matched),
             Err(crudauth_core::password::PasswordError::TooLong { .. }) => Ok(false),
             Err(e) => Err(password_failure(e)),
@@ -158,13 +217,25 @@ impl CrudAuth {
     /// right and the account active; a legacy or outdated hash is replaced on the way. Unknown
     /// users cost the same time as wrong passwords. Every failure is 401 "Incorrect username or
     /// password".
-    pub async fn authenticate_password(&self, identifier: &str, password: &str) -> Result<User, AuthError> {
+    pub async fn authenticate_password(
+        &self,
+        identifier: &str,
+        password: &str,
+    ) -> Result<User, AuthError> {
         let users = self.users();
-        let user = crudauth_core::user::find_by_login(users, &self.inner.login_fields, identifier).await?;
+        let user =
+            crudauth_core::user::find_by_login(users, &self.inner.login_fields, identifier).await?;
         let stored = user.as_ref().and_then(|u| u.hashed_password.as_ref());
-        let verdict = match self.inner.passwords.verify(&Password::new(password), stored).await {
+        let verdict = match self
+            .inner
+            .passwords
+            .verify(&Password::new(password), stored)
+            .await
+        {
             Ok(v) => v,
-            Err(crudauth_core::password::PasswordError::TooLong { .. }) => return Err(AuthError::bad_credentials()),
+            Err(crudauth_core::password::PasswordError::TooLong { .. }) => {
+                return Err(AuthError::bad_credentials())
+            }
             Err(e) => return Err(password_failure(e)),
         };
         let Some(user) = user.filter(|_| verdict.matched) else {
@@ -175,7 +246,10 @@ impl CrudAuth {
             return Err(AuthError::bad_credentials());
         }
         if let Some(rehash) = verdict.rehash {
-            let changes = UserUpdate { hashed_password: Some(rehash), ..Default::default() };
+            let changes = UserUpdate {
+                hashed_password: Some(rehash),
+                ..Default::default()
+            };
             if let Err(e) = users.update(&user.id, changes).await {
                 tracing::warn!(error = %e, "could not store the upgraded password hash; will retry at next sign-in");
             }
@@ -185,10 +259,18 @@ impl CrudAuth {
 
     /// After a password change: ends every other session and (through the bumped
     /// token_version) every bearer token; the calling session stays, moved to the new epoch.
-    pub(crate) async fn end_other_credentials(&self, principal: &Principal, updated: &User) -> Result<(), AuthError> {
-        let Some(sessions) = self.sessions() else { return Ok(()) };
+    pub(crate) async fn end_other_credentials(
+        &self,
+        principal: &Principal,
+        updated: &User,
+    ) -> Result<(), AuthError> {
+        let Some(sessions) = self.sessions() else {
+            return Ok(());
+        };
         let keep = principal.session.as_ref();
-        sessions.revoke_all(&updated.id, keep.map(|s| s.handle.as_str())).await?;
+        sessions
+            .revoke_all(&updated.id, keep.map(|s| s.handle.as_str()))
+            .await?;
         if let Some(current) = keep {
             let mut record = current.record.clone();
             record.token_version = updated.token_version;
@@ -200,15 +282,20 @@ impl CrudAuth {
     /// Whether the principal signed in recently enough for sensitive changes (a session made
     /// within the freshness window, or in sudo mode). Bearer principals are never fresh.
     pub(crate) fn is_fresh(&self, principal: &Principal) -> bool {
-        let Some(session) = &principal.session else { return false };
+        let Some(session) = &principal.session else {
+            return false;
+        };
         let now = crudauth_core::clock::Clock::now_millis(&crudauth_core::clock::SystemClock);
         let window = self.inner.fresh_sign_in.as_millis() as u64;
-        now.saturating_sub(session.record.created_at) <= window || session.record.sudo_until.is_some_and(|t| t > now)
+        now.saturating_sub(session.record.created_at) <= window
+            || session.record.sudo_until.is_some_and(|t| t > now)
     }
 
     /// Sends a message, best-effort: a failure is logged and changes no answer.
     pub(crate) async fn send_email(&self, message: EmailMessage) {
-        let Some(email) = &self.inner.email else { return };
+        let Some(email) = &self.inner.email else {
+            return;
+        };
         if let Err(e) = email.sender.send(&message).await {
             tracing::warn!(kind = ?message.kind, error = %e, "email not delivered");
         }
@@ -216,26 +303,48 @@ impl CrudAuth {
 
     /// Mints a single-use verification token for `user` and emails the link.
     pub(crate) async fn send_verification(&self, user: &User) {
-        let (Some(email), Some(to)) = (&self.inner.email, &user.email) else { return };
+        let (Some(email), Some(to)) = (&self.inner.email, &user.email) else {
+            return;
+        };
         let token = crudauth_core::secret::OneTimeToken::generate();
-        let key = format!("t:verify:{}", crudauth_core::secret::sha256_hex(token.expose().as_bytes()));
+        let key = format!(
+            "t:verify:{}",
+            crudauth_core::secret::sha256_hex(token.expose().as_bytes())
+        );
         let record = json!({"user_id": user.id, "email": to, "token_version": user.token_version});
-        let stored = self.store().set(&key, crudauth_core::store::encode(&record), email.verify_ttl).await;
+        let stored = self
+            .store()
+            .set(
+                &key,
+                crudauth_core::store::encode(&record),
+                email.verify_ttl,
+            )
+            .await;
         if let Err(e) = stored {
             tracing::warn!(error = %e, "verification token not stored; email not sent");
             return;
         }
-        let link = format!("{}/verify-email?token={}", email.frontend_url, token.expose());
-        self.send_email(EmailMessage::new(to.clone(), EmailKind::VerifyEmail, Some(link))).await;
+        let link = format!(
+            "{}/verify-email?token={}",
+            email.frontend_url,
+            token.expose()
+        );
+        self.send_email(EmailMessage::new(
+            to.clone(),
+            EmailKind::VerifyEmail,
+            Some(link),
+        ))
+        .await;
     }
 }
 
 fn password_failure(e: crudauth_core::password::PasswordError) -> AuthError {
     match e {
-        crudauth_core::password::PasswordError::Busy { .. } => {
-            AuthError::new(StatusCode::SERVICE_UNAVAILABLE, "Authentication service busy; try again shortly")
-                .with_header(axum::http::header::RETRY_AFTER, 1)
-        }
+        crudauth_core::password::PasswordError::Busy { .. } => AuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Authentication service busy; try again shortly",
+        )
+        .with_header(axum::http::header::RETRY_AFTER, 1),
         other => AuthError::unavailable(&other),
     }
 }

@@ -25,7 +25,9 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
         .route("/change-password", post(account::change_password))
         .route("/set-password", post(account::set_password));
     if let Some(session) = &auth.inner.session {
-        routes = routes.route("/login", post(session::login)).route("/logout", post(session::logout));
+        routes = routes
+            .route("/login", post(session::login))
+            .route("/logout", post(session::logout));
         if session.management_routes {
             routes = routes
                 .route("/sessions", get(session::list))
@@ -49,9 +51,21 @@ pub(crate) struct Client {
 impl FromRequestParts<CrudAuth> for Client {
     type Rejection = AuthError;
 
-    async fn from_request_parts(parts: &mut Parts, auth: &CrudAuth) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    async fn from_request_parts(
+        parts: &mut Parts,
+        auth: &CrudAuth,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
         Ok(Client {
             ip: client_ip(&parts.headers, peer, auth.inner.trusted_proxy_hops),
             user_agent: header("user-agent").to_owned(),

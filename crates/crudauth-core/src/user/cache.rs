@@ -28,7 +28,12 @@ pub struct CachedUsers {
 impl CachedUsers {
     /// Caches rows of `inner` for `ttl`.
     pub fn new(inner: Arc<dyn UserStore>, ttl: Duration) -> Self {
-        Self { inner, rows: Arc::new(Shards::new(16)), ttl, clock: clock::system() }
+        Self {
+            inner,
+            rows: Arc::new(Shards::new(16)),
+            ttl,
+            clock: clock::system(),
+        }
     }
 
     /// Forgets a cached row.
@@ -43,7 +48,9 @@ impl CachedUsers {
         }
         let key = user.id.to_string();
         let expires = self.clock.now_millis() + duration_ms(self.ttl);
-        self.rows.lock(&key).insert(key.clone(), (user.clone(), expires));
+        self.rows
+            .lock(&key)
+            .insert(key.clone(), (user.clone(), expires));
     }
 }
 
@@ -67,7 +74,11 @@ impl UserStore for CachedUsers {
         Ok(found)
     }
 
-    async fn find_by_field(&self, field: LoginField, value: &str) -> Result<Option<User>, UserStoreError> {
+    async fn find_by_field(
+        &self,
+        field: LoginField,
+        value: &str,
+    ) -> Result<Option<User>, UserStoreError> {
         self.inner.find_by_field(field, value).await
     }
 
@@ -75,7 +86,11 @@ impl UserStore for CachedUsers {
         self.inner.create(user).await
     }
 
-    async fn update(&self, id: &UserId, changes: UserUpdate) -> Result<Option<User>, UserStoreError> {
+    async fn update(
+        &self,
+        id: &UserId,
+        changes: UserUpdate,
+    ) -> Result<Option<User>, UserStoreError> {
         self.forget(id);
         let updated = self.inner.update(id, changes).await?;
         if let Some(user) = &updated {

@@ -13,9 +13,9 @@
 //! # Ok::<(), crudauth_core::user::UserStoreError>(()) }).unwrap();
 //! ```
 
+mod cache;
 #[cfg(feature = "conformance")]
 pub mod conformance;
-mod cache;
 mod memory;
 
 use std::collections::BTreeMap;
