@@ -741,7 +741,7 @@ async fn concurrent_logins_respect_the_cap(backend: Backend) {
             live += 1;
         }
     }
-    assert!(live <= 5 && live >= 1, "{live} live sessions");
+    assert!((1..=5).contains(&live), "{live} live sessions");
     let mut any = browsers
         .into_iter()
         .find(|b| !b.cookies.is_empty())

@@ -213,15 +213,18 @@ impl CrudAuth {
         }
     }
 
-    /// crudauth's hardened password sign-in: the user the identifier names, if the password is
-    /// right and the account active; a legacy or outdated hash is replaced on the way. Unknown
-    /// users cost the same time as wrong passwords. Every failure is 401 "Incorrect username or
-    /// password".
+    /// crudauth's hardened password sign-in, shared by every route that takes a password: the
+    /// user the identifier names, if the password is right and the account active; a legacy or
+    /// outdated hash is replaced on the way. Unknown users cost the same time as wrong
+    /// passwords. Every failure is 401 "Incorrect username or password". `client_ip` is the
+    /// caller's address (see [`crate::client_ip`]).
     pub async fn authenticate_password(
         &self,
         identifier: &str,
         password: &str,
+        client_ip: &str,
     ) -> Result<User, AuthError> {
+        let _ = client_ip;
         let users = self.users();
         let user =
             crudauth_core::user::find_by_login(users, &self.inner.login_fields, identifier).await?;

@@ -76,7 +76,9 @@ pub(super) async fn login(
     }
     f.finish()?;
     let sessions = sessions(&auth)?;
-    let user = auth.authenticate_password(&identifier, &password).await?;
+    let user = auth
+        .authenticate_password(&identifier, &password, &client.ip)
+        .await?;
 
     // A sign-in replaces whatever session this browser presented (no fixation, no orphans).
     if let Some(old) = cookies::read(&headers, SESSION_COOKIE) {
