@@ -284,15 +284,54 @@ fn redis_summary(bench: &redis::Bench) {
     );
 }
 
+/// Nanoseconds this thread has spent on a CPU (Linux), to tell contention from a busy machine.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// Reads per second of on-CPU time, over `threads` threads: equal for one and two threads when
+/// they do not slow each other down, whatever else the machine is running.
+fn memory_per_cpu_second(
+    store: &Arc<dyn Store>,
+    keys: &Arc<Vec<String>>,
+    threads: usize,
+    ops: u64,
+) -> Option<f64> {
+    let per_thread = ops / threads as u64;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (store, keys) = (store.clone(), keys.clone());
+            std::thread::spawn(move || {
+                let offset = t * KEYS / threads;
+                let before = thread_cpu_ns()?;
+                for i in 0..per_thread as usize {
+                    let key = &keys[(offset + i) % KEYS];
+                    black_box(ready(store.get_and_touch(key, TTL)).expect("read"));
+                }
+                Some(thread_cpu_ns()? - before)
+            })
+        })
+        .collect();
+    let mut cpu_ns = 0;
+    for handle in handles {
+        cpu_ns += handle.join().expect("bench thread")?;
+    }
+    Some(ops as f64 / (cpu_ns as f64 / 1e9))
+}
+
 /// The memory figures, median of interleaved rounds.
 fn memory_summary(_: &mut Criterion) {
     const ROUNDS: usize = 5;
     const OPS: u64 = 5_000_000;
     let (store, keys) = memory_store();
     let (mut one, mut two) = (Vec::new(), Vec::new());
+    let (mut one_cpu, mut two_cpu) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         one.push(rate(memory_run(&store, &keys, 1, OPS), OPS));
         two.push(rate(memory_run(&store, &keys, 2, 2 * OPS), 2 * OPS));
+        one_cpu.extend(memory_per_cpu_second(&store, &keys, 1, OPS));
+        two_cpu.extend(memory_per_cpu_second(&store, &keys, 2, 2 * OPS));
     }
     let (one, two) = (median(one), median(two));
     eprintln!("\n== Memory summary (median of {ROUNDS} interleaved rounds) ==");
@@ -303,6 +342,13 @@ fn memory_summary(_: &mut Criterion) {
         "MemoryStore get_and_touch, 2 threads       : {two:>12.0} ops/s ({:.2}x one thread)",
         two / one
     );
+    if !one_cpu.is_empty() && !two_cpu.is_empty() {
+        let (one_cpu, two_cpu) = (median(one_cpu), median(two_cpu));
+        eprintln!(
+            "per on-CPU second, 1 thread / 2 threads    : {one_cpu:>12.0} / {two_cpu:.0} ({:.2}: 1.00 = no contention)",
+            two_cpu / one_cpu
+        );
+    }
 }
 
 #[cfg(feature = "redis")]
