@@ -1,1 +1,177 @@
-fn main() {}
+//! The crudauth-rs demo app: every route of CONTRACT.md's demo table over `auth.router()`.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! CRUDAUTH_COOKIE_SECURE=false REDIS_URL=redis://127.0.0.1:6379 cargo run --example quickstart
+//! ```
+//!
+//! Environment: `CRUDAUTH_BIND` (127.0.0.1:3000), `SECRET_KEY` (a development key, with a
+//! warning), `DATABASE_URL` (an SQLite file beside the binary), `REDIS_URL` (unset: in-memory
+//! stores), `CRUDAUTH_COOKIE_SECURE` (true), `CRUDAUTH_OUTBOX` (unset: emails are logged),
+//! `CRUDAUTH_ADMIN` (`username:email:password`, created at start-up if absent).
+
+use std::net::SocketAddr;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
+use crudauth_axum::{CookieConfig, CrudAuth, EmailConfig, SessionTransport};
+use crudauth_core::email::{LogSender, OutboxFile};
+use crudauth_core::user::{NewUser, UserStore};
+use crudauth_sqlx::SqlxUsers;
+
+const DEV_SECRET: &str = "crudauth-quickstart-development-key-do-not-use-in-production";
+const FRONTEND: &str = "http://localhost:3000";
+
+async fn hello() -> Json<Value> {
+    Json(json!({"hello": "world"}))
+}
+
+async fn dashboard(user: CurrentUser) -> Json<Value> {
+    Json(json!({"user_id": user.user.id, "username": user.user.username, "via": user.via}))
+}
+
+async fn feed(user: MaybeUser) -> Json<Value> {
+    Json(json!({"auth": user.0.is_some()}))
+}
+
+async fn ok(_: CurrentUser<Superuser>) -> Json<Value> {
+    Json(json!({"ok": true}))
+}
+
+async fn verified_ok(_: CurrentUser<Verified>) -> Json<Value> {
+    Json(json!({"ok": true}))
+}
+
+async fn settings(_: CurrentUser<SessionOnly>) -> Json<Value> {
+    Json(json!({"ok": true}))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn default_database_url() -> String {
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        .unwrap_or_default();
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("crudauth-quickstart.db").display()
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let bind: SocketAddr = env("CRUDAUTH_BIND")
+        .unwrap_or_else(|| "127.0.0.1:3000".into())
+        .parse()?;
+    let secret = env("SECRET_KEY").unwrap_or_else(|| {
+        tracing::warn!(
+            "SECRET_KEY is not set: using a development key. Never do this in production."
+        );
+        DEV_SECRET.to_owned()
+    });
+    let secure = env("CRUDAUTH_COOKIE_SECURE")
+        .is_none_or(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no"));
+    let database_url = env("DATABASE_URL").unwrap_or_else(default_database_url);
+
+    let users = SqlxUsers::connect(&database_url).await?;
+    users.create_default_table().await?;
+    if let Some(admin) = env("CRUDAUTH_ADMIN") {
+        ensure_admin(&users, &admin).await?;
+    }
+
+    let email = match env("CRUDAUTH_OUTBOX") {
+        Some(path) => EmailConfig::new(FRONTEND, OutboxFile::new(path)),
+        None => EmailConfig::new(FRONTEND, LogSender),
+    };
+    let mut builder = CrudAuth::builder()
+        .secret_key(secret)
+        .users(users)
+        .session_transport(SessionTransport::default())
+        .cookies(CookieConfig::default().secure(secure))
+        .email(email);
+    if let Some(url) = env("REDIS_URL") {
+        builder = builder.redis_url(url);
+    }
+    let auth = builder.build()?;
+    let guard = auth.initialize().await?;
+
+    let app = Router::new()
+        .route("/hello", get(hello))
+        .route("/dashboard", get(dashboard))
+        .route("/feed", get(feed))
+        .route("/admin", get(ok))
+        .route("/secret", get(verified_ok))
+        .route("/account/settings", post(settings))
+        .merge(auth.router())
+        .layer(auth.layer());
+
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    println!("crudauth quickstart listening on http://{bind}");
+    println!(
+        "try: curl -s -X POST http://{bind}/register -H 'content-type: application/json' \
+         -d '{{\"email\":\"ada@example.com\",\"username\":\"ada\",\"password\":\"correct horse\"}}'"
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    guard.shutdown().await;
+    Ok(())
+}
+
+/// Creates the `CRUDAUTH_ADMIN` superuser (`username:email:password`) unless it exists.
+async fn ensure_admin(users: &SqlxUsers, spec: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut parts = spec.splitn(3, ':');
+    let (Some(username), Some(email), Some(password)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("CRUDAUTH_ADMIN must be username:email:password".into());
+    };
+    if users
+        .find_by_field(crudauth_core::user::LoginField::Username, username)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let hash = crudauth_core::password::Passwords::new()
+        .hash(&crudauth_core::password::Password::new(password))
+        .await?;
+    let mut admin = NewUser::new(email, username, hash.0);
+    admin.is_superuser = true;
+    admin.email_verified = true;
+    users.create(admin).await?;
+    tracing::info!(username, "created the CRUDAUTH_ADMIN superuser");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}

@@ -10,6 +10,9 @@
 //! server.kill();
 //! server.restart();
 //! ```
+#![allow(missing_docs, clippy::unwrap_used)]
 
+pub mod app;
+pub mod http;
 pub mod redis;
 pub mod server;

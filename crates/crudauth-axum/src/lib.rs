@@ -1,1 +1,46 @@
-//! axum
+//! # crudauth-axum
+//!
+//! Batteries-included authentication for axum: cookie sessions with CSRF, bearer tokens,
+//! escalating login lockout, rate limits, device management — over your own user table, with
+//! state shared between workers through Redis (or kept in memory for development).
+//!
+//! ```no_run
+//! use axum::{routing::get, Json, Router};
+//! use crudauth_axum::{extract::CurrentUser, CrudAuth, SessionTransport};
+//! use crudauth_core::user::MemoryUsers;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = CrudAuth::builder()
+//!     .secret_key(std::env::var("SECRET_KEY")?)
+//!     .users(MemoryUsers::new())
+//!     .session_transport(SessionTransport::default())
+//!     .build()?;
+//! let guard = auth.initialize().await?;
+//! let app = Router::new()
+//!     .route("/dashboard", get(|user: CurrentUser| async move { Json(user.user_id().clone()) }))
+//!     .merge(auth.router())
+//!     .layer(auth.layer());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! guard.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod body;
+mod builder;
+pub mod client_ip;
+mod cookies;
+mod error;
+pub mod extract;
+mod routes;
+mod transport;
+
+pub use builder::{
+    ConfigError, CrudAuth, CrudAuthBuilder, EmailConfig, InitError, LifespanGuard, SessionTransport,
+};
+pub use cookies::CookieConfig;
+pub use crudauth_core::principal::Principal;
+pub use error::AuthError;
+pub use transport::Transport;

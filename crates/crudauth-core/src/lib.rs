@@ -23,10 +23,16 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod csrf;
+pub mod device;
+pub mod email;
 pub mod error;
 pub mod lifespan;
 pub mod limit;
+pub mod password;
+pub mod principal;
 pub mod secret;
+pub mod session;
 mod shard;
 pub mod store;
 pub mod user;

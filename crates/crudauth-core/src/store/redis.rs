@@ -158,6 +158,20 @@ impl RedisConfig {
     /// Redis Cluster.
     pub fn from_url(url: &str) -> StoreResult<Self> {
         let display_url = redact_url(url);
+        const SCHEMES: [&str; 6] = [
+            "redis://",
+            "rediss://",
+            "valkey://",
+            "valkeys://",
+            "redis-cluster://",
+            "redis-sentinel://",
+        ];
+        if !SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+            return Err(StoreError::Config(format!(
+                "`{display_url}` is not a Redis URL; expected redis://[:password@]host[:port][/db] \
+                 or redis-cluster://host:port?node=host:port"
+            )));
+        }
         let fred = Config::from_url(url).map_err(|e| {
             StoreError::Config(format!(
                 "`{display_url}` is not a usable Redis URL ({}); expected \

@@ -13,6 +13,7 @@
 //! # Ok::<(), crudauth_core::user::UserStoreError>(()) }).unwrap();
 //! ```
 
+mod cache;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod memory;
@@ -23,6 +24,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use cache::CachedUsers;
 pub use memory::MemoryUsers;
 
 /// A user's primary key, in its native form: an integer or a string (UUIDs are strings).

@@ -1,0 +1,573 @@
+//! `CrudAuth::builder()`: configuration validated at `build()` (fails closed), and the
+//! lifespan: `initialize()` → [`LifespanGuard`] → `shutdown()`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+
+use crudauth_core::email::EmailSender;
+use crudauth_core::lifespan::Tasks;
+use crudauth_core::limit::{MemoryRateLimiter, RateLimiter};
+use crudauth_core::password::Passwords;
+use crudauth_core::secret::SecretKey;
+use crudauth_core::session::{SessionConfig, Sessions};
+use crudauth_core::store::{BackendKind, MemoryStore, Store};
+use crudauth_core::user::{CachedUsers, LoginField, User, UserId, UserStore};
+use crudauth_core::StoreError;
+
+use crate::cookies::CookieConfig;
+use crate::error::AuthError;
+use crate::transport::{SessionAuth, Transport};
+
+/// Why a configuration was refused at `build()`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No secret key, or a weak one.
+    #[error("secret key: {0}")]
+    SecretKey(String),
+    /// No user store.
+    #[error("no user store: call .users(…) with your UserStore (e.g. crudauth_sqlx::SqlxUsers)")]
+    NoUsers,
+    /// No transport.
+    #[error("no transport: add .transport(SessionTransport::default()) (or a bearer transport)")]
+    NoTransport,
+    /// Two transports share a name.
+    #[error("two transports are named `{0}`; names must be unique")]
+    DuplicateTransport(&'static str),
+    /// Something else is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why `initialize()` failed.
+#[derive(Debug, thiserror::Error)]
+#[error("crudauth could not start: {0}")]
+pub struct InitError(#[from] pub StoreError);
+
+/// The cookie session transport: sessions in the store, CSRF on unsafe methods, and (unless
+/// turned off) the device-management routes.
+///
+/// ```
+/// use std::time::Duration;
+/// use crudauth_axum::SessionTransport;
+///
+/// let sessions = SessionTransport::default()
+///     .idle_timeout(Duration::from_secs(15 * 60))
+///     .absolute_timeout(Duration::from_secs(12 * 3600))
+///     .max_sessions_per_user(3);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionTransport {
+    pub(crate) config: SessionConfig,
+    pub(crate) csrf: bool,
+    pub(crate) management_routes: bool,
+}
+
+impl Default for SessionTransport {
+    fn default() -> Self {
+        Self {
+            config: SessionConfig::default(),
+            csrf: true,
+            management_routes: true,
+        }
+    }
+}
+
+impl SessionTransport {
+    /// Idle window of an ordinary session (default 30 minutes).
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.config.idle_timeout = idle;
+        self
+    }
+
+    /// Idle window of a remember-me session (default 30 days).
+    pub fn remember_me(mut self, window: Duration) -> Self {
+        self.config.remember_me = window;
+        self
+    }
+
+    /// Ends sessions this long after sign-in, however active (default: none).
+    pub fn absolute_timeout(mut self, limit: Duration) -> Self {
+        self.config.absolute_timeout = Some(limit);
+        self
+    }
+
+    /// Live sessions per user (default 5); a new one evicts the least recently active.
+    pub fn max_sessions_per_user(mut self, n: usize) -> Self {
+        self.config.max_sessions_per_user = n;
+        self
+    }
+
+    /// Turns CSRF protection off (not recommended; only for same-site APIs behind other
+    /// protection).
+    pub fn without_csrf(mut self) -> Self {
+        self.csrf = false;
+        self
+    }
+
+    /// Whether to mount `/sessions`, `DELETE /sessions/{id}`, `/logout-all` and
+    /// `/csrf/refresh` (default on).
+    pub fn management_routes(mut self, on: bool) -> Self {
+        self.management_routes = on;
+        self
+    }
+}
+
+/// Email delivery for registration and the recovery flows.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub(crate) frontend_url: String,
+    pub(crate) sender: Arc<dyn EmailSender>,
+    pub(crate) verify_ttl: Duration,
+}
+
+impl EmailConfig {
+    /// Links point at `frontend_url` (`{frontend_url}/verify-email?token=…`); `sender`
+    /// delivers.
+    pub fn new(frontend_url: impl Into<String>, sender: impl EmailSender) -> Self {
+        Self {
+            frontend_url: frontend_url.into().trim_end_matches('/').to_owned(),
+            sender: Arc::new(sender),
+            verify_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Builds a [`CrudAuth`]. See [`CrudAuth::builder`].
+#[derive(Debug)]
+pub struct CrudAuthBuilder {
+    secret_key: Option<Vec<u8>>,
+    users: Option<Arc<dyn UserStore>>,
+    store: Option<Arc<dyn Store>>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    session: Option<SessionTransport>,
+    extra_transports: Vec<Arc<dyn Transport>>,
+    cookies: CookieConfig,
+    login_fields: Vec<LoginField>,
+    email: Option<EmailConfig>,
+    passwords: Option<Passwords>,
+    trusted_proxy_hops: usize,
+    warn_on_memory_backend: bool,
+    user_cache_ttl: Duration,
+    fresh_sign_in: Duration,
+    #[cfg(feature = "redis")]
+    redis: Option<RedisSetting>,
+}
+
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+enum RedisSetting {
+    Url { url: String, prefix: Option<String> },
+    Config(crudauth_core::store::RedisConfig),
+}
+
+impl Default for CrudAuthBuilder {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            users: None,
+            store: None,
+            limiter: None,
+            session: None,
+            extra_transports: Vec::new(),
+            cookies: CookieConfig::default(),
+            login_fields: vec![LoginField::Email, LoginField::Username],
+            email: None,
+            passwords: None,
+            trusted_proxy_hops: 0,
+            warn_on_memory_backend: true,
+            user_cache_ttl: Duration::from_secs(5),
+            fresh_sign_in: Duration::from_secs(600),
+            #[cfg(feature = "redis")]
+            redis: None,
+        }
+    }
+}
+
+impl CrudAuthBuilder {
+    /// The signing and HMAC key (at least 32 bytes). Required.
+    pub fn secret_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.secret_key = Some(key.as_ref().to_vec());
+        self
+    }
+
+    /// The application's user table. Required.
+    pub fn users(mut self, users: impl UserStore) -> Self {
+        self.users = Some(Arc::new(users));
+        self
+    }
+
+    /// Where sessions, one-time tokens and refresh families live (default: in memory).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Where lockout and throttle counters live (default: in memory).
+    pub fn rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
+        self.limiter = Some(Arc::new(limiter));
+        self
+    }
+
+    /// Moves every store and the rate limiter to Redis (or a Redis Cluster with a
+    /// `redis-cluster://` URL), over one shared, pipelined connection. A `.store(…)` or
+    /// `.rate_limiter(…)` given explicitly still wins for its part.
+    #[cfg(feature = "redis")]
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        let prefix = match self.redis.take() {
+            Some(RedisSetting::Url { prefix, .. }) => prefix,
+            _ => None,
+        };
+        self.redis = Some(RedisSetting::Url {
+            url: url.into(),
+            prefix,
+        });
+        self
+    }
+
+    /// The key prefix under which crudauth keeps its Redis keys (default `crudauth:`), so
+    /// several apps can share one Redis.
+    #[cfg(feature = "redis")]
+    pub fn redis_prefix(mut self, prefix: impl Into<String>) -> Self {
+        if let Some(RedisSetting::Url { prefix: p, .. }) = &mut self.redis {
+            *p = Some(prefix.into());
+        }
+        self
+    }
+
+    /// Like [`Self::redis_url`], with every connection setting (timeouts, reconnection, cluster
+    /// nodes) given.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, config: crudauth_core::store::RedisConfig) -> Self {
+        self.redis = Some(RedisSetting::Config(config));
+        self
+    }
+
+    /// Adds the cookie session transport.
+    pub fn session_transport(mut self, session: SessionTransport) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Adds a custom transport, tried after the built-in ones in the order added.
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.extra_transports.push(Arc::new(transport));
+        self
+    }
+
+    /// The cookie policy (Secure, SameSite, Path).
+    pub fn cookies(mut self, cookies: CookieConfig) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
+    /// Which fields a login identifier is matched against, in order (default: email, then
+    /// username).
+    pub fn login_fields(mut self, fields: impl IntoIterator<Item = LoginField>) -> Self {
+        self.login_fields = fields.into_iter().collect();
+        self
+    }
+
+    /// Turns on email delivery (registration answers 202 and sends a verification email).
+    pub fn email(mut self, email: EmailConfig) -> Self {
+        self.email = Some(email);
+        self
+    }
+
+    /// The password hasher (default: argon2id at OWASP costs).
+    pub fn passwords(mut self, passwords: Passwords) -> Self {
+        self.passwords = Some(passwords);
+        self
+    }
+
+    /// How many reverse proxies in front of the app append to `X-Forwarded-For` (default 0:
+    /// the header is ignored).
+    pub fn trusted_proxy_hops(mut self, hops: usize) -> Self {
+        self.trusted_proxy_hops = hops;
+        self
+    }
+
+    /// Whether `initialize()` warns that in-memory state is per-process (default on).
+    pub fn warn_on_memory_backend(mut self, warn: bool) -> Self {
+        self.warn_on_memory_backend = warn;
+        self
+    }
+
+    /// How long a user row read for a request is reused by this process (default 5 s; zero
+    /// turns the cache off). Changes made through crudauth refresh it at once; changes made
+    /// behind its back take up to this long to be seen. Revoking a session is always
+    /// immediate.
+    pub fn user_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.user_cache_ttl = ttl;
+        self
+    }
+
+    /// Validates the configuration and builds the auth object. Fails closed: nothing is
+    /// defaulted that would weaken security.
+    pub fn build(self) -> Result<CrudAuth, ConfigError> {
+        let raw = self
+            .secret_key
+            .ok_or_else(|| ConfigError::SecretKey("missing: call .secret_key(…)".into()))?;
+        let key = SecretKey::new(raw).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
+        let users = self.users.ok_or(ConfigError::NoUsers)?;
+        if self.login_fields.is_empty() {
+            return Err(ConfigError::Invalid(
+                "login_fields is empty: list at least one field".into(),
+            ));
+        }
+        if let Some(email) = &self.email {
+            if email.frontend_url.is_empty() {
+                tracing::warn!(
+                    "crudauth: EmailConfig frontend_url is empty; email links will have no host"
+                );
+            }
+        }
+        #[cfg(feature = "redis")]
+        let (store_default, limiter_default) = match self.redis {
+            Some(setting) => {
+                let config = match setting {
+                    RedisSetting::Config(config) => config,
+                    RedisSetting::Url { url, prefix } => {
+                        let config = crudauth_core::store::RedisConfig::from_url(&url)
+                            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                        match prefix {
+                            Some(p) => config.namespace(p),
+                            None => config,
+                        }
+                    }
+                };
+                let connection = crudauth_core::store::RedisConnection::new(config)
+                    .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                let store: Arc<dyn Store> =
+                    Arc::new(crudauth_core::store::RedisStore::new(connection.clone()));
+                let limiter: Arc<dyn RateLimiter> =
+                    Arc::new(crudauth_core::limit::RedisRateLimiter::new(connection));
+                (Some(store), Some(limiter))
+            }
+            None => (None, None),
+        };
+        #[cfg(not(feature = "redis"))]
+        let (store_default, limiter_default): (
+            Option<Arc<dyn Store>>,
+            Option<Arc<dyn RateLimiter>>,
+        ) = (None, None);
+        let store: Arc<dyn Store> = self
+            .store
+            .or(store_default)
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let limiter: Arc<dyn RateLimiter> = self
+            .limiter
+            .or(limiter_default)
+            .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new()));
+        let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
+        let sessions = self
+            .session
+            .as_ref()
+            .map(|s| Sessions::new(store.clone(), key.clone(), s.config.clone()));
+        if self.session.is_some() {
+            transports.push(Arc::new(SessionAuth));
+        }
+        transports.extend(self.extra_transports);
+        if transports.is_empty() {
+            return Err(ConfigError::NoTransport);
+        }
+        for (i, t) in transports.iter().enumerate() {
+            if transports[..i].iter().any(|o| o.name() == t.name()) {
+                return Err(ConfigError::DuplicateTransport(t.name()));
+            }
+        }
+        let passwords = match self.passwords {
+            Some(p) => p,
+            None => Passwords::new(),
+        };
+        Ok(CrudAuth {
+            inner: Arc::new(Inner {
+                users: CachedUsers::new(users, self.user_cache_ttl),
+                store,
+                limiter,
+                session: self.session,
+                sessions,
+                transports,
+                cookies: self.cookies,
+                login_fields: self.login_fields,
+                email: self.email,
+                passwords,
+                trusted_proxy_hops: self.trusted_proxy_hops,
+                warn_on_memory_backend: self.warn_on_memory_backend,
+                fresh_sign_in: self.fresh_sign_in,
+            }),
+        })
+    }
+}
+
+/// Authentication for an axum app: one object wiring sessions with CSRF, transports, users,
+/// passwords, stores and limits. Cheap to clone.
+///
+/// ```no_run
+/// use axum::{routing::get, Json, Router};
+/// use crudauth_axum::{CrudAuth, SessionTransport, extract::CurrentUser};
+/// use crudauth_core::user::MemoryUsers;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let auth = CrudAuth::builder()
+///     .secret_key(std::env::var("SECRET_KEY")?)
+///     .users(MemoryUsers::new())
+///     .session_transport(SessionTransport::default())
+///     .build()?;
+/// let guard = auth.initialize().await?;
+/// let app = Router::new()
+///     .route("/dashboard", get(|user: CurrentUser| async move { Json(user.user_id().clone()) }))
+///     .merge(auth.router())
+///     .layer(auth.layer());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+/// guard.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct CrudAuth {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) users: CachedUsers,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    pub(crate) session: Option<SessionTransport>,
+    pub(crate) sessions: Option<Sessions>,
+    pub(crate) transports: Vec<Arc<dyn Transport>>,
+    pub(crate) cookies: CookieConfig,
+    pub(crate) login_fields: Vec<LoginField>,
+    pub(crate) email: Option<EmailConfig>,
+    pub(crate) passwords: Passwords,
+    pub(crate) trusted_proxy_hops: usize,
+    pub(crate) warn_on_memory_backend: bool,
+    pub(crate) fresh_sign_in: Duration,
+}
+
+impl CrudAuth {
+    /// Starts a configuration.
+    pub fn builder() -> CrudAuthBuilder {
+        CrudAuthBuilder::default()
+    }
+
+    /// The session service, when the session transport is configured.
+    pub fn sessions(&self) -> Option<&Sessions> {
+        self.inner.sessions.as_ref()
+    }
+
+    /// The user table (behind the per-process row cache).
+    pub fn users(&self) -> &CachedUsers {
+        &self.inner.users
+    }
+
+    /// The password hasher.
+    pub fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+
+    /// The shared store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The rate limiter.
+    pub fn rate_limiter(&self) -> &Arc<dyn RateLimiter> {
+        &self.inner.limiter
+    }
+
+    /// The transports, in resolution order.
+    pub fn transports(&self) -> &[Arc<dyn Transport>] {
+        &self.inner.transports
+    }
+
+    pub(crate) fn csrf_enabled(&self) -> bool {
+        self.inner.session.as_ref().is_some_and(|s| s.csrf)
+    }
+
+    /// Loads a user by id for authentication: `None` when missing or disabled; a database
+    /// failure is a 503.
+    pub async fn load_active_user(&self, id: &UserId) -> Result<Option<User>, AuthError> {
+        Ok(self
+            .inner
+            .users
+            .find_by_id(id)
+            .await?
+            .filter(|u| u.is_active))
+    }
+
+    /// The layer every route using crudauth's extractors must sit under: it makes this object
+    /// available to them. It reads nothing and costs one reference-count increment per
+    /// request.
+    pub fn layer(&self) -> axum::Extension<CrudAuth> {
+        axum::Extension(self.clone())
+    }
+
+    /// The HTTP surface: `/register`, `/login`, `/logout`, `/me`, `/change-password`,
+    /// `/set-password` and, with the session transport's management routes, `/sessions`,
+    /// `DELETE /sessions/{id}`, `/logout-all`, `/csrf/refresh`.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        crate::routes::router(self)
+    }
+
+    /// Connects and checks every backend, loads scripts, starts the sweepers, and warns once
+    /// when state is in process memory. Call before serving.
+    pub async fn initialize(&self) -> Result<LifespanGuard, InitError> {
+        let mut tasks = Tasks::new();
+        self.inner.store.initialize(&mut tasks).await?;
+        self.inner.limiter.initialize(&mut tasks).await?;
+        let mut per_process = Vec::new();
+        if self.inner.store.kind() == BackendKind::Memory {
+            per_process.push("sessions/CSRF, one-time tokens");
+        }
+        if self.inner.limiter.kind() == BackendKind::Memory {
+            per_process.push("lockout and throttle counters");
+        }
+        if !per_process.is_empty() && self.inner.warn_on_memory_backend {
+            tracing::warn!(
+                "crudauth: in-memory backend for {}. In-memory state is per-process: it is NOT shared \
+                 between processes or hosts, so under several workers these guarantees weaken. Use Redis \
+                 in production, or .warn_on_memory_backend(false) to silence this.",
+                per_process.join("; ")
+            );
+        }
+        Ok(LifespanGuard {
+            tasks: Some(tasks),
+            auth: self.clone(),
+        })
+    }
+}
+
+/// Owns crudauth's background tasks and connections. `shutdown()` stops the tasks and closes
+/// connections within 5 s; dropping the guard stops the tasks too.
+#[derive(Debug)]
+pub struct LifespanGuard {
+    tasks: Option<Tasks>,
+    auth: CrudAuth,
+}
+
+impl LifespanGuard {
+    /// How many background tasks are running.
+    pub fn background_tasks(&self) -> usize {
+        self.tasks.as_ref().map_or(0, Tasks::len)
+    }
+
+    /// Stops background tasks and closes connections, within 5 s in all.
+    pub async fn shutdown(mut self) {
+        let grace = Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + grace;
+        if let Some(tasks) = self.tasks.take() {
+            tasks.shutdown(grace / 2).await;
+        }
+        let inner = &self.auth.inner;
+        let close = async {
+            inner.store.shutdown().await;
+            inner.limiter.shutdown().await;
+        };
+        if tokio::time::timeout_at(deadline, close).await.is_err() {
+            tracing::warn!("crudauth: closing connections took longer than 5 s; gave up waiting");
+        }
+    }
+}

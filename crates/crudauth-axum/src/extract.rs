@@ -1,0 +1,226 @@
+//! Extractors: [`CurrentUser`] (with gates), [`MaybeUser`], [`Session`]. Each resolves the
+//! request's principal once (cached in the request's extensions, per transport, whichever
+//! extractors ask) and answers its own rejection.
+//!
+//! ```
+//! use axum::{routing::get, Json, Router};
+//! use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser};
+//!
+//! let app: Router = Router::new()
+//!     .route("/dashboard", get(|user: CurrentUser| async move { Json(user.user_id().clone()) }))
+//!     .route("/admin", get(|_: CurrentUser<Superuser>| async { "ok" }))
+//!     .route("/feed", get(|user: MaybeUser| async move { format!("{}", user.0.is_some()) }))
+//!     .route("/settings", axum::routing::post(|_: CurrentUser<SessionOnly>| async { "saved" }));
+//! ```
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use tokio::sync::OnceCell;
+
+use crudauth_core::principal::{Gate, Principal};
+use crudauth_core::session::LoadedSession;
+
+use crate::builder::CrudAuth;
+use crate::error::AuthError;
+
+type Outcome = Result<Option<Arc<Principal>>, AuthError>;
+
+/// Per-request cache of each transport's outcome.
+#[derive(Clone)]
+struct Resolved(Arc<[OnceCell<Outcome>]>);
+
+/// The CrudAuth installed by `auth.layer()`.
+pub(crate) fn installed(parts: &Parts) -> Result<CrudAuth, AuthError> {
+    parts.extensions.get::<CrudAuth>().cloned().ok_or_else(|| {
+        tracing::error!("crudauth extractor used on a route without `.layer(auth.layer())`");
+        AuthError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "Authentication is not configured for this route",
+        )
+    })
+}
+
+/// Resolves the request's principal over the configured transports (only `only`, when given),
+/// in order; each transport runs at most once per request.
+pub(crate) async fn resolve(
+    parts: &mut Parts,
+    auth: &CrudAuth,
+    only: Option<&'static str>,
+) -> Outcome {
+    let transports = auth.transports();
+    let cache = match parts.extensions.get::<Resolved>() {
+        Some(cache) => cache.clone(),
+        None => {
+            let cache = Resolved((0..transports.len()).map(|_| OnceCell::new()).collect());
+            parts.extensions.insert(cache.clone());
+            cache
+        }
+    };
+    let parts = &*parts;
+    for (transport, cell) in transports.iter().zip(cache.0.iter()) {
+        if only.is_some_and(|name| name != transport.name()) {
+            continue;
+        }
+        let outcome = cell
+            .get_or_init(|| async {
+                transport
+                    .authenticate(parts, auth)
+                    .await
+                    .map(|p| p.map(Arc::new))
+            })
+            .await;
+        match outcome {
+            Ok(None) => continue,
+            other => return other.clone(),
+        }
+    }
+    Ok(None)
+}
+
+/// What a [`CurrentUser`] requires beyond being signed in: a transport, and checks.
+///
+/// Implement it for your own marker type to add a custom check (answer `Err` with any
+/// [`AuthError`], e.g. 403 "Access denied"). Tuples combine requirements: the first transport
+/// named wins, every check must pass.
+pub trait Require: Send + Sync + 'static {
+    /// Only this transport may authenticate the request (`None`: any).
+    const TRANSPORT: Option<&'static str> = None;
+
+    /// Checks the principal.
+    fn check(_principal: &Principal) -> Result<(), AuthError> {
+        Ok(())
+    }
+}
+
+/// Any signed-in user, any transport.
+#[derive(Debug)]
+pub struct Any;
+impl Require for Any {}
+
+/// A superuser (403 "Insufficient privileges").
+#[derive(Debug)]
+pub struct Superuser;
+impl Require for Superuser {
+    fn check(p: &Principal) -> Result<(), AuthError> {
+        Gate::Superuser.check(p).map_err(AuthError::forbidden)
+    }
+}
+
+/// A user whose email is verified (403 "Recovery factor not verified").
+#[derive(Debug)]
+pub struct Verified;
+impl Require for Verified {
+    fn check(p: &Principal) -> Result<(), AuthError> {
+        Gate::Verified.check(p).map_err(AuthError::forbidden)
+    }
+}
+
+/// Authenticated by the session cookie only (so CSRF applies to unsafe methods).
+#[derive(Debug)]
+pub struct SessionOnly;
+impl Require for SessionOnly {
+    const TRANSPORT: Option<&'static str> = Some("session");
+}
+
+/// Authenticated by a bearer token only.
+#[derive(Debug)]
+pub struct BearerOnly;
+impl Require for BearerOnly {
+    const TRANSPORT: Option<&'static str> = Some("bearer");
+}
+
+macro_rules! require_tuple {
+    ($($t:ident),+) => {
+        impl<$($t: Require),+> Require for ($($t,)+) {
+            const TRANSPORT: Option<&'static str> = {
+                let all = [$($t::TRANSPORT),+];
+                let mut i = 0;
+                let mut found = None;
+                while i < all.len() {
+                    if found.is_none() { found = all[i]; }
+                    i += 1;
+                }
+                found
+            };
+            fn check(p: &Principal) -> Result<(), AuthError> {
+                $($t::check(p)?;)+
+                Ok(())
+            }
+        }
+    };
+}
+require_tuple!(A, B);
+require_tuple!(A, B, C);
+
+/// The signed-in principal; 401 "Not authenticated" when there is none, 403 when a
+/// [`Require`] check fails.
+pub struct CurrentUser<R: Require = Any>(pub Arc<Principal>, PhantomData<R>);
+
+impl<R: Require> Deref for CurrentUser<R> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl<R: Require> std::fmt::Debug for CurrentUser<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CurrentUser").field(&self.0).finish()
+    }
+}
+
+impl<S: Send + Sync, R: Require> FromRequestParts<S> for CurrentUser<R> {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let auth = installed(parts)?;
+        let principal = resolve(parts, &auth, R::TRANSPORT)
+            .await?
+            .ok_or_else(AuthError::not_authenticated)?;
+        R::check(&principal)?;
+        Ok(CurrentUser(principal, PhantomData))
+    }
+}
+
+/// The principal when there is one. A credential that is present but invalid is still an
+/// error (401, or 403 for CSRF), and a backend outage is a 503 — never an anonymous pass.
+#[derive(Debug)]
+pub struct MaybeUser(pub Option<Arc<Principal>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let auth = installed(parts)?;
+        Ok(MaybeUser(resolve(parts, &auth, None).await?))
+    }
+}
+
+/// The request's cookie session and its principal (401 when the request is not
+/// session-authenticated).
+#[derive(Debug)]
+pub struct Session {
+    /// The signed-in principal.
+    pub principal: Arc<Principal>,
+    /// The live session.
+    pub session: LoadedSession,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let auth = installed(parts)?;
+        match resolve(parts, &auth, Some("session")).await? {
+            Some(principal) => match principal.session.clone() {
+                Some(session) => Ok(Session { principal, session }),
+                None => Err(AuthError::not_authenticated()),
+            },
+            None => Err(AuthError::not_authenticated()),
+        }
+    }
+}

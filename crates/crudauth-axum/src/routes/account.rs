@@ -1,0 +1,353 @@
+//! `/register`, `/me`, `/change-password`, `/set-password`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+
+use crudauth_core::email::{EmailKind, EmailMessage};
+use crudauth_core::password::{Password, PasswordPolicy};
+use crudauth_core::principal::Principal;
+use crudauth_core::user::{
+    canonical_email, LoginField, NewUser, User, UserStore, UserStoreError, UserUpdate,
+};
+
+use super::{detail, reply, Client};
+use crate::body::{Fields, RawBody};
+use crate::builder::CrudAuth;
+use crate::error::AuthError;
+use crate::extract::CurrentUser;
+
+const SIGNUP_ACCEPTED: &str = "If the email is available, check your inbox to finish signing up.";
+const MAX_USERNAME: usize = 64;
+
+/// Checks a new password against the policy, recording a 422 entry for `field`.
+fn check_new_password(fields: &mut Fields, field: &str, password: &str) {
+    if let Err(violation) = PasswordPolicy::default().check(password) {
+        fields.push(violation.to_json_entry(field));
+    }
+}
+
+pub(super) async fn register(
+    State(auth): State<CrudAuth>,
+    _client: Client,
+    RawBody(body): RawBody,
+) -> Result<Response, AuthError> {
+    let mut f = Fields::json(&body)?;
+    let email = f.email("email");
+    let username = f.string("username");
+    let password = f.string("password");
+    if username.chars().count() > MAX_USERNAME {
+        f.push(json!({"type": "string_too_long", "loc": ["body", "username"],
+            "msg": format!("String should have at most {MAX_USERNAME} characters"), "ctx": {"max_length": MAX_USERNAME}}));
+    }
+    check_new_password(&mut f, "password", &password);
+    f.finish()?;
+    let email = canonical_email(&email);
+
+    // Hash before looking for duplicates, so a taken address costs the same time as a new one.
+    let hashed = auth.hash_password(&password).await?;
+    let users = auth.users();
+    for field in &auth.inner.login_fields {
+        let value = match field {
+            LoginField::Email => &email,
+            LoginField::Username => &username,
+        };
+        if users.find_by_field(*field, value).await?.is_some() {
+            return existing_account(&auth, *field, &email).await;
+        }
+    }
+    let user = match users
+        .create(NewUser::new(email.clone(), username, hashed.0))
+        .await
+    {
+        Ok(user) => user,
+        Err(UserStoreError::Duplicate { field }) => {
+            return existing_account(&auth, field, &email).await
+        }
+        Err(UserStoreError::Conflict) => {
+            return Err(AuthError::unprocessable("Account already exists"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if auth.inner.email.is_some() {
+        auth.send_verification(&user).await;
+        return Ok(reply(StatusCode::ACCEPTED, detail(SIGNUP_ACCEPTED), vec![]));
+    }
+    Ok(reply(
+        StatusCode::OK,
+        json!({"id": user.id, "email": user.email, "username": user.username}),
+        vec![],
+    ))
+}
+
+/// The answer to a registration whose login field is taken: with email delivery, a taken
+/// address looks exactly like a new one (and its owner gets a notice); user names are a
+/// public namespace, as on every sign-up form.
+async fn existing_account(
+    auth: &CrudAuth,
+    field: LoginField,
+    email: &str,
+) -> Result<Response, AuthError> {
+    match field {
+        LoginField::Email if auth.inner.email.is_some() => {
+            auth.send_email(EmailMessage::new(email, EmailKind::ExistingAccount, None))
+                .await;
+            Ok(reply(StatusCode::ACCEPTED, detail(SIGNUP_ACCEPTED), vec![]))
+        }
+        LoginField::Email => Err(AuthError::unprocessable("Email already registered")),
+        LoginField::Username => Err(AuthError::unprocessable("Username already taken")),
+    }
+}
+
+pub(super) async fn me(user: CurrentUser) -> Response {
+    let u = &user.user;
+    reply(
+        StatusCode::OK,
+        json!({"user_id": u.id, "username": u.username, "email": u.email, "is_superuser": u.is_superuser,
+               "scopes": user.scopes, "via": user.via}),
+        vec![],
+    )
+}
+
+pub(super) async fn change_password(
+    State(auth): State<CrudAuth>,
+    principal: CurrentUser,
+    RawBody(body): RawBody,
+) -> Result<Response, AuthError> {
+    let mut f = Fields::json(&body)?;
+    let current = f.string("current_password");
+    let new = f.string("new_password");
+    check_new_password(&mut f, "new_password", &new);
+    f.finish()?;
+    let user = &principal.user;
+    if !user.has_usable_password() {
+        return Err(AuthError::bad_request(
+            "Account has no password; use /set-password to create one.",
+        ));
+    }
+    let verdict = auth
+        .verify_password(&current, user.hashed_password.as_ref())
+        .await?;
+    if !verdict {
+        return Err(AuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "Current password is incorrect.",
+        ));
+    }
+    let hashed = auth.hash_password(&new).await?;
+    let changes = UserUpdate {
+        hashed_password: Some(hashed),
+        bump_token_version: true,
+        ..Default::default()
+    };
+    let updated = auth
+        .users()
+        .update(&user.id, changes)
+        .await?
+        .ok_or_else(AuthError::not_authenticated)?;
+    auth.end_other_credentials(&principal, &updated).await?;
+    Ok(reply(StatusCode::OK, detail("Password changed."), vec![]))
+}
+
+pub(super) async fn set_password(
+    State(auth): State<CrudAuth>,
+    principal: CurrentUser,
+    RawBody(body): RawBody,
+) -> Result<Response, AuthError> {
+    let mut f = Fields::json(&body)?;
+    let new = f.string("new_password");
+    check_new_password(&mut f, "new_password", &new);
+    f.finish()?;
+    if principal.user.has_usable_password() {
+        return Err(AuthError::bad_request(
+            "Account already has a password; use the password reset flow to change it.",
+        ));
+    }
+    if !auth.is_fresh(&principal) {
+        return Err(AuthError::forbidden(
+            "Sign in again to continue: this needs a recent sign-in.",
+        ));
+    }
+    let hashed = auth.hash_password(&new).await?;
+    let changes = UserUpdate {
+        hashed_password: Some(hashed),
+        ..Default::default()
+    };
+    auth.users()
+        .update(&principal.user.id, changes)
+        .await?
+        .ok_or_else(AuthError::not_authenticated)?;
+    Ok(reply(StatusCode::OK, detail("Password set."), vec![]))
+}
+
+impl CrudAuth {
+    /// Hashes a new password (argon2id, off the async runtime).
+    pub async fn hash_password(
+        &self,
+        password: &str,
+    ) -> Result<crudauth_core::user::PasswordHash, AuthError> {
+        self.inner
+            .passwords
+            .hash(&Password::new(password))
+            .await
+            .map_err(password_failure)
+    }
+
+    /// Verifies `password` against `stored` (or a dummy hash when there is none, for equal
+    /// timing). A password over 1 KiB simply does not match; it is never hashed.
+    pub async fn verify_password(
+        &self,
+        password: &str,
+        stored: Option<&crudauth_core::user::PasswordHash>,
+    ) -> Result<bool, AuthError> {
+        match self
+            .inner
+            .passwords
+            .verify(&Password::new(password), stored)
+            .await
+        {
+            Ok(v) => Ok(v.matched),
+            Err(crudauth_core::password::PasswordError::TooLong { .. }) => Ok(false),
+            Err(e) => Err(password_failure(e)),
+        }
+    }
+
+    /// crudauth's hardened password sign-in, shared by every route that takes a password: the
+    /// user the identifier names, if the password is right and the account active; a legacy or
+    /// outdated hash is replaced on the way. Unknown users cost the same time as wrong
+    /// passwords. Every failure is 401 "Incorrect username or password". `client_ip` is the
+    /// caller's address (see [`crate::client_ip`]).
+    pub async fn authenticate_password(
+        &self,
+        identifier: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<User, AuthError> {
+        let _ = client_ip;
+        let users = self.users();
+        let user =
+            crudauth_core::user::find_by_login(users, &self.inner.login_fields, identifier).await?;
+        let stored = user.as_ref().and_then(|u| u.hashed_password.as_ref());
+        let verdict = match self
+            .inner
+            .passwords
+            .verify(&Password::new(password), stored)
+            .await
+        {
+            Ok(v) => v,
+            Err(crudauth_core::password::PasswordError::TooLong { .. }) => {
+                return Err(AuthError::bad_credentials())
+            }
+            Err(e) => return Err(password_failure(e)),
+        };
+        let Some(user) = user.filter(|_| verdict.matched) else {
+            return Err(AuthError::bad_credentials());
+        };
+        if !user.is_active {
+            tracing::warn!(user_id = %user.id, "sign-in refused: account is disabled");
+            return Err(AuthError::bad_credentials());
+        }
+        if let Some(rehash) = verdict.rehash {
+            let changes = UserUpdate {
+                hashed_password: Some(rehash),
+                ..Default::default()
+            };
+            if let Err(e) = users.update(&user.id, changes).await {
+                tracing::warn!(error = %e, "could not store the upgraded password hash; will retry at next sign-in");
+            }
+        }
+        Ok(user)
+    }
+
+    /// After a password change: ends every other session and (through the bumped
+    /// token_version) every bearer token; the calling session stays, moved to the new epoch.
+    pub(crate) async fn end_other_credentials(
+        &self,
+        principal: &Principal,
+        updated: &User,
+    ) -> Result<(), AuthError> {
+        let Some(sessions) = self.sessions() else {
+            return Ok(());
+        };
+        let keep = principal.session.as_ref();
+        sessions
+            .revoke_all(&updated.id, keep.map(|s| s.handle.as_str()))
+            .await?;
+        if let Some(current) = keep {
+            let mut record = current.record.clone();
+            record.token_version = updated.token_version;
+            sessions.update(&current.handle, &record).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the principal signed in recently enough for sensitive changes (a session made
+    /// within the freshness window, or in sudo mode). Bearer principals are never fresh.
+    pub(crate) fn is_fresh(&self, principal: &Principal) -> bool {
+        let Some(session) = &principal.session else {
+            return false;
+        };
+        let now = crudauth_core::clock::Clock::now_millis(&crudauth_core::clock::SystemClock);
+        let window = self.inner.fresh_sign_in.as_millis() as u64;
+        now.saturating_sub(session.record.created_at) <= window
+            || session.record.sudo_until.is_some_and(|t| t > now)
+    }
+
+    /// Sends a message, best-effort: a failure is logged and changes no answer.
+    pub(crate) async fn send_email(&self, message: EmailMessage) {
+        let Some(email) = &self.inner.email else {
+            return;
+        };
+        if let Err(e) = email.sender.send(&message).await {
+            tracing::warn!(kind = ?message.kind, error = %e, "email not delivered");
+        }
+    }
+
+    /// Mints a single-use verification token for `user` and emails the link.
+    pub(crate) async fn send_verification(&self, user: &User) {
+        let (Some(email), Some(to)) = (&self.inner.email, &user.email) else {
+            return;
+        };
+        let token = crudauth_core::secret::OneTimeToken::generate();
+        let key = format!(
+            "t:verify:{}",
+            crudauth_core::secret::sha256_hex(token.expose().as_bytes())
+        );
+        let record = json!({"user_id": user.id, "email": to, "token_version": user.token_version});
+        let stored = self
+            .store()
+            .set(
+                &key,
+                crudauth_core::store::encode(&record),
+                email.verify_ttl,
+            )
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "verification token not stored; email not sent");
+            return;
+        }
+        let link = format!(
+            "{}/verify-email?token={}",
+            email.frontend_url,
+            token.expose()
+        );
+        self.send_email(EmailMessage::new(
+            to.clone(),
+            EmailKind::VerifyEmail,
+            Some(link),
+        ))
+        .await;
+    }
+}
+
+fn password_failure(e: crudauth_core::password::PasswordError) -> AuthError {
+    match e {
+        crudauth_core::password::PasswordError::Busy { .. } => AuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Authentication service busy; try again shortly",
+        )
+        .with_header(axum::http::header::RETRY_AFTER, 1),
+        other => AuthError::unavailable(&other),
+    }
+}

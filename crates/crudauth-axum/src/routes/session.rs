@@ -1,0 +1,275 @@
+//! `/login`, `/logout`, and the device-management routes: `/sessions`,
+//! `DELETE /sessions/{handle}`, `/logout-all`, `/csrf/refresh`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use crudauth_core::device::DeviceInfo;
+use crudauth_core::secret::SessionId;
+use crudauth_core::session::{NewSession, SessionRecord, Sessions};
+use crudauth_core::user::{UserStore, UserUpdate};
+
+use super::{detail, reply, Client};
+use crate::body::{Fields, RawBody};
+use crate::builder::CrudAuth;
+use crate::cookies::{self, CSRF_COOKIE, SESSION_COOKIE};
+use crate::error::AuthError;
+use crate::extract::Session;
+use crate::transport::check_csrf;
+
+fn sessions(auth: &CrudAuth) -> Result<&Sessions, AuthError> {
+    auth.sessions().ok_or_else(AuthError::not_authenticated)
+}
+
+/// The cookies that carry a session: id (HttpOnly) and CSRF token (readable by scripts).
+fn session_cookies(
+    auth: &CrudAuth,
+    id: &SessionId,
+    csrf: &str,
+    record: &SessionRecord,
+) -> Vec<HeaderValue> {
+    let max_age = record.remember_me.then(|| {
+        auth.inner
+            .session
+            .as_ref()
+            .map_or(0, |s| s.config.remember_me.as_secs())
+    });
+    let c = &auth.inner.cookies;
+    let mut out = vec![c.set(SESSION_COOKIE, id.expose(), true, max_age)];
+    if auth.csrf_enabled() {
+        out.push(c.set(CSRF_COOKIE, csrf, false, max_age));
+    }
+    out
+}
+
+fn clear_session_cookies(auth: &CrudAuth) -> Vec<HeaderValue> {
+    let c = &auth.inner.cookies;
+    vec![c.clear(SESSION_COOKIE, true), c.clear(CSRF_COOKIE, false)]
+}
+
+pub(super) async fn login(
+    State(auth): State<CrudAuth>,
+    client: Client,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, AuthError> {
+    if client.cross_site {
+        return Err(AuthError::forbidden(
+            "Cross-site login requests are not allowed.",
+        ));
+    }
+    let mut f = Fields::form(&body);
+    let identifier = f.string("username");
+    let password = f.string("password");
+    let remember_me = f.boolean("remember_me", false);
+    if f.optional_string("grant_type")
+        .is_some_and(|g| g != "password")
+    {
+        f.push(
+            json!({"type": "string_pattern_mismatch", "loc": ["body", "grant_type"],
+            "msg": "String should match pattern '^password$'", "ctx": {"pattern": "^password$"}}),
+        );
+    }
+    f.finish()?;
+    let sessions = sessions(&auth)?;
+    let user = auth
+        .authenticate_password(&identifier, &password, &client.ip)
+        .await?;
+
+    // A sign-in replaces whatever session this browser presented (no fixation, no orphans).
+    if let Some(old) = cookies::read(&headers, SESSION_COOKIE) {
+        sessions
+            .revoke(&sessions.handle_of(&SessionId::from_client(old)))
+            .await?;
+    }
+    let new = NewSession {
+        ip: client.ip,
+        user_agent: client.user_agent,
+        remember_me,
+        login_type: Some("password".into()),
+    };
+    let created = sessions.create(&user.id, user.token_version, new).await?;
+    let csrf = if auth.csrf_enabled() {
+        sessions
+            .csrf()
+            .token(&created.id, &created.record.csrf_nonce)
+            .expose()
+            .to_owned()
+    } else {
+        String::new()
+    };
+    let set = session_cookies(&auth, &created.id, &csrf, &created.record);
+    Ok(reply(
+        StatusCode::OK,
+        json!({"id": user.id, "username": user.username, "csrf_token": csrf}),
+        set,
+    ))
+}
+
+pub(super) async fn logout(
+    State(auth): State<CrudAuth>,
+    headers: HeaderMap,
+) -> Result<Response, AuthError> {
+    let sessions = sessions(&auth)?;
+    if let Some(cookie) = cookies::read(&headers, SESSION_COOKIE) {
+        let id = SessionId::from_client(cookie);
+        if let Some(session) = sessions.load(&id).await? {
+            // A live session is only ended by a request that proves it came from our page.
+            if auth.csrf_enabled() {
+                check_csrf(sessions, &session, &headers)?;
+            }
+            sessions.revoke(&session.handle).await?;
+        }
+    }
+    Ok(reply(
+        StatusCode::OK,
+        detail("Logged out"),
+        clear_session_cookies(&auth),
+    ))
+}
+
+pub(super) async fn csrf_refresh(
+    State(auth): State<CrudAuth>,
+    headers: HeaderMap,
+) -> Result<Response, AuthError> {
+    if !auth.csrf_enabled() {
+        return Err(AuthError::bad_request("CSRF is disabled."));
+    }
+    let sessions = sessions(&auth)?;
+    let cookie =
+        cookies::read(&headers, SESSION_COOKIE).ok_or_else(AuthError::not_authenticated)?;
+    let session = sessions
+        .load(&SessionId::from_client(cookie))
+        .await?
+        .ok_or_else(AuthError::not_authenticated)?;
+    // A healthy token is returned as it is: a cross-site call can never rotate it away.
+    if let Some(current) = cookies::read(&headers, CSRF_COOKIE) {
+        if sessions
+            .csrf()
+            .verify(&session.id, &session.record.csrf_nonce, current)
+        {
+            return Ok(reply(
+                StatusCode::OK,
+                json!({"csrf_token": current}),
+                vec![],
+            ));
+        }
+    }
+    let Some(record) = sessions.rotate_csrf(&session).await? else {
+        return Ok(reply(StatusCode::OK, json!({"csrf_token": ""}), vec![]));
+    };
+    let token = sessions.csrf().token(&session.id, &record.csrf_nonce);
+    let max_age = record
+        .remember_me
+        .then(|| sessions.config().remember_me.as_secs());
+    let set = vec![auth
+        .inner
+        .cookies
+        .set(CSRF_COOKIE, token.expose(), false, max_age)];
+    Ok(reply(
+        StatusCode::OK,
+        json!({"csrf_token": token.expose()}),
+        set,
+    ))
+}
+
+fn iso(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(super) async fn list(
+    State(auth): State<CrudAuth>,
+    caller: Session,
+) -> Result<Response, AuthError> {
+    let sessions = sessions(&auth)?;
+    let listed = sessions.list(caller.principal.user_id()).await?;
+    let items: Vec<Value> = listed
+        .into_iter()
+        .rev()
+        .map(|s| {
+            json!({
+                "id": s.handle,
+                "device": DeviceInfo::parse(&s.record.user_agent),
+                "ip": s.record.ip,
+                "created_at": iso(s.record.created_at),
+                "last_activity": iso(s.record.last_activity),
+                "current": s.handle == caller.session.handle,
+            })
+        })
+        .collect();
+    Ok(reply(StatusCode::OK, Value::Array(items), vec![]))
+}
+
+pub(super) async fn revoke(
+    State(auth): State<CrudAuth>,
+    caller: Session,
+    Path(handle): Path<String>,
+) -> Result<Response, AuthError> {
+    let sessions = sessions(&auth)?;
+    let well_formed = handle.len() == 64 && handle.bytes().all(|b| b.is_ascii_hexdigit());
+    if !well_formed
+        || !sessions
+            .revoke_owned(&handle, caller.principal.user_id())
+            .await?
+    {
+        return Err(AuthError::not_found("Session not found."));
+    }
+    let set = if handle == caller.session.handle {
+        clear_session_cookies(&auth)
+    } else {
+        vec![]
+    };
+    Ok(reply(StatusCode::OK, detail("Session revoked."), set))
+}
+
+pub(super) async fn logout_all(
+    State(auth): State<CrudAuth>,
+    caller: Session,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, AuthError> {
+    let keep_current = match query.get("keep_current").map(|v| v.to_ascii_lowercase()) {
+        None => false,
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => true,
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => false,
+        Some(_) => {
+            return Err(AuthError::validation(vec![
+                json!({"type": "bool_parsing", "loc": ["query", "keep_current"],
+                "msg": "Input should be a valid boolean, unable to interpret input"}),
+            ]))
+        }
+    };
+    let sessions = sessions(&auth)?;
+    let user_id = caller.principal.user_id();
+    let keep = keep_current.then_some(caller.session.handle.as_str());
+    let revoked = sessions.revoke_all(user_id, keep).await?;
+    // Bearer tokens end too (a deliberate difference from crudauth): bump the epoch, and move
+    // the kept session to it.
+    let bump = UserUpdate {
+        bump_token_version: true,
+        ..Default::default()
+    };
+    if let Some(updated) = auth.users().update(user_id, bump).await? {
+        if keep_current {
+            let mut record = caller.session.record.clone();
+            record.token_version = updated.token_version;
+            sessions.update(&caller.session.handle, &record).await?;
+        }
+    }
+    let set = if keep_current {
+        vec![]
+    } else {
+        clear_session_cookies(&auth)
+    };
+    Ok(reply(
+        StatusCode::OK,
+        json!({"detail": "Signed out of all sessions.", "revoked": revoked}),
+        set,
+    ))
+}

@@ -1,0 +1,148 @@
+//! The **EmailSender** port, and development senders: a log line, or one JSON line per email
+//! in an outbox file.
+//!
+//! ```
+//! use crudauth_core::email::{EmailKind, EmailMessage, EmailSender, LogSender};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let message = EmailMessage::new("ada@example.com", EmailKind::VerifyEmail, Some("http://localhost:3000/verify-email?token=…".into()));
+//! LogSender.send(&message).await.unwrap();
+//! # });
+//! ```
+
+use std::fmt::Debug;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// Which message this is (crudauth's kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailKind {
+    /// Confirm an address (at registration and on request).
+    VerifyEmail,
+    /// Reset a forgotten password.
+    ResetPassword,
+    /// Confirm a new address (sent to the new one).
+    ChangeEmail,
+    /// Notice to the old address that it was changed.
+    EmailChanged,
+    /// Notice that someone tried to register with a taken address.
+    ExistingAccount,
+}
+
+impl EmailKind {
+    /// The subject line.
+    pub fn subject(self) -> &'static str {
+        match self {
+            EmailKind::VerifyEmail => "Verify your email address",
+            EmailKind::ResetPassword => "Reset your password",
+            EmailKind::ChangeEmail => "Confirm your new email address",
+            EmailKind::EmailChanged => "Your email address was changed",
+            EmailKind::ExistingAccount => "You already have an account",
+        }
+    }
+}
+
+/// One email to deliver.
+#[derive(Clone, Serialize)]
+pub struct EmailMessage {
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Kind of message.
+    pub kind: EmailKind,
+    /// The action link, when the message has one. It carries a single-use token: treat it as a
+    /// secret.
+    pub link: Option<String>,
+}
+
+impl Debug for EmailMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailMessage")
+            .field("to", &self.to)
+            .field("kind", &self.kind)
+            .field("link", &self.link.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl EmailMessage {
+    /// A message of `kind` to `to`, with the kind's subject.
+    pub fn new(to: impl Into<String>, kind: EmailKind, link: Option<String>) -> Self {
+        Self {
+            to: to.into(),
+            subject: kind.subject().to_owned(),
+            kind,
+            link,
+        }
+    }
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, thiserror::Error)]
+#[error("email delivery failed: {0}")]
+pub struct EmailError(pub String);
+
+/// Delivers messages. Failures are logged by the caller and never change an HTTP answer.
+#[async_trait]
+pub trait EmailSender: Send + Sync + Debug + 'static {
+    /// Delivers one message.
+    async fn send(&self, message: &EmailMessage) -> Result<(), EmailError>;
+}
+
+/// Development delivery: logs each message, link included, at INFO. Never use it in
+/// production — the link is a live credential.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogSender;
+
+#[async_trait]
+impl EmailSender for LogSender {
+    async fn send(&self, m: &EmailMessage) -> Result<(), EmailError> {
+        tracing::info!(to = %m.to, kind = ?m.kind, link = m.link.as_deref().unwrap_or(""), "development email (LogSender)");
+        Ok(())
+    }
+}
+
+/// Development delivery: appends each message as one JSON line `{to, subject, kind, link}` to a
+/// file, for scripts and tests to read.
+#[derive(Debug, Clone)]
+pub struct OutboxFile {
+    path: PathBuf,
+    lock: Arc<Mutex<()>>,
+}
+
+impl OutboxFile {
+    /// Appends to `path` (created when missing).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+}
+
+#[async_trait]
+impl EmailSender for OutboxFile {
+    async fn send(&self, message: &EmailMessage) -> Result<(), EmailError> {
+        let mut line = serde_json::to_vec(message).map_err(|e| EmailError(e.to_string()))?;
+        line.push(b'\n');
+        let path = self.path.clone();
+        let lock = self.lock.clone();
+        tokio::task::spawn_blocking(move || {
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            file.write_all(&line)
+        })
+        .await
+        .map_err(|e| EmailError(e.to_string()))?
+        .map_err(|e| EmailError(format!("cannot append to {}: {e}", self.path.display())))
+    }
+}

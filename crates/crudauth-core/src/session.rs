@@ -1,0 +1,551 @@
+//! Server-side sessions: create, load-and-slide, rotate, revoke, list a user's devices, cap.
+//!
+//! A session id is 256 random bits held by the client; the store only sees
+//! `HMAC(secret key, id)`, which doubles as the session's public *handle* (what the device
+//! list shows and what revocation takes). A remember-me session's id starts with `r.`, so its
+//! idle window is known before the record is read and an authenticated request stays one
+//! store round trip (read and slide together). Changing that prefix changes the HMAC, so it
+//! cannot be forged.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use crudauth_core::secret::SecretKey;
+//! use crudauth_core::session::{NewSession, SessionConfig, Sessions};
+//! use crudauth_core::store::MemoryStore;
+//! use crudauth_core::user::UserId;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let sessions = Sessions::new(Arc::new(MemoryStore::new()), SecretKey::new([1u8; 32]).unwrap(), SessionConfig::default());
+//! let created = sessions.create(&UserId::Int(7), 0, NewSession::default()).await?;
+//! let loaded = sessions.load(&created.id).await?.unwrap();
+//! assert_eq!(loaded.record.user_id, UserId::Int(7));
+//! sessions.revoke(&loaded.handle).await?;
+//! assert!(sessions.load(&created.id).await?.is_none());
+//! # Ok::<(), crudauth_core::StoreError>(()) }).unwrap();
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{self, Clock};
+use crate::csrf::Csrf;
+use crate::error::StoreResult;
+use crate::limit::duration_ms;
+use crate::secret::{random_token, SecretKey, SessionId};
+use crate::store::{decode_or_discard, encode, Store};
+use crate::user::UserId;
+
+/// Session lifetimes and limits.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Idle window of an ordinary session (30 minutes).
+    pub idle_timeout: Duration,
+    /// Idle window of a remember-me session (30 days).
+    pub remember_me: Duration,
+    /// Hard cap on a session's age, whatever its activity (off by default).
+    pub absolute_timeout: Option<Duration>,
+    /// Live sessions a user may hold; a new one evicts the least recently active (5).
+    pub max_sessions_per_user: usize,
+    /// How often the recorded last activity is rewritten (60 s); the expiry itself slides on
+    /// every request.
+    pub activity_write_interval: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            remember_me: Duration::from_secs(30 * 24 * 3600),
+            absolute_timeout: None,
+            max_sessions_per_user: 5,
+            activity_write_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the store keeps for a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The owner.
+    pub user_id: UserId,
+    /// The owner's credential epoch when the session was made; a session from another epoch is
+    /// dead.
+    pub token_version: i64,
+    /// Creation time, ms since the epoch.
+    pub created_at: u64,
+    /// Last recorded activity, ms since the epoch (rewritten at most once per write interval).
+    pub last_activity: u64,
+    /// Whether this is a remember-me session.
+    pub remember_me: bool,
+    /// Client address at creation.
+    pub ip: String,
+    /// User agent at creation (at most 512 bytes).
+    pub user_agent: String,
+    /// The CSRF nonce: the client's token is derived from it (see [`crate::csrf`]).
+    pub csrf_nonce: String,
+    /// Sudo mode until this time, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo_until: Option<u64>,
+    /// How the session was made (`password`, `oauth`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_type: Option<String>,
+}
+
+/// Client details for a new session.
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    /// Client address.
+    pub ip: String,
+    /// User agent.
+    pub user_agent: String,
+    /// Remember-me: a 30-day idle window.
+    pub remember_me: bool,
+    /// How the user signed in.
+    pub login_type: Option<String>,
+}
+
+/// A freshly created session.
+#[derive(Debug, Clone)]
+pub struct CreatedSession {
+    /// The id for the client's cookie.
+    pub id: SessionId,
+    /// The public handle.
+    pub handle: String,
+    /// The record as stored.
+    pub record: SessionRecord,
+    /// Sessions evicted to keep the user under the cap.
+    pub evicted: usize,
+}
+
+/// A live session, read (and slid) for a request.
+#[derive(Debug, Clone)]
+pub struct LoadedSession {
+    /// The id from the client's cookie.
+    pub id: SessionId,
+    /// The public handle.
+    pub handle: String,
+    /// The record.
+    pub record: SessionRecord,
+}
+
+/// A user's session as listed on the device page.
+#[derive(Debug, Clone)]
+pub struct ListedSession {
+    /// The public handle.
+    pub handle: String,
+    /// The record.
+    pub record: SessionRecord,
+}
+
+const REMEMBER_PREFIX: &str = "r.";
+const INDEX_MARGIN: Duration = Duration::from_secs(3600);
+const MAX_USER_AGENT: usize = 512;
+
+/// The session service over a [`Store`].
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    key: SecretKey,
+    csrf: Csrf,
+    config: SessionConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl Sessions {
+    /// A session service on `store`, keyed by `key`.
+    pub fn new(store: Arc<dyn Store>, key: SecretKey, config: SessionConfig) -> Self {
+        let csrf = Csrf::new(key.clone());
+        Self {
+            store,
+            key,
+            csrf,
+            config,
+            clock: clock::system(),
+        }
+    }
+
+    /// Uses `clock` for every timestamp (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The CSRF service bound to these sessions.
+    pub fn csrf(&self) -> &Csrf {
+        &self.csrf
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The public handle of a session id: its keyed digest.
+    pub fn handle_of(&self, id: &SessionId) -> String {
+        self.key.digest("session", id.expose())
+    }
+
+    /// The idle window of a session with this id.
+    pub fn idle_window_of(&self, id: &SessionId) -> Duration {
+        if id.expose().starts_with(REMEMBER_PREFIX) {
+            self.config.remember_me
+        } else {
+            self.config.idle_timeout
+        }
+    }
+
+    fn idle_window(&self, remember_me: bool) -> Duration {
+        if remember_me {
+            self.config.remember_me
+        } else {
+            self.config.idle_timeout
+        }
+    }
+
+    fn record_key(handle: &str) -> String {
+        format!("s:{handle}")
+    }
+
+    fn index_key(user_id: &UserId) -> String {
+        format!("u:{user_id}")
+    }
+
+    fn index_ttl(&self) -> Duration {
+        self.config.remember_me.max(self.config.idle_timeout) + INDEX_MARGIN
+    }
+
+    /// Creates a session for `user_id` at credential epoch `token_version`; then, in one step on
+    /// the user's index, evicts the least recently active sessions beyond the cap.
+    ///
+    /// The record is written before it is indexed: a concurrent eviction can only remove a
+    /// record that exists, so the cap holds under any number of parallel logins.
+    pub async fn create(
+        &self,
+        user_id: &UserId,
+        token_version: i64,
+        new: NewSession,
+    ) -> StoreResult<CreatedSession> {
+        let now = self.clock.now_millis();
+        let random = random_token(32);
+        let id = SessionId::from_client(if new.remember_me {
+            format!("{REMEMBER_PREFIX}{random}")
+        } else {
+            random
+        });
+        let handle = self.handle_of(&id);
+        let mut user_agent = new.user_agent;
+        truncate_utf8(&mut user_agent, MAX_USER_AGENT);
+        let record = SessionRecord {
+            user_id: user_id.clone(),
+            token_version,
+            created_at: now,
+            last_activity: now,
+            remember_me: new.remember_me,
+            ip: new.ip,
+            user_agent,
+            csrf_nonce: Csrf::new_nonce(),
+            sudo_until: None,
+            login_type: new.login_type,
+        };
+        let key = Self::record_key(&handle);
+        self.store
+            .set(&key, encode(&record), self.idle_window(record.remember_me))
+            .await?;
+        let evicted = self
+            .store
+            .index_add(
+                &Self::index_key(user_id),
+                &handle,
+                now as f64,
+                Some(self.config.max_sessions_per_user.max(1)),
+                self.index_ttl(),
+            )
+            .await?;
+        for old in &evicted {
+            self.store.delete(&Self::record_key(old)).await?;
+            tracing::debug!(reason = "session_limit", "session evicted");
+        }
+        Ok(CreatedSession {
+            id,
+            handle,
+            record,
+            evicted: evicted.len(),
+        })
+    }
+
+    /// Reads a live session and slides its idle expiry — one store operation. Records past the
+    /// absolute timeout are deleted and read as absent. Every `activity_write_interval` the
+    /// recorded last activity is rewritten too (a second operation, at most once a minute).
+    pub async fn load(&self, id: &SessionId) -> StoreResult<Option<LoadedSession>> {
+        if id.expose().is_empty() || id.expose().len() > 64 {
+            return Ok(None);
+        }
+        let handle = self.handle_of(id);
+        let key = Self::record_key(&handle);
+        let window = self.idle_window_of(id);
+        let raw = self.store.get_and_touch(&key, window).await?;
+        let Some(mut record) =
+            decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await?
+        else {
+            return Ok(None);
+        };
+        let now = self.clock.now_millis();
+        if let Some(limit) = self.config.absolute_timeout {
+            if now.saturating_sub(record.created_at) >= duration_ms(limit) {
+                self.remove(&handle, &record.user_id).await?;
+                tracing::debug!(reason = "session_absolute_timeout", "session ended");
+                return Ok(None);
+            }
+        }
+        if now.saturating_sub(record.last_activity)
+            >= duration_ms(self.config.activity_write_interval)
+        {
+            record.last_activity = now;
+            if !self
+                .store
+                .set_if_present(&key, encode(&record), Some(window))
+                .await?
+            {
+                return Ok(None);
+            }
+            self.store
+                .index_add(
+                    &Self::index_key(&record.user_id),
+                    &handle,
+                    now as f64,
+                    None,
+                    self.index_ttl(),
+                )
+                .await?;
+        }
+        Ok(Some(LoadedSession {
+            id: id.clone(),
+            handle,
+            record,
+        }))
+    }
+
+    /// Replaces a live session's record (never resurrecting a deleted one), keeping its expiry.
+    /// `false` when the session is gone.
+    pub async fn update(&self, handle: &str, record: &SessionRecord) -> StoreResult<bool> {
+        self.store
+            .set_if_present(&Self::record_key(handle), encode(record), None)
+            .await
+    }
+
+    /// Gives a live session a new CSRF nonce; returns the updated record, `None` when the
+    /// session is gone.
+    pub async fn rotate_csrf(&self, session: &LoadedSession) -> StoreResult<Option<SessionRecord>> {
+        let mut record = session.record.clone();
+        record.csrf_nonce = Csrf::new_nonce();
+        Ok(self
+            .update(&session.handle, &record)
+            .await?
+            .then_some(record))
+    }
+
+    /// Ends a session by handle. `true` when it was live.
+    pub async fn revoke(&self, handle: &str) -> StoreResult<bool> {
+        let key = Self::record_key(handle);
+        let raw = self.store.take(&key).await?;
+        let Some(record) =
+            decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await?
+        else {
+            return Ok(false);
+        };
+        self.store
+            .index_remove(&Self::index_key(&record.user_id), &[handle.to_owned()])
+            .await?;
+        Ok(true)
+    }
+
+    /// Ends a session by handle only if it belongs to `owner`. `true` when it did and was live.
+    pub async fn revoke_owned(&self, handle: &str, owner: &UserId) -> StoreResult<bool> {
+        let key = Self::record_key(handle);
+        let raw = self.store.get(&key).await?;
+        match decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await? {
+            Some(record) if &record.user_id == owner => self.remove(handle, owner).await,
+            _ => Ok(false),
+        }
+    }
+
+    async fn remove(&self, handle: &str, user_id: &UserId) -> StoreResult<bool> {
+        let deleted = self.store.delete(&Self::record_key(handle)).await?;
+        self.store
+            .index_remove(&Self::index_key(user_id), &[handle.to_owned()])
+            .await?;
+        Ok(deleted)
+    }
+
+    /// A user's live sessions, least recently active first. Index entries whose record is gone
+    /// are pruned on the way.
+    pub async fn list(&self, user_id: &UserId) -> StoreResult<Vec<ListedSession>> {
+        let index = Self::index_key(user_id);
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for entry in self.store.index_members(&index).await? {
+            let key = Self::record_key(&entry.member);
+            let raw = self.store.get(&key).await?;
+            match decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await? {
+                Some(record) if &record.user_id == user_id => live.push(ListedSession {
+                    handle: entry.member,
+                    record,
+                }),
+                _ => dead.push(entry.member),
+            }
+        }
+        if !dead.is_empty() {
+            self.store.index_remove(&index, &dead).await?;
+        }
+        Ok(live)
+    }
+
+    /// Ends every session of a user except `keep` (a handle). Returns how many were live.
+    pub async fn revoke_all(&self, user_id: &UserId, keep: Option<&str>) -> StoreResult<usize> {
+        let index = Self::index_key(user_id);
+        let mut revoked = 0;
+        let mut removed = Vec::new();
+        for entry in self.store.index_members(&index).await? {
+            if keep == Some(entry.member.as_str()) {
+                continue;
+            }
+            if self.store.delete(&Self::record_key(&entry.member)).await? {
+                revoked += 1;
+            }
+            removed.push(entry.member);
+        }
+        if !removed.is_empty() {
+            self.store.index_remove(&index, &removed).await?;
+        }
+        Ok(revoked)
+    }
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::MemoryStore;
+
+    fn service(clock: Arc<ManualClock>) -> Sessions {
+        let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
+        Sessions::new(
+            store,
+            SecretKey::new([3u8; 32]).unwrap(),
+            SessionConfig::default(),
+        )
+        .with_clock(clock)
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_expire_and_activity_slides() {
+        let clock = ManualClock::starting_now();
+        let s = service(clock.clone());
+        let created = s
+            .create(&UserId::Int(1), 0, NewSession::default())
+            .await
+            .unwrap();
+        for _ in 0..4 {
+            clock.advance(Duration::from_secs(20 * 60));
+            assert!(s.load(&created.id).await.unwrap().is_some());
+        }
+        clock.advance(Duration::from_secs(31 * 60));
+        assert!(s.load(&created.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn remember_me_ids_get_the_long_window_and_cannot_be_forged() {
+        let clock = ManualClock::starting_now();
+        let s = service(clock.clone());
+        let created = s
+            .create(
+                &UserId::Int(1),
+                0,
+                NewSession {
+                    remember_me: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(created.id.expose().starts_with("r."));
+        clock.advance(Duration::from_secs(29 * 24 * 3600));
+        assert!(s.load(&created.id).await.unwrap().is_some());
+        let stripped = SessionId::from_client(created.id.expose().trim_start_matches("r."));
+        assert!(s.load(&stripped).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn absolute_timeout_ends_busy_sessions() {
+        let clock = ManualClock::starting_now();
+        let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
+        let config = SessionConfig {
+            absolute_timeout: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        };
+        let s = Sessions::new(store, SecretKey::new([3u8; 32]).unwrap(), config)
+            .with_clock(clock.clone());
+        let created = s
+            .create(&UserId::Int(1), 0, NewSession::default())
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            clock.advance(Duration::from_secs(10 * 60));
+            assert!(s.load(&created.id).await.unwrap().is_some());
+        }
+        clock.advance(Duration::from_secs(10 * 60));
+        assert!(s.load(&created.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_cap_evicts_the_least_recently_active() {
+        let clock = ManualClock::starting_now();
+        let s = service(clock.clone());
+        let user = UserId::Int(9);
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(s.create(&user, 0, NewSession::default()).await.unwrap().id);
+            clock.advance(Duration::from_secs(120));
+        }
+        // Activity on the first makes the second the least recently active.
+        assert!(s.load(&ids[0]).await.unwrap().is_some());
+        clock.advance(Duration::from_secs(120));
+        let sixth = s.create(&user, 0, NewSession::default()).await.unwrap();
+        assert_eq!(sixth.evicted, 1);
+        assert!(s.load(&ids[1]).await.unwrap().is_none());
+        assert!(s.load(&ids[0]).await.unwrap().is_some());
+        assert_eq!(s.list(&user).await.unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn revoke_all_keeps_the_current_one() {
+        let s = service(ManualClock::starting_now());
+        let user = UserId::Text("u-1".into());
+        let a = s.create(&user, 0, NewSession::default()).await.unwrap();
+        s.create(&user, 0, NewSession::default()).await.unwrap();
+        s.create(&user, 0, NewSession::default()).await.unwrap();
+        assert_eq!(s.revoke_all(&user, Some(&a.handle)).await.unwrap(), 2);
+        let left = s.list(&user).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].handle, a.handle);
+        assert!(!s.revoke_owned(&a.handle, &UserId::Int(2)).await.unwrap());
+        assert!(s.revoke_owned(&a.handle, &user).await.unwrap());
+    }
+}

@@ -1,0 +1,400 @@
+//! The statements a store runs, written once per store from its dialect and column map.
+//!
+//! Identifiers come from a validated [`Columns`] and are double-quoted; every value is a bound
+//! parameter. Absent optional columns are simply not mentioned, which is how crudauth's graceful
+//! degradation falls out: their values are never written, and read back as the defaults.
+
+use crate::columns::{quote, Columns, Field};
+
+/// Which SQL a store speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// SQLite (3.35 or newer, for `RETURNING`; sqlx bundles a recent one).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Dialect {
+    /// `sqlite` or `postgres`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// A value a statement binds, in placeholder order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arg {
+    Id,
+    Email,
+    Username,
+    HashedPassword,
+    IsActive,
+    IsSuperuser,
+    EmailVerified,
+    /// `0` on insert; on update, how much to add (0 or 1).
+    TokenVersion,
+    /// The current time, as SQLAlchemy writes it on SQLite (PostgreSQL uses `CURRENT_TIMESTAMP`).
+    Now,
+}
+
+/// One statement and what it binds.
+#[derive(Clone, Debug)]
+pub(crate) struct Statement {
+    pub(crate) sql: String,
+    pub(crate) args: Vec<Arg>,
+}
+
+/// Every statement a store needs.
+#[derive(Clone, Debug)]
+pub(crate) struct Queries {
+    pub(crate) by_id: Statement,
+    pub(crate) by_email: Option<Statement>,
+    pub(crate) by_username: Option<Statement>,
+    pub(crate) insert: Statement,
+    pub(crate) update: Statement,
+    pub(crate) create_table: Vec<String>,
+}
+
+/// The fields a user row is read from, in order; each is selected under its logical name.
+pub(crate) const READ_FIELDS: [Field; 11] = [
+    Field::Id,
+    Field::Email,
+    Field::Username,
+    Field::HashedPassword,
+    Field::IsActive,
+    Field::IsSuperuser,
+    Field::EmailVerified,
+    Field::TokenVersion,
+    Field::OauthProvider,
+    Field::GoogleId,
+    Field::GithubId,
+];
+
+/// Placeholders in order: `?` for SQLite, `$1`, `$2`, … for PostgreSQL.
+struct Params {
+    dialect: Dialect,
+    args: Vec<Arg>,
+}
+
+impl Params {
+    fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            args: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        match self.dialect {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${}", self.args.len()),
+        }
+    }
+
+    /// The current time: bound on SQLite (so it is stored as SQLAlchemy's text), SQL on
+    /// PostgreSQL.
+    fn now(&mut self) -> String {
+        match self.dialect {
+            Dialect::Sqlite => self.push(Arg::Now),
+            Dialect::Postgres => "CURRENT_TIMESTAMP".to_owned(),
+        }
+    }
+}
+
+impl Queries {
+    pub(crate) fn build(dialect: Dialect, cols: &Columns) -> Self {
+        let table = cols.table.quoted();
+        let projection = projection(dialect, cols);
+
+        let select_by = |column: String, arg: Arg| {
+            let p = Params::new(dialect).push(arg);
+            Statement {
+                sql: format!("SELECT {projection} FROM {table} WHERE {column} = {p}"),
+                args: vec![arg],
+            }
+        };
+
+        Self {
+            by_id: select_by(quoted(cols, Field::Id), Arg::Id),
+            by_email: cols
+                .quoted(Field::Email)
+                .map(|column| select_by(column, Arg::Email)),
+            by_username: cols
+                .quoted(Field::Username)
+                .map(|column| select_by(column, Arg::Username)),
+            insert: insert(dialect, cols, &table, &projection),
+            update: update(dialect, cols, &table, &projection),
+            create_table: create_table(dialect, cols),
+        }
+    }
+}
+
+fn quoted(cols: &Columns, field: Field) -> String {
+    cols.quoted(field).unwrap_or_else(|| quote(field.name()))
+}
+
+/// `"col" AS "field", …` for the columns the table has. PostgreSQL casts integers to `BIGINT`
+/// and strings to `TEXT`, so `SERIAL`, `INTEGER` or `VARCHAR` columns all read the same way.
+fn projection(dialect: Dialect, cols: &Columns) -> String {
+    READ_FIELDS
+        .iter()
+        .filter_map(|&field| {
+            let column = cols.quoted(field)?;
+            let alias = quote(field.name());
+            let expr = match (dialect, field) {
+                (Dialect::Postgres, Field::Id | Field::TokenVersion) => {
+                    format!("CAST({column} AS BIGINT)")
+                }
+                (
+                    Dialect::Postgres,
+                    Field::Email
+                    | Field::Username
+                    | Field::HashedPassword
+                    | Field::OauthProvider
+                    | Field::GoogleId
+                    | Field::GithubId,
+                ) => format!("CAST({column} AS TEXT)"),
+                _ => column,
+            };
+            Some(format!("{expr} AS {alias}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every column crudauth owns is written explicitly, so a table made by SQLAlchemy (whose
+/// defaults live in Python, not in the database) accepts the row.
+fn insert(dialect: Dialect, cols: &Columns, table: &str, projection: &str) -> Statement {
+    let mut params = Params::new(dialect);
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    let written = [
+        (Field::Email, Some(Arg::Email)),
+        (Field::Username, Some(Arg::Username)),
+        (Field::HashedPassword, Some(Arg::HashedPassword)),
+        (Field::IsActive, Some(Arg::IsActive)),
+        (Field::IsSuperuser, Some(Arg::IsSuperuser)),
+        (Field::EmailVerified, Some(Arg::EmailVerified)),
+        (Field::TokenVersion, Some(Arg::TokenVersion)),
+        (Field::CreatedAt, None),
+    ];
+    for (field, arg) in written {
+        let Some(column) = cols.quoted(field) else {
+            continue;
+        };
+        names.push(column);
+        values.push(match arg {
+            Some(arg) => params.push(arg),
+            None => params.now(),
+        });
+    }
+    Statement {
+        sql: format!(
+            "INSERT INTO {table} ({}) VALUES ({}) RETURNING {projection}",
+            names.join(", "),
+            values.join(", ")
+        ),
+        args: params.args,
+    }
+}
+
+/// One statement for every change: `COALESCE(new, old)` keeps what was not given, and the
+/// token version is incremented in place, so concurrent bumps never lose one.
+fn update(dialect: Dialect, cols: &Columns, table: &str, projection: &str) -> Statement {
+    let mut params = Params::new(dialect);
+    let mut sets = Vec::new();
+    for (field, arg) in [
+        (Field::HashedPassword, Arg::HashedPassword),
+        (Field::Email, Arg::Email),
+        (Field::EmailVerified, Arg::EmailVerified),
+        (Field::IsActive, Arg::IsActive),
+    ] {
+        if let Some(column) = cols.quoted(field) {
+            let p = params.push(arg);
+            sets.push(format!("{column} = COALESCE({p}, {column})"));
+        }
+    }
+    if let Some(column) = cols.quoted(Field::TokenVersion) {
+        let p = params.push(Arg::TokenVersion);
+        sets.push(format!("{column} = {column} + {p}"));
+    }
+    if let Some(column) = cols.quoted(Field::UpdatedAt) {
+        let now = params.now();
+        sets.push(format!("{column} = {now}"));
+    }
+    let id = params.push(Arg::Id);
+    Statement {
+        sql: format!(
+            "UPDATE {table} SET {} WHERE {} = {id} RETURNING {projection}",
+            sets.join(", "),
+            quoted(cols, Field::Id)
+        ),
+        args: params.args,
+    }
+}
+
+/// crudauth's `AuthUserMixin` table (its Part 14.3), as SQLAlchemy creates it: unique indexes
+/// named `ix_<table>_<column>`, booleans and timestamps typed as SQLAlchemy types them. The id
+/// is `AUTOINCREMENT` on SQLite so a deleted user's id is never handed to someone else.
+fn create_table(dialect: Dialect, cols: &Columns) -> Vec<String> {
+    let pg = dialect == Dialect::Postgres;
+    let timestamp = if pg {
+        "TIMESTAMP WITH TIME ZONE"
+    } else {
+        "DATETIME"
+    };
+    let (yes, no, now) = if pg {
+        ("true", "false", "now()")
+    } else {
+        ("1", "0", "CURRENT_TIMESTAMP")
+    };
+    let mut lines = Vec::new();
+    for field in Field::ALL {
+        let Some(column) = cols.quoted(field) else {
+            continue;
+        };
+        let definition = match field {
+            Field::Id if pg => "SERIAL NOT NULL".to_owned(),
+            Field::Id => "INTEGER PRIMARY KEY AUTOINCREMENT".to_owned(),
+            Field::Email => "VARCHAR(320) NOT NULL".to_owned(),
+            Field::Username => "VARCHAR(64) NOT NULL".to_owned(),
+            Field::HashedPassword => "VARCHAR(255) NOT NULL".to_owned(),
+            Field::IsActive => format!("BOOLEAN NOT NULL DEFAULT {yes}"),
+            Field::IsSuperuser | Field::EmailVerified => {
+                format!("BOOLEAN NOT NULL DEFAULT {no}")
+            }
+            Field::TokenVersion => "INTEGER NOT NULL DEFAULT 0".to_owned(),
+            Field::OauthProvider => "VARCHAR(32)".to_owned(),
+            Field::GoogleId | Field::GithubId => "VARCHAR(64)".to_owned(),
+            Field::OauthCreatedAt | Field::OauthUpdatedAt | Field::UpdatedAt => {
+                timestamp.to_owned()
+            }
+            Field::CreatedAt => format!("{timestamp} NOT NULL DEFAULT {now}"),
+        };
+        lines.push(format!("    {column} {definition}"));
+    }
+    if pg {
+        lines.push(format!("    PRIMARY KEY ({})", quoted(cols, Field::Id)));
+    }
+    let table = cols.table.quoted();
+    let mut statements = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {table} (\n{}\n)",
+        lines.join(",\n")
+    )];
+    for field in [
+        Field::Email,
+        Field::Username,
+        Field::GoogleId,
+        Field::GithubId,
+    ] {
+        let Some(column) = cols.get(field) else {
+            continue;
+        };
+        let index = quote(&format!("ix_{}_{column}", cols.table.name));
+        // SQLite qualifies the index with the schema, PostgreSQL puts it beside its table.
+        let statement = match (&cols.table.schema, pg) {
+            (Some(schema), false) => format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {}.{index} ON {} ({})",
+                quote(schema),
+                quote(&cols.table.name),
+                quote(column)
+            ),
+            _ => format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({})",
+                quote(column)
+            ),
+        };
+        statements.push(statement);
+    }
+    statements
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ColumnMap;
+
+    fn queries(dialect: Dialect, map: ColumnMap) -> Queries {
+        Queries::build(dialect, &map.resolve().expect("a valid map"))
+    }
+
+    #[test]
+    fn postgres_statements_number_their_parameters() {
+        let q = queries(Dialect::Postgres, ColumnMap::new());
+        assert!(q.by_id.sql.ends_with("FROM \"users\" WHERE \"id\" = $1"));
+        assert!(q.by_id.sql.contains("CAST(\"id\" AS BIGINT) AS \"id\""));
+        assert_eq!(
+            q.update.sql,
+            "UPDATE \"users\" SET \"hashed_password\" = COALESCE($1, \"hashed_password\"), \
+             \"email\" = COALESCE($2, \"email\"), \"email_verified\" = COALESCE($3, \
+             \"email_verified\"), \"is_active\" = COALESCE($4, \"is_active\"), \"token_version\" \
+             = \"token_version\" + $5, \"updated_at\" = CURRENT_TIMESTAMP WHERE \"id\" = $6 \
+             RETURNING "
+                .to_owned()
+                + &projection(
+                    Dialect::Postgres,
+                    &ColumnMap::new().resolve().expect("valid")
+                )
+        );
+        assert_eq!(q.update.args.len(), 6);
+        assert!(q.insert.sql.contains("CURRENT_TIMESTAMP"));
+        assert!(!q.insert.args.contains(&Arg::Now));
+    }
+
+    #[test]
+    fn sqlite_binds_the_time_as_text() {
+        let q = queries(Dialect::Sqlite, ColumnMap::new());
+        assert_eq!(q.insert.args.last(), Some(&Arg::Now));
+        assert!(q.update.args.contains(&Arg::Now));
+        assert!(q.update.sql.contains("\"updated_at\" = ?"));
+        assert_eq!(q.insert.sql.matches('?').count(), q.insert.args.len());
+        assert_eq!(q.update.sql.matches('?').count(), q.update.args.len());
+    }
+
+    #[test]
+    fn absent_columns_are_never_mentioned() {
+        let q = queries(
+            Dialect::Sqlite,
+            ColumnMap::new()
+                .table("accounts")
+                .column("hashed_password", "pw_hash")
+                .without("is_superuser")
+                .without("token_version")
+                .without("updated_at"),
+        );
+        for sql in [&q.by_id.sql, &q.insert.sql, &q.update.sql] {
+            assert!(!sql.contains("is_superuser"), "{sql}");
+            assert!(!sql.contains("token_version"), "{sql}");
+            assert!(!sql.contains("updated_at"), "{sql}");
+            assert!(sql.contains("\"pw_hash\""), "{sql}");
+            assert!(sql.contains("\"accounts\""), "{sql}");
+        }
+        assert!(!q.update.args.contains(&Arg::TokenVersion));
+        assert!(!q.create_table[0].contains("is_superuser"));
+    }
+
+    #[test]
+    fn default_table_has_crudauths_shape() {
+        let q = queries(Dialect::Postgres, ColumnMap::new().table("app.users"));
+        assert!(q.create_table[0].starts_with("CREATE TABLE IF NOT EXISTS \"app\".\"users\""));
+        assert!(q.create_table[0].contains("\"id\" SERIAL NOT NULL"));
+        assert!(q.create_table[0].contains("\"email\" VARCHAR(320) NOT NULL"));
+        assert_eq!(
+            q.create_table[1],
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"ix_users_email\" ON \"app\".\"users\" (\"email\")"
+        );
+        assert_eq!(q.create_table.len(), 5);
+        let q = queries(Dialect::Sqlite, ColumnMap::new().table("main.users"));
+        assert!(q.create_table[0].contains("\"id\" INTEGER PRIMARY KEY AUTOINCREMENT"));
+        assert_eq!(
+            q.create_table[2],
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"main\".\"ix_users_username\" ON \"users\" \
+             (\"username\")"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+# The everyday commands. `just --list` shows them.
+
+# Run every test (needs Redis at 127.0.0.1:6379 and PostgreSQL at 127.0.0.1:5432).
+test:
+    cargo test --workspace --all-features
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# Criterion benchmarks, then the side-by-side HTTP load test.
+bench:
+    cargo bench -p crudauth-core
+    python3 ../shared/bench/compare.py
+    python3 ../shared/bench/compare.py --redis
+
+# Start a local Redis like CI's.
+redis:
+    redis-server --daemonize yes --port 6379 --save "" --appendonly no
+
+# Build the user guide (mdBook).
+docs:
+    mdbook build docs
+
+# The demo app.
+demo:
+    CRUDAUTH_COOKIE_SECURE=false cargo run --example quickstart

@@ -1,0 +1,871 @@
+//! End to end over HTTP against the real router: registration, sign-in, sessions, CSRF,
+//! device management, password change — on memory and on Redis.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+
+use crudauth_core::user::UserStore;
+
+use crudauth_tests::app::{spawn, Backend, Options, TestApp};
+use crudauth_tests::http::{form, Body, Browser};
+
+const PW: &str = "correct horse battery";
+
+async fn signed_in(app: &TestApp, username: &str) -> Browser {
+    let mut b = Browser::new();
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", username), ("password", PW)]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    b
+}
+
+async fn register_contract(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    let mut b = Browser::new();
+    let body = json!({"email": "Ada@Example.com", "username": "ada", "password": PW, "is_superuser": true, "email_verified": true});
+    let r = b
+        .send("POST", &app.url("/register"), Body::Json(body), &[])
+        .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(
+        r.detail(),
+        "If the email is available, check your inbox to finish signing up."
+    );
+    assert!(
+        r.headers.get("set-cookie").is_none(),
+        "registration never signs in"
+    );
+    let mails = app.emails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0]["kind"], "verify_email");
+    assert_eq!(mails[0]["to"], "ada@example.com");
+    assert!(mails[0]["link"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://localhost:3000/verify-email?token="));
+
+    // A taken email answers exactly like a new one, and its owner is told.
+    let again = json!({"email": "ada@example.com", "username": "ada2", "password": PW});
+    let r = b
+        .send("POST", &app.url("/register"), Body::Json(again), &[])
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (
+            202,
+            "If the email is available, check your inbox to finish signing up."
+        )
+    );
+    assert_eq!(app.emails().last().unwrap()["kind"], "existing_account");
+    // User names are a public namespace.
+    let taken = json!({"email": "other@example.com", "username": "ada", "password": PW});
+    let r = b
+        .send("POST", &app.url("/register"), Body::Json(taken), &[])
+        .await;
+    assert_eq!((r.status, r.detail()), (422, "Username already taken"));
+
+    // Privileged fields were ignored.
+    let mut ada = signed_in(&app, "ada").await;
+    let me = ada.get(&app.url("/me")).await;
+    assert_eq!(me.json["is_superuser"], false);
+    assert_eq!(
+        ada.get(&app.url("/secret")).await.detail(),
+        "Recovery factor not verified"
+    );
+}
+
+async fn register_without_email_delivery(backend: Backend) {
+    let mut options = Options::new(backend);
+    options.email = false;
+    let app = spawn(options).await;
+    let mut b = Browser::new();
+    let r = b
+        .send(
+            "POST",
+            &app.url("/register"),
+            Body::Json(json!({"email": "a@example.com", "username": "a", "password": PW})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["email"], "a@example.com");
+    assert_eq!(r.json["username"], "a");
+    assert!(r.json["id"].is_number());
+    let r = b
+        .send(
+            "POST",
+            &app.url("/register"),
+            Body::Json(json!({"email": "A@example.com", "username": "b", "password": PW})),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, r.detail()), (422, "Email already registered"));
+}
+
+async fn register_validation(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    let mut b = Browser::new();
+    let url = app.url("/register");
+    let cases = [
+        (json!({"username": "x", "password": PW}), "email", "missing"),
+        (
+            json!({"email": "not-an-email", "username": "x", "password": PW}),
+            "email",
+            "value_error",
+        ),
+        (
+            json!({"email": "x@example.com", "username": "x", "password": "short"}),
+            "password",
+            "string_too_short",
+        ),
+        (
+            json!({"email": "x@example.com", "username": 5, "password": PW}),
+            "username",
+            "string_type",
+        ),
+        (
+            json!({"email": "x@example.com", "username": "x", "password": "p".repeat(1025)}),
+            "password",
+            "string_too_long",
+        ),
+    ];
+    for (body, field, kind) in cases {
+        let r = b.send("POST", &url, Body::Json(body.clone()), &[]).await;
+        assert_eq!(r.status, 422, "{body}");
+        let entries = r.json["detail"].as_array().unwrap();
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["loc"][1] == field && e["type"] == kind),
+            "{body}: {entries:?}"
+        );
+    }
+    for raw in [&b"{not json"[..], b"[1,2]", b"", b"null"] {
+        let r = b
+            .send(
+                "POST",
+                &url,
+                Body::Raw(raw.to_vec(), "application/json"),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 422, "{raw:?}");
+    }
+    assert!(
+        app.emails().is_empty(),
+        "nothing is created by invalid input"
+    );
+}
+
+async fn login_contract(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    let user = app.user("ada@example.com", "ada", PW).await;
+    let mut b = Browser::new();
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", " ADA@example.com "), ("password", PW)]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["id"], json!(user.id));
+    assert_eq!(r.json["username"], "ada");
+    let csrf = r.json["csrf_token"].as_str().unwrap().to_owned();
+    assert_eq!(r.cookie_value("csrf_token").unwrap(), csrf);
+    let session = r.set_cookie("session_id").unwrap();
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(session.contains(attr), "{session}");
+    }
+    assert!(!session.contains("Max-Age"));
+    let csrf_cookie = r.set_cookie("csrf_token").unwrap();
+    assert!(!csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("Secure"));
+    assert!(
+        r.cookie_value("session_id").unwrap().len() >= 43,
+        "256-bit ids"
+    );
+
+    let me = b.get(&app.url("/me")).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(
+        me.json,
+        json!({"user_id": user.id, "username": "ada", "email": "ada@example.com", "is_superuser": false, "scopes": [], "via": "session"})
+    );
+    assert_eq!(b.get(&app.url("/dashboard")).await.json["via"], "session");
+
+    // remember-me: 30 days.
+    let mut r2 = Browser::new();
+    let r = r2
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[
+                ("username", "ada"),
+                ("password", PW),
+                ("remember_me", "true"),
+            ]),
+            &[],
+        )
+        .await;
+    assert!(r
+        .set_cookie("session_id")
+        .unwrap()
+        .contains("Max-Age=2592000"));
+    assert!(r
+        .set_cookie("csrf_token")
+        .unwrap()
+        .contains("Max-Age=2592000"));
+
+    // Failures all look alike.
+    for (u, p) in [("ada", "wrong password"), ("nobody", PW), ("", PW)] {
+        let r = Browser::new()
+            .send(
+                "POST",
+                &app.url("/login"),
+                form(&[("username", u), ("password", p)]),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.detail()),
+            (401, "Incorrect username or password"),
+            "{u}"
+        );
+        assert!(r.headers.get("set-cookie").is_none());
+    }
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada")]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", PW)]),
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (403, "Cross-site login requests are not allowed.")
+    );
+    assert_eq!(
+        Browser::new().get(&app.url("/me")).await.detail(),
+        "Not authenticated"
+    );
+}
+
+async fn disabled_accounts_cannot_sign_in(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    let user = app.user("ada@example.com", "ada", PW).await;
+    let mut b = signed_in(&app, "ada").await;
+    let off = crudauth_core::user::UserUpdate {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    app.auth.users().update(&user.id, off).await.unwrap();
+    assert_eq!(
+        b.get(&app.url("/me")).await.status,
+        401,
+        "a disabled user's session no longer authenticates"
+    );
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", PW)]),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (401, "Incorrect username or password")
+    );
+}
+
+async fn session_fixation_and_logout(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    // A client-chosen id is never adopted.
+    let mut b = Browser::new();
+    b.cookies
+        .insert("session_id".into(), "attacker-chosen".into());
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", PW)]),
+            &[],
+        )
+        .await;
+    assert_ne!(r.cookie_value("session_id").unwrap(), "attacker-chosen");
+    // A second login in the same browser replaces the first session.
+    let first = b.cookies["session_id"].clone();
+    b.send(
+        "POST",
+        &app.url("/login"),
+        form(&[("username", "ada"), ("password", PW)]),
+        &[],
+    )
+    .await;
+    let second = b.cookies["session_id"].clone();
+    assert_ne!(first, second);
+    let mut stale = Browser::new();
+    stale.cookies.insert("session_id".into(), first);
+    assert_eq!(
+        stale.get(&app.url("/me")).await.status,
+        401,
+        "the replaced session is dead"
+    );
+
+    // Logout needs CSRF while the session lives, then kills it server-side.
+    let mut copy = Browser::new();
+    copy.cookies.insert("session_id".into(), second.clone());
+    let r = b.send("POST", &app.url("/logout"), Body::None, &[]).await;
+    assert_eq!((r.status, r.detail()), (403, "Missing CSRF token"));
+    assert_eq!(r.header("x-csrf-error"), Some("true"));
+    let r = b
+        .send(
+            "POST",
+            &app.url("/logout"),
+            Body::None,
+            &[("x-csrf-token", "nope")],
+        )
+        .await;
+    assert_eq!((r.status, r.detail()), (403, "Invalid CSRF token"));
+    let r = b.post_csrf(&app.url("/logout"), Body::None).await;
+    assert_eq!((r.status, r.detail()), (200, "Logged out"));
+    assert!(r.set_cookie("session_id").unwrap().contains("Max-Age=0"));
+    assert!(r.set_cookie("csrf_token").unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        copy.get(&app.url("/me")).await.status,
+        401,
+        "a copied cookie is dead after logout"
+    );
+    // Logging out without a live session just clears cookies.
+    let r = copy
+        .send("POST", &app.url("/logout"), Body::None, &[])
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+async fn csrf_matrix(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    app.user("bob@example.com", "bob", PW).await;
+    let mut ada = signed_in(&app, "ada").await;
+    let bob = signed_in(&app, "bob").await;
+    let url = app.url("/account/settings");
+    let r = ada.send("POST", &url, Body::None, &[]).await;
+    assert_eq!(
+        (r.status, r.detail(), r.header("x-csrf-error")),
+        (403, "Missing CSRF token", Some("true"))
+    );
+    let r = ada
+        .send("POST", &url, Body::None, &[("x-csrf-token", "0123abcd")])
+        .await;
+    assert_eq!((r.status, r.detail()), (403, "Invalid CSRF token"));
+    let r = ada
+        .send("POST", &url, Body::None, &[("x-csrf-token", &bob.csrf())])
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (403, "Invalid CSRF token"),
+        "another session's token"
+    );
+    let r = ada
+        .send(
+            "POST",
+            &format!("{url}?csrf_token={}", ada.csrf()),
+            Body::None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (403, "Missing CSRF token"),
+        "the query string does not count"
+    );
+    let r = ada.post_csrf(&url, Body::None).await;
+    assert_eq!((r.status, r.json.clone()), (200, json!({"ok": true})));
+    // Safe methods and public routes need no token, even with a cookie riding along.
+    assert_eq!(ada.get(&app.url("/dashboard")).await.status, 200);
+    assert_eq!(
+        ada.send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "bob"), ("password", PW)]),
+            &[]
+        )
+        .await
+        .status,
+        200
+    );
+}
+
+async fn csrf_refresh(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut b = signed_in(&app, "ada").await;
+    let token = b.csrf();
+    let r = b
+        .send("POST", &app.url("/csrf/refresh"), Body::None, &[])
+        .await;
+    assert_eq!(
+        (r.status, r.json["csrf_token"].as_str().unwrap()),
+        (200, token.as_str())
+    );
+    assert!(
+        r.set_cookie("csrf_token").is_none(),
+        "a healthy token is not rotated"
+    );
+    // Lost cookie: a new token, set as a cookie; the old one stops working.
+    b.cookies.remove("csrf_token");
+    let r = b
+        .send("POST", &app.url("/csrf/refresh"), Body::None, &[])
+        .await;
+    let fresh = r.json["csrf_token"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, token);
+    assert_eq!(r.cookie_value("csrf_token").unwrap(), fresh);
+    let r = b
+        .send(
+            "POST",
+            &app.url("/account/settings"),
+            Body::None,
+            &[("x-csrf-token", &token)],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        b.post_csrf(&app.url("/account/settings"), Body::None)
+            .await
+            .status,
+        200
+    );
+    let r = Browser::new()
+        .send("POST", &app.url("/csrf/refresh"), Body::None, &[])
+        .await;
+    assert_eq!((r.status, r.detail()), (401, "Not authenticated"));
+}
+
+async fn device_management(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    app.user("bob@example.com", "bob", PW).await;
+    let mut phone = Browser::new();
+    phone.headers.push(("user-agent".into(), "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1".into()));
+    phone
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", PW)]),
+            &[],
+        )
+        .await;
+    let mut laptop = signed_in(&app, "ada").await;
+    let mut bob = signed_in(&app, "bob").await;
+
+    let list = laptop.get(&app.url("/sessions")).await;
+    assert_eq!(list.status, 200);
+    let items = list.json.as_array().unwrap().clone();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items.iter().filter(|s| s["current"] == true).count(), 1);
+    for s in &items {
+        assert_eq!(s["id"].as_str().unwrap().len(), 64);
+        assert_ne!(
+            s["id"].as_str().unwrap(),
+            laptop.cookies["session_id"],
+            "the handle is never the cookie"
+        );
+        assert!(s["created_at"].as_str().unwrap().contains('T'));
+        assert!(s["ip"].as_str().unwrap().starts_with("127.0.0.1"));
+    }
+    let phone_entry = items.iter().find(|s| s["current"] == false).unwrap();
+    assert_eq!(phone_entry["device"]["os"], "iOS");
+    let phone_handle = phone_entry["id"].as_str().unwrap().to_owned();
+
+    // Another user's handle and unknown handles are both "not found".
+    let r = bob
+        .send(
+            "DELETE",
+            &app.url(&format!("/sessions/{phone_handle}")),
+            Body::None,
+            &[("x-csrf-token", &bob.csrf())],
+        )
+        .await;
+    assert_eq!((r.status, r.detail()), (404, "Session not found."));
+    let r = laptop
+        .send(
+            "DELETE",
+            &app.url(&format!("/sessions/{}", "0".repeat(64))),
+            Body::None,
+            &[("x-csrf-token", &laptop.csrf())],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = laptop
+        .send(
+            "DELETE",
+            &app.url("/sessions/not-a-handle"),
+            Body::None,
+            &[("x-csrf-token", &laptop.csrf())],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(phone.get(&app.url("/me")).await.status, 200);
+    let r = laptop
+        .send(
+            "DELETE",
+            &app.url(&format!("/sessions/{phone_handle}")),
+            Body::None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 403, "CSRF applies");
+    let r = laptop
+        .send(
+            "DELETE",
+            &app.url(&format!("/sessions/{phone_handle}")),
+            Body::None,
+            &[("x-csrf-token", &laptop.csrf())],
+        )
+        .await;
+    assert_eq!((r.status, r.detail()), (200, "Session revoked."));
+    assert_eq!(phone.get(&app.url("/me")).await.status, 401);
+    assert_eq!(
+        laptop
+            .get(&app.url("/sessions"))
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Revoking the current session clears its cookies.
+    let own = laptop.get(&app.url("/sessions")).await.json[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = laptop
+        .send(
+            "DELETE",
+            &app.url(&format!("/sessions/{own}")),
+            Body::None,
+            &[("x-csrf-token", &laptop.csrf())],
+        )
+        .await;
+    assert!(r.set_cookie("session_id").unwrap().contains("Max-Age=0"));
+    assert_eq!(laptop.get(&app.url("/me")).await.status, 401);
+}
+
+async fn logout_all(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut a = signed_in(&app, "ada").await;
+    let mut b = signed_in(&app, "ada").await;
+    let mut c = signed_in(&app, "ada").await;
+    let r = a
+        .post_csrf(&app.url("/logout-all?keep_current=true"), Body::None)
+        .await;
+    assert_eq!(
+        r.json,
+        json!({"detail": "Signed out of all sessions.", "revoked": 2})
+    );
+    assert!(r.set_cookie("session_id").is_none());
+    assert_eq!(a.get(&app.url("/me")).await.status, 200);
+    assert_eq!(b.get(&app.url("/me")).await.status, 401);
+    assert_eq!(c.get(&app.url("/me")).await.status, 401);
+    let mut d = signed_in(&app, "ada").await;
+    let r = a.post_csrf(&app.url("/logout-all"), Body::None).await;
+    assert_eq!(r.json["revoked"], 2, "the caller's own session counts");
+    assert!(r.set_cookie("session_id").unwrap().contains("Max-Age=0"));
+    assert_eq!(d.get(&app.url("/me")).await.status, 401);
+    let r = Browser::new()
+        .send("POST", &app.url("/logout-all"), Body::None, &[])
+        .await;
+    assert_eq!(r.status, 401);
+    let r = a
+        .send(
+            "POST",
+            &app.url("/logout-all?keep_current=maybe"),
+            Body::None,
+            &[],
+        )
+        .await;
+    assert!(r.status == 401 || r.status == 422);
+}
+
+async fn change_and_set_password(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut here = signed_in(&app, "ada").await;
+    let mut elsewhere = signed_in(&app, "ada").await;
+    let url = app.url("/change-password");
+    let r = here
+        .post_csrf(
+            &url,
+            Body::Json(json!({"current_password": "wrong one!", "new_password": "new password 1"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (401, "Current password is incorrect.")
+    );
+    let r = here
+        .post_csrf(
+            &url,
+            Body::Json(json!({"current_password": PW, "new_password": "short"})),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let r = here
+        .send(
+            "POST",
+            &url,
+            Body::Json(json!({"current_password": PW, "new_password": "new password 1"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 403, "CSRF applies");
+    let r = here
+        .post_csrf(
+            &url,
+            Body::Json(json!({"current_password": PW, "new_password": "new password 1"})),
+        )
+        .await;
+    assert_eq!((r.status, r.detail()), (200, "Password changed."));
+    assert_eq!(
+        here.get(&app.url("/me")).await.status,
+        200,
+        "the calling session survives"
+    );
+    assert_eq!(
+        elsewhere.get(&app.url("/me")).await.status,
+        401,
+        "every other session ends"
+    );
+    let old = Browser::new()
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", PW)]),
+            &[],
+        )
+        .await;
+    assert_eq!(old.status, 401);
+    let new = Browser::new()
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", "new password 1")]),
+            &[],
+        )
+        .await;
+    assert_eq!(new.status, 200);
+    let r = here
+        .post_csrf(
+            &app.url("/set-password"),
+            Body::Json(json!({"new_password": "another one 2"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (
+            400,
+            "Account already has a password; use the password reset flow to change it."
+        )
+    );
+}
+
+async fn gates(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    app.admin("root@example.com", "root", PW).await;
+    let mut ada = signed_in(&app, "ada").await;
+    let mut root = signed_in(&app, "root").await;
+    let r = ada.get(&app.url("/admin")).await;
+    assert_eq!((r.status, r.detail()), (403, "Insufficient privileges"));
+    assert_eq!(root.get(&app.url("/admin")).await.json, json!({"ok": true}));
+    assert_eq!(root.get(&app.url("/secret")).await.status, 200);
+    assert_eq!(Browser::new().get(&app.url("/admin")).await.status, 401);
+    assert_eq!(
+        Browser::new().get(&app.url("/feed")).await.json,
+        json!({"auth": false})
+    );
+    assert_eq!(ada.get(&app.url("/feed")).await.json, json!({"auth": true}));
+    assert_eq!(
+        Browser::new().get(&app.url("/hello")).await.json,
+        json!({"hello": "world"})
+    );
+}
+
+async fn concurrent_logins_respect_the_cap(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let url = app.url("/login");
+        tasks.push(tokio::spawn(async move {
+            let mut b = Browser::new();
+            b.send(
+                "POST",
+                &url,
+                form(&[("username", "ada"), ("password", PW)]),
+                &[],
+            )
+            .await;
+            b
+        }));
+    }
+    let mut browsers = Vec::new();
+    for t in tasks {
+        browsers.push(t.await.unwrap());
+    }
+    let mut live = 0;
+    for b in &mut browsers {
+        if b.get(&app.url("/me")).await.status == 200 {
+            live += 1;
+        }
+    }
+    assert!((1..=5).contains(&live), "{live} live sessions");
+    let mut any = browsers
+        .into_iter()
+        .find(|b| !b.cookies.is_empty())
+        .unwrap();
+    let listed = any.get(&app.url("/sessions")).await;
+    if listed.status == 200 {
+        assert!(listed.json.as_array().unwrap().len() <= 5);
+    }
+}
+
+async fn hostile_input_never_5xx(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let long = "x".repeat(8000);
+    let junk_cookies = [
+        "session_id=",
+        "session_id=%%%%",
+        "session_id=r.",
+        "session_id=\u{fc}abc",
+        &format!("session_id={long}"),
+        "session_id=a; session_id=b; csrf_token=c",
+    ];
+    for c in junk_cookies {
+        let mut b = Browser::new();
+        let r = b
+            .send("GET", &app.url("/me"), Body::None, &[("cookie", c)])
+            .await;
+        assert_eq!(r.status, 401, "{c}");
+        let r = b
+            .send(
+                "POST",
+                &app.url("/account/settings"),
+                Body::None,
+                &[("cookie", c)],
+            )
+            .await;
+        assert!(r.status < 500, "{c}: {}", r.status);
+        let r = b
+            .send("POST", &app.url("/logout"), Body::None, &[("cookie", c)])
+            .await;
+        assert_eq!(r.status, 200, "{c}");
+    }
+    let mut b = Browser::new();
+    let huge = vec![b'a'; 1 << 20];
+    let r = b
+        .send(
+            "POST",
+            &app.url("/register"),
+            Body::Raw(huge.clone(), "application/json"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 413);
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            Body::Raw(huge, "application/x-www-form-urlencoded"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 413);
+    for raw in [&b"%zz=%%&&=="[..], b"username&password", b"\xff\xfe\x00"] {
+        let r = b
+            .send(
+                "POST",
+                &app.url("/login"),
+                Body::Raw(raw.to_vec(), "application/x-www-form-urlencoded"),
+                &[],
+            )
+            .await;
+        assert!(r.status == 422 || r.status == 401, "{raw:?}: {}", r.status);
+    }
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", &"p".repeat(5000))]),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        r.status, 401,
+        "an oversized password is refused, never hashed"
+    );
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[
+                ("username", "ada"),
+                ("password", PW),
+                ("remember_me", "perhaps"),
+            ]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+}
+
+macro_rules! e2e {
+    ($backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case($backend).await;
+            }
+        )*
+    };
+}
+
+macro_rules! all_cases {
+    ($backend:expr) => {
+        e2e!($backend; register_contract, register_without_email_delivery, register_validation, login_contract,
+            disabled_accounts_cannot_sign_in, session_fixation_and_logout, csrf_matrix, csrf_refresh,
+            device_management, logout_all, change_and_set_password, gates, concurrent_logins_respect_the_cap,
+            hostile_input_never_5xx);
+    };
+}
+
+mod memory {
+    all_cases!(crudauth_tests::app::Backend::Memory);
+}
+
+mod redis {
+    all_cases!(crudauth_tests::app::Backend::Redis);
+}

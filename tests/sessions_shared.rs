@@ -1,0 +1,200 @@
+//! Sessions under concurrency and across workers, on memory and on Redis: no resurrection, a
+//! crudauth-made password hash signs in and is upgraded, two servers on one Redis share state.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crudauth_core::secret::SecretKey;
+use crudauth_core::session::{NewSession, SessionConfig, Sessions};
+use crudauth_core::store::{MemoryStore, RedisConfig, RedisConnection, RedisStore, Store};
+use crudauth_core::user::{NewUser, UserId, UserStore};
+use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options};
+use crudauth_tests::http::{form, Body, Browser};
+
+/// "correct horse", hashed by Python's bcrypt with crudauth's recipe
+/// (bcrypt over base64(SHA-256(password)), cost 12).
+const CRUDAUTH_HASH: &str = "$2b$12$ssNLc7oeSVdlbTzwEaxLburcivvV6dMm9hHZVWMGj6H70AdB.6cb2";
+
+async fn redis_store() -> Arc<dyn Store> {
+    let config = RedisConfig::from_url(&redis_url())
+        .unwrap()
+        .namespace(unique_prefix("sessions"));
+    let store = RedisStore::new(RedisConnection::new(config).unwrap());
+    store
+        .initialize(&mut crudauth_core::lifespan::Tasks::new())
+        .await
+        .unwrap();
+    Arc::new(store)
+}
+
+/// Requests in flight keep writing activity (every read writes, here) while the session is
+/// revoked; once the revoke has returned, nothing brings the record back.
+async fn revoked_sessions_stay_dead(store: Arc<dyn Store>) {
+    let config = SessionConfig {
+        activity_write_interval: Duration::ZERO,
+        ..Default::default()
+    };
+    let sessions = Sessions::new(store.clone(), SecretKey::new([5u8; 32]).unwrap(), config);
+    for round in 0..5 {
+        let created = sessions
+            .create(&UserId::Int(round), 0, NewSession::default())
+            .await
+            .unwrap();
+        let mut readers = Vec::new();
+        for _ in 0..32 {
+            let (s, id) = (sessions.clone(), created.id.clone());
+            readers.push(tokio::spawn(async move {
+                for _ in 0..20 {
+                    let _ = s.load(&id).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(sessions.revoke(&created.handle).await.unwrap());
+        for r in readers {
+            r.await.unwrap();
+        }
+        assert!(
+            sessions.load(&created.id).await.unwrap().is_none(),
+            "round {round}"
+        );
+        assert_eq!(
+            store.get(&format!("s:{}", created.handle)).await.unwrap(),
+            None,
+            "round {round}"
+        );
+        assert!(sessions.list(&UserId::Int(round)).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoked_sessions_stay_dead_in_memory() {
+    revoked_sessions_stay_dead(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoked_sessions_stay_dead_on_redis() {
+    revoked_sessions_stay_dead(redis_store().await).await;
+}
+
+async fn crudauth_hash_signs_in_and_is_upgraded(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    let user = app
+        .users
+        .create(NewUser::new("py@example.com", "py", CRUDAUTH_HASH))
+        .await
+        .unwrap();
+    let mut b = Browser::new();
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "py"), ("password", "wrong horse")]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "py"), ("password", "correct horse")]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let stored = app
+        .users
+        .find_by_id(&user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .hashed_password
+        .unwrap();
+    assert!(stored.0.starts_with("$argon2id$"), "rehashed on sign-in");
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "py"), ("password", "correct horse")]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "the upgraded hash verifies");
+}
+
+#[tokio::test]
+async fn crudauth_hash_signs_in_and_is_upgraded_memory() {
+    crudauth_hash_signs_in_and_is_upgraded(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn crudauth_hash_signs_in_and_is_upgraded_redis() {
+    crudauth_hash_signs_in_and_is_upgraded(Backend::Redis).await;
+}
+
+/// Two servers (two workers) over one Redis and one user table: a session made on one is
+/// honoured on the other, and a logout on either ends it everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_sessions_through_redis() {
+    let prefix = unique_prefix("workers");
+    let users = crudauth_core::user::MemoryUsers::new();
+    let worker = |users: crudauth_core::user::MemoryUsers, prefix: String| {
+        let mut options = Options::new(Backend::Memory);
+        options.customize = Box::new(move |b: crudauth_axum::CrudAuthBuilder| {
+            b.users(users).redis_url(redis_url()).redis_prefix(prefix)
+        });
+        options
+    };
+    let a = spawn(worker(users.clone(), prefix.clone())).await;
+    let b = spawn(worker(users.clone(), prefix.clone())).await;
+    let hash = a.auth.hash_password("correct horse battery").await.unwrap();
+    users
+        .create(NewUser::new("ada@example.com", "ada", hash.0))
+        .await
+        .unwrap();
+
+    let mut browser = Browser::new();
+    let r = browser
+        .send(
+            "POST",
+            &a.url("/login"),
+            form(&[("username", "ada"), ("password", "correct horse battery")]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        browser.get(&b.url("/me")).await.status,
+        200,
+        "worker B honours worker A's session"
+    );
+    assert_eq!(
+        browser
+            .post_csrf(&b.url("/account/settings"), Body::None)
+            .await
+            .status,
+        200,
+        "and its CSRF token"
+    );
+    assert_eq!(
+        browser
+            .get(&b.url("/sessions"))
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut copy = browser.clone();
+    let r = browser.post_csrf(&b.url("/logout"), Body::None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        copy.get(&a.url("/me")).await.status,
+        401,
+        "logged out on worker A too"
+    );
+}

@@ -1,0 +1,205 @@
+//! Serves the real router on a loopback port for end-to-end tests, on memory or Redis.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
+use crudauth_axum::{
+    CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard, SessionTransport,
+};
+use crudauth_core::email::OutboxFile;
+use crudauth_core::password::{Password, Passwords};
+use crudauth_core::user::{MemoryUsers, NewUser, User, UserStore};
+
+/// Where the app keeps shared state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// In-memory stores.
+    Memory,
+    /// Redis at `CRUDAUTH_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`), under a unique
+    /// prefix.
+    Redis,
+}
+
+/// The Redis the tests use.
+pub fn redis_url() -> String {
+    std::env::var("CRUDAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A unique, per-test key prefix.
+pub fn unique_prefix(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "crudauth-test:{tag}:{}:{}:",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A running app.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The auth object behind it.
+    pub auth: CrudAuth,
+    /// The user table.
+    pub users: MemoryUsers,
+    /// The email outbox file (JSON lines), when email delivery is on.
+    pub outbox: Option<PathBuf>,
+    /// The lifespan guard.
+    pub guard: Option<LifespanGuard>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Options for [`spawn`].
+pub struct Options {
+    /// State backend.
+    pub backend: Backend,
+    /// Email delivery on (registration answers 202).
+    pub email: bool,
+    /// Changes to the builder before `build()`.
+    pub customize: Box<dyn FnOnce(CrudAuthBuilder) -> CrudAuthBuilder + Send>,
+}
+
+impl Options {
+    /// Defaults: memory, email on.
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            email: true,
+            customize: Box::new(|b| b),
+        }
+    }
+}
+
+/// The demo app's routes (as examples/quickstart), on top of `auth.router()`.
+pub fn demo_routes(auth: &CrudAuth) -> Router {
+    Router::new()
+        .route("/hello", get(|| async { Json(json!({"hello": "world"})) }))
+        .route(
+            "/dashboard",
+            get(|u: CurrentUser| async move {
+                Json(json!({"user_id": u.user.id, "username": u.user.username, "via": u.via}))
+            }),
+        )
+        .route(
+            "/feed",
+            get(|u: MaybeUser| async move { Json(json!({"auth": u.0.is_some()})) }),
+        )
+        .route(
+            "/admin",
+            get(|_: CurrentUser<Superuser>| async { Json(json!({"ok": true})) }),
+        )
+        .route(
+            "/secret",
+            get(|_: CurrentUser<Verified>| async { Json(json!({"ok": true})) }),
+        )
+        .route(
+            "/account/settings",
+            post(|_: CurrentUser<SessionOnly>| async { Json(json!({"ok": true})) }),
+        )
+        .merge(auth.router())
+        .layer(auth.layer())
+}
+
+/// Builds, initializes and serves an app.
+pub async fn spawn(options: Options) -> TestApp {
+    let users = MemoryUsers::new();
+    let outbox = options.email.then(|| {
+        let dir = std::env::temp_dir().join(unique_prefix("outbox").replace(':', "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("outbox.jsonl")
+    });
+    let mut builder = CrudAuth::builder()
+        .secret_key([42u8; 32])
+        .users(users.clone())
+        .passwords(Passwords::fast_for_tests())
+        .session_transport(SessionTransport::default())
+        .cookies(CookieConfig::default())
+        .warn_on_memory_backend(false);
+    if let Some(path) = &outbox {
+        builder = builder.email(EmailConfig::new(
+            "http://localhost:3000",
+            OutboxFile::new(path.clone()),
+        ));
+    }
+    if options.backend == Backend::Redis {
+        builder = builder
+            .redis_url(redis_url())
+            .redis_prefix(unique_prefix("e2e"));
+    }
+    let auth = (options.customize)(builder).build().unwrap();
+    let guard = auth.initialize().await.unwrap();
+    let app = demo_routes(&auth);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        auth,
+        users,
+        outbox,
+        guard: Some(guard),
+        server,
+    }
+}
+
+impl TestApp {
+    /// Creates a user directly in the table.
+    pub async fn user(&self, email: &str, username: &str, password: &str) -> User {
+        let hash = Passwords::fast_for_tests()
+            .hash(&Password::new(password))
+            .await
+            .unwrap();
+        self.users
+            .create(NewUser::new(email, username, hash.0))
+            .await
+            .unwrap()
+    }
+
+    /// Creates a superuser with a verified email.
+    pub async fn admin(&self, email: &str, username: &str, password: &str) -> User {
+        let hash = Passwords::fast_for_tests()
+            .hash(&Password::new(password))
+            .await
+            .unwrap();
+        let mut new = NewUser::new(email, username, hash.0);
+        new.is_superuser = true;
+        new.email_verified = true;
+        self.users.create(new).await.unwrap()
+    }
+
+    /// The emails sent so far.
+    pub fn emails(&self) -> Vec<Value> {
+        let Some(path) = &self.outbox else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// `base + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
