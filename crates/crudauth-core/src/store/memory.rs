@@ -98,6 +98,21 @@ impl MemoryStore {
         self.inner.shards.retain(|entry| entry.expires_at > now)
     }
 
+    /// Runs `f` on the live entry at `key`, its shard locked, with the time now; `None` when
+    /// absent. One hash lookup on the hot path (reads); an expired entry is removed.
+    fn with_live<R>(&self, key: &str, f: impl FnOnce(&mut Entry, u64) -> R) -> Option<R> {
+        let now = self.inner.clock.now_millis();
+        let mut map = self.inner.shards.lock(key);
+        match map.get_mut(key) {
+            Some(entry) if entry.expires_at > now => Some(f(entry, now)),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
     /// Runs `f` on the slot of `key`, its shard locked; an expired entry is removed first.
     fn slot<R>(&self, key: &str, f: impl FnOnce(&mut Slot<'_>) -> R) -> R {
         let now = self.inner.clock.now_millis();
@@ -206,31 +221,22 @@ impl Store for MemoryStore {
     async fn shutdown(&self) {}
 
     async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
-        self.slot(key, |slot| match slot.live() {
-            Some(Entry {
-                value: Value::Bytes(b),
-                ..
-            }) => Ok(Some(b.clone())),
-            Some(_) => Err(wrong_kind(key, "get")),
-            None => Ok(None),
+        self.with_live(key, |entry, _| match &entry.value {
+            Value::Bytes(b) => Ok(b.clone()),
+            _ => Err(wrong_kind(key, "get")),
         })
+        .transpose()
     }
 
     async fn get_and_touch(&self, key: &str, ttl: Duration) -> StoreResult<Option<Bytes>> {
-        self.slot(key, |slot| {
-            let expires_at = deadline(slot.now, ttl);
-            match slot.live() {
-                Some(Entry {
-                    value: Value::Bytes(b),
-                    expires_at: e,
-                }) => {
-                    *e = expires_at;
-                    Ok(Some(b.clone()))
-                }
-                Some(_) => Err(wrong_kind(key, "get_and_touch")),
-                None => Ok(None),
+        self.with_live(key, |entry, now| match &entry.value {
+            Value::Bytes(b) => {
+                entry.expires_at = deadline(now, ttl);
+                Ok(b.clone())
             }
+            _ => Err(wrong_kind(key, "get_and_touch")),
         })
+        .transpose()
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()> {
@@ -250,19 +256,14 @@ impl Store for MemoryStore {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> StoreResult<bool> {
-        self.slot(key, |slot| {
-            let expires_at = ttl.map(|ttl| deadline(slot.now, ttl));
-            match slot.live() {
-                Some(entry) => {
-                    entry.value = Value::Bytes(value);
-                    if let Some(expires_at) = expires_at {
-                        entry.expires_at = expires_at;
-                    }
-                    Ok(true)
+        Ok(self
+            .with_live(key, |entry, now| {
+                entry.value = Value::Bytes(value);
+                if let Some(ttl) = ttl {
+                    entry.expires_at = deadline(now, ttl);
                 }
-                None => Ok(false),
-            }
-        })
+            })
+            .is_some())
     }
 
     async fn delete(&self, key: &str) -> StoreResult<bool> {
@@ -287,17 +288,14 @@ impl Store for MemoryStore {
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
-        Ok(self.slot(key, |slot| {
-            let expires_at = deadline(slot.now, ttl);
-            slot.live().map(|e| e.expires_at = expires_at).is_some()
-        }))
+        Ok(self
+            .with_live(key, |entry, now| entry.expires_at = deadline(now, ttl))
+            .is_some())
     }
 
     async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
-        Ok(self.slot(key, |slot| {
-            let now = slot.now;
-            slot.live()
-                .map(|e| Duration::from_millis(e.expires_at - now))
+        Ok(self.with_live(key, |entry, now| {
+            Duration::from_millis(entry.expires_at - now)
         }))
     }
 
