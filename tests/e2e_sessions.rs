@@ -785,25 +785,29 @@ async fn hostile_input_never_5xx(backend: Backend) {
         assert_eq!(r.status, 200, "{c}");
     }
     let mut b = Browser::new();
+    // An oversized body is refused with 413; the server may close the connection before the
+    // client has finished uploading, which the client sees as a reset. Either way: no 5xx.
     let huge = vec![b'a'; 1 << 20];
+    for (path, kind) in [
+        ("/register", "application/json"),
+        ("/login", "application/x-www-form-urlencoded"),
+    ] {
+        if let Ok(r) = b
+            .try_send("POST", &app.url(path), Body::Raw(huge.clone(), kind), &[])
+            .await
+        {
+            assert_eq!(r.status, 413, "{path}");
+        }
+    }
     let r = b
         .send(
             "POST",
             &app.url("/register"),
-            Body::Raw(huge.clone(), "application/json"),
+            Body::Raw(vec![b' '; 70 * 1024], "application/json"),
             &[],
         )
         .await;
-    assert_eq!(r.status, 413);
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            Body::Raw(huge, "application/x-www-form-urlencoded"),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 413);
+    assert_eq!(r.status, 413, "just over the 64 KiB limit");
     for raw in [&b"%zz=%%&&=="[..], b"username&password", b"\xff\xfe\x00"] {
         let r = b
             .send(

@@ -75,6 +75,21 @@ impl Browser {
         body: Body,
         extra: &[(&str, &str)],
     ) -> Answer {
+        match self.try_send(method, url, body, extra).await {
+            Ok(answer) => answer,
+            Err(e) => panic!("{method} {url} failed: {e}"),
+        }
+    }
+
+    /// Like [`Browser::send`], but a transport error (the server closed the connection) is
+    /// returned instead of failing the test.
+    pub async fn try_send(
+        &mut self,
+        method: &str,
+        url: &str,
+        body: Body,
+        extra: &[(&str, &str)],
+    ) -> Result<Answer, reqwest::Error> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.client.request(method, url);
         if !self.cookies.is_empty() {
@@ -103,10 +118,10 @@ impl Browser {
             }
             Body::Raw(bytes, content_type) => req.header("content-type", content_type).body(bytes),
         };
-        let res = req.send().await.unwrap();
+        let res = req.send().await?;
         let status = res.status().as_u16();
         let headers = res.headers().clone();
-        let bytes = res.bytes().await.unwrap();
+        let bytes = res.bytes().await?;
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let answer = Answer {
             status,
@@ -128,7 +143,7 @@ impl Browser {
                 }
             }
         }
-        answer
+        Ok(answer)
     }
 
     /// GET.

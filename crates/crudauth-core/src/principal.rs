@@ -14,14 +14,16 @@
 //! assert_eq!(Gate::Superuser.check(&p).unwrap_err(), "Insufficient privileges");
 //! ```
 
+use std::sync::Arc;
+
 use crate::session::LoadedSession;
 use crate::user::{User, UserId};
 
 /// An authenticated caller: the user row, the transport that authenticated it, its scopes.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The user, as loaded for this request.
-    pub user: User,
+    /// The user, as loaded for this request (shared with the per-process row cache).
+    pub user: Arc<User>,
     /// The transport that authenticated the request (`session`, `bearer`, or a custom name).
     pub via: &'static str,
     /// Granted scopes (empty for sessions).
@@ -32,9 +34,9 @@ pub struct Principal {
 
 impl Principal {
     /// A principal for `user` authenticated by transport `via`.
-    pub fn new(user: User, via: &'static str, scopes: Vec<String>) -> Self {
+    pub fn new(user: impl Into<Arc<User>>, via: &'static str, scopes: Vec<String>) -> Self {
         Self {
-            user,
+            user: user.into(),
             via,
             scopes,
             session: None,

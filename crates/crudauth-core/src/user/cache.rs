@@ -20,7 +20,7 @@ use crate::shard::Shards;
 #[derive(Debug, Clone)]
 pub struct CachedUsers {
     inner: Arc<dyn UserStore>,
-    rows: Arc<Shards<(User, u64)>>,
+    rows: Arc<Shards<(Arc<User>, u64)>>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -42,21 +42,17 @@ impl CachedUsers {
         self.rows.lock(&key).remove(&key);
     }
 
-    fn remember(&self, user: &User) {
+    fn remember(&self, user: Arc<User>) {
         if self.ttl.is_zero() {
             return;
         }
         let key = user.id.to_string();
         let expires = self.clock.now_millis() + duration_ms(self.ttl);
-        self.rows
-            .lock(&key)
-            .insert(key.clone(), (user.clone(), expires));
+        self.rows.lock(&key).insert(key.clone(), (user, expires));
     }
-}
 
-#[async_trait]
-impl UserStore for CachedUsers {
-    async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError> {
+    /// The user with this id, shared: a cache hit costs no copy of the row.
+    pub async fn find_shared(&self, id: &UserId) -> Result<Option<Arc<User>>, UserStoreError> {
         if !self.ttl.is_zero() {
             let key = id.to_string();
             let now = self.clock.now_millis();
@@ -66,12 +62,19 @@ impl UserStore for CachedUsers {
                 }
             }
         }
-        let found = self.inner.find_by_id(id).await?;
+        let found = self.inner.find_by_id(id).await?.map(Arc::new);
         match &found {
-            Some(user) => self.remember(user),
+            Some(user) => self.remember(user.clone()),
             None => self.forget(id),
         }
         Ok(found)
+    }
+}
+
+#[async_trait]
+impl UserStore for CachedUsers {
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError> {
+        Ok(self.find_shared(id).await?.map(|user| User::clone(&user)))
     }
 
     async fn find_by_field(
@@ -94,7 +97,7 @@ impl UserStore for CachedUsers {
         self.forget(id);
         let updated = self.inner.update(id, changes).await?;
         if let Some(user) = &updated {
-            self.remember(user);
+            self.remember(Arc::new(user.clone()));
         }
         Ok(updated)
     }
