@@ -1,0 +1,100 @@
+//! Redis stopped mid-run, seen over HTTP: authentication paths fail closed with a 503 (never an
+//! anonymous pass, never a panic), public routes keep working, and everything recovers when
+//! Redis is back — without restarting the app.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use crudauth_tests::app::{spawn, unique_prefix, Backend, Options};
+use crudauth_tests::http::{form, Body, Browser};
+use crudauth_tests::server::RedisServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_closed_and_recovers() {
+    let mut redis = RedisServer::start(&[]);
+    let url = redis.url();
+    let mut options = Options::new(Backend::Memory);
+    options.customize = Box::new(move |b: crudauth_axum::CrudAuthBuilder| {
+        b.redis_url(url).redis_prefix(unique_prefix("outage"))
+    });
+    let app = spawn(options).await;
+    app.user("ada@example.com", "ada", "correct horse battery")
+        .await;
+    let mut b = Browser::new();
+    let r = b
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", "correct horse battery")]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(b.get(&app.url("/dashboard")).await.status, 200);
+
+    redis.kill();
+    let started = Instant::now();
+    for path in ["/dashboard", "/me", "/feed", "/sessions"] {
+        let r = b.get(&app.url(path)).await;
+        assert_eq!(
+            (r.status, r.detail()),
+            (503, "Authentication service unavailable"),
+            "{path}"
+        );
+    }
+    let r = b.post_csrf(&app.url("/account/settings"), Body::None).await;
+    assert_eq!(r.status, 503);
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[("username", "ada"), ("password", "correct horse battery")]),
+            &[],
+        )
+        .await;
+    assert!(
+        r.status == 503 || r.status == 429,
+        "a login never succeeds without its store: {}",
+        r.status
+    );
+    assert!(r.headers.get("set-cookie").is_none());
+    assert_eq!(
+        Browser::new().get(&app.url("/hello")).await.status,
+        200,
+        "public routes need no store"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "failures come within the command timeout"
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut fresh = Browser::new();
+    loop {
+        let r = fresh
+            .send(
+                "POST",
+                &app.url("/login"),
+                form(&[("username", "ada"), ("password", "correct horse battery")]),
+                &[],
+            )
+            .await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} after Redis came back",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        fresh.get(&app.url("/dashboard")).await.status,
+        200,
+        "the same app works again"
+    );
+    // The old session lived only in the Redis that was killed (it keeps nothing on disk).
+    assert_eq!(b.get(&app.url("/dashboard")).await.status, 401);
+}
