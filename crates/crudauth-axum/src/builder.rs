@@ -499,10 +499,11 @@ impl CrudAuth {
     }
 
     /// The layer every route using crudauth's extractors must sit under: it makes this object
-    /// available to them. It reads nothing and costs one reference-count increment per
-    /// request.
-    pub fn layer(&self) -> axum::Extension<CrudAuth> {
-        axum::Extension(self.clone())
+    /// available to them, with a per-request cache so the principal is resolved once. It
+    /// reads nothing from the request and touches no store: a route that never asks for a
+    /// user costs one small allocation.
+    pub fn layer(&self) -> crate::layer::AuthLayer {
+        crate::layer::AuthLayer::new(self.clone())
     }
 
     /// The HTTP surface: `/register`, `/login`, `/logout`, `/me`, `/change-password`,

@@ -19,29 +19,31 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use tokio::sync::OnceCell;
 
 use crudauth_core::principal::{Gate, Principal};
 use crudauth_core::session::LoadedSession;
 
 use crate::builder::CrudAuth;
 use crate::error::AuthError;
-
-type Outcome = Result<Option<Arc<Principal>>, AuthError>;
-
-/// Per-request cache of each transport's outcome.
-#[derive(Clone)]
-struct Resolved(Arc<[OnceCell<Outcome>]>);
+use crate::layer::{Outcome, RequestAuth, RequestState};
 
 /// The CrudAuth installed by `auth.layer()`.
 pub(crate) fn installed(parts: &Parts) -> Result<CrudAuth, AuthError> {
-    parts.extensions.get::<CrudAuth>().cloned().ok_or_else(|| {
-        tracing::error!("crudauth extractor used on a route without `.layer(auth.layer())`");
-        AuthError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "Authentication is not configured for this route",
-        )
-    })
+    request_state(parts).map(|state| state.auth.clone())
+}
+
+fn request_state(parts: &Parts) -> Result<Arc<RequestState>, AuthError> {
+    parts
+        .extensions
+        .get::<RequestAuth>()
+        .map(|r| r.0.clone())
+        .ok_or_else(|| {
+            tracing::error!("crudauth extractor used on a route without `.layer(auth.layer())`");
+            AuthError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "Authentication is not configured for this route",
+            )
+        })
 }
 
 /// Resolves the request's principal over the configured transports (only `only`, when given),
@@ -51,31 +53,25 @@ pub(crate) async fn resolve(
     auth: &CrudAuth,
     only: Option<&'static str>,
 ) -> Outcome {
-    let transports = auth.transports();
-    let cache = match parts.extensions.get::<Resolved>() {
-        Some(cache) => cache.clone(),
-        None => {
-            let cache = Resolved((0..transports.len()).map(|_| OnceCell::new()).collect());
-            parts.extensions.insert(cache.clone());
-            cache
-        }
-    };
+    let state = request_state(parts)?;
     let parts = &*parts;
-    for (transport, cell) in transports.iter().zip(cache.0.iter()) {
+    for (i, transport) in auth.transports().iter().enumerate() {
         if only.is_some_and(|name| name != transport.name()) {
             continue;
         }
-        let outcome = cell
-            .get_or_init(|| async {
-                transport
-                    .authenticate(parts, auth)
-                    .await
-                    .map(|p| p.map(Arc::new))
-            })
-            .await;
+        let run = || async {
+            transport
+                .authenticate(parts, auth)
+                .await
+                .map(|p| p.map(Arc::new))
+        };
+        let outcome = match state.outcomes.get(i) {
+            Some(cell) => cell.get_or_init(run).await.clone(),
+            None => run().await,
+        };
         match outcome {
             Ok(None) => continue,
-            other => return other.clone(),
+            other => return other,
         }
     }
     Ok(None)

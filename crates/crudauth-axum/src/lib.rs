@@ -34,6 +34,7 @@ pub mod client_ip;
 mod cookies;
 mod error;
 pub mod extract;
+mod layer;
 mod routes;
 mod transport;
 
@@ -43,4 +44,5 @@ pub use builder::{
 pub use cookies::CookieConfig;
 pub use crudauth_core::principal::Principal;
 pub use error::AuthError;
+pub use layer::{AuthLayer, AuthService};
 pub use transport::Transport;

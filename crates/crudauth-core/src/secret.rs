@@ -36,13 +36,20 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
+    push_hex(&mut out, bytes);
     out
+}
+
+/// Appends lower-case hex of `bytes` to `out`.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.extend(bytes.iter().flat_map(|b| {
+        [
+            DIGITS[usize::from(b >> 4)] as char,
+            DIGITS[usize::from(b & 15)] as char,
+        ]
+    }));
 }
 
 /// Why a secret key was refused.
@@ -78,11 +85,19 @@ impl SecretKey {
     /// Hex HMAC-SHA256 of `purpose`, a zero byte and `value`: the store key of a client-held
     /// secret. Different purposes never collide.
     pub fn digest(&self, purpose: &str, value: &str) -> String {
+        self.digest_after("", purpose, value)
+    }
+
+    /// `prefix` followed by [`SecretKey::digest`], built in one allocation (store keys).
+    pub fn digest_after(&self, prefix: &str, purpose: &str, value: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
         mac.update(value.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        let mut out = String::with_capacity(prefix.len() + 64);
+        out.push_str(prefix);
+        push_hex(&mut out, &mac.finalize().into_bytes());
+        out
     }
 
     /// The raw key bytes, for signing libraries (JWT).

@@ -13,15 +13,29 @@ pub fn encode<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-/// Decodes a record read from `key`. A value that does not decode is deleted and reported as
-/// absent — never a panic, never an error for the caller.
+/// Decodes a JSON record read from `key`. A value that does not decode is deleted and reported
+/// as absent — never a panic, never an error for the caller.
 pub async fn decode_or_discard<T: DeserializeOwned>(
     store: &dyn Store,
     key: &str,
     value: Option<Bytes>,
 ) -> StoreResult<Option<T>> {
+    decode_with_or_discard(store, key, value, |bytes| {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Decodes a record read from `key` with `decode` (for records with an encoding of their own).
+/// A value that does not decode is deleted and reported as absent.
+pub async fn decode_with_or_discard<T>(
+    store: &dyn Store,
+    key: &str,
+    value: Option<Bytes>,
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> StoreResult<Option<T>> {
     let Some(bytes) = value else { return Ok(None) };
-    match serde_json::from_slice(&bytes) {
+    match decode(&bytes) {
         Ok(record) => Ok(Some(record)),
         Err(error) => {
             tracing::warn!(key = %key_kind(key), %error, "discarding a stored record that does not decode");

@@ -32,7 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use codec::{decode_or_discard, encode};
+pub use codec::{decode_or_discard, decode_with_or_discard, encode};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisConnection, RedisStore};

@@ -38,7 +38,7 @@ impl CachedUsers {
 
     /// Forgets a cached row.
     pub fn forget(&self, id: &UserId) {
-        let key = id.to_string();
+        let key = cache_key(id);
         self.rows.lock(&key).remove(&key);
     }
 
@@ -46,7 +46,7 @@ impl CachedUsers {
         if self.ttl.is_zero() {
             return;
         }
-        let key = user.id.to_string();
+        let key = cache_key(&user.id);
         let expires = self.clock.now_millis() + duration_ms(self.ttl);
         self.rows.lock(&key).insert(key.clone(), (user, expires));
     }
@@ -54,7 +54,7 @@ impl CachedUsers {
     /// The user with this id, shared: a cache hit costs no copy of the row.
     pub async fn find_shared(&self, id: &UserId) -> Result<Option<Arc<User>>, UserStoreError> {
         if !self.ttl.is_zero() {
-            let key = id.to_string();
+            let key = cache_key(id);
             let now = self.clock.now_millis();
             if let Some((user, expires)) = self.rows.lock(&key).get(&key) {
                 if *expires > now {
@@ -100,5 +100,13 @@ impl UserStore for CachedUsers {
             self.remember(Arc::new(user.clone()));
         }
         Ok(updated)
+    }
+}
+
+/// The cache's key for an id (integer formatting without the `fmt` machinery).
+fn cache_key(id: &UserId) -> String {
+    match id {
+        UserId::Int(n) => n.to_string(),
+        UserId::Text(s) => s.clone(),
     }
 }

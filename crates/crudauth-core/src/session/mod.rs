@@ -27,15 +27,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::clock::{self, Clock};
 use crate::csrf::Csrf;
 use crate::error::StoreResult;
 use crate::limit::duration_ms;
 use crate::secret::{random_token, SecretKey, SessionId};
-use crate::store::{decode_or_discard, encode, Store};
+use crate::store::{decode_with_or_discard, Store};
 use crate::user::UserId;
+
+mod record;
+
+pub use record::SessionRecord;
 
 /// Session lifetimes and limits.
 #[derive(Debug, Clone)]
@@ -63,34 +65,6 @@ impl Default for SessionConfig {
             activity_write_interval: Duration::from_secs(60),
         }
     }
-}
-
-/// What the store keeps for a session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionRecord {
-    /// The owner.
-    pub user_id: UserId,
-    /// The owner's credential epoch when the session was made; a session from another epoch is
-    /// dead.
-    pub token_version: i64,
-    /// Creation time, ms since the epoch.
-    pub created_at: u64,
-    /// Last recorded activity, ms since the epoch (rewritten at most once per write interval).
-    pub last_activity: u64,
-    /// Whether this is a remember-me session.
-    pub remember_me: bool,
-    /// Client address at creation.
-    pub ip: String,
-    /// User agent at creation (at most 512 bytes).
-    pub user_agent: String,
-    /// The CSRF nonce: the client's token is derived from it (see [`crate::csrf`]).
-    pub csrf_nonce: String,
-    /// Sudo mode until this time, ms since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sudo_until: Option<u64>,
-    /// How the session was made (`password`, `oauth`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login_type: Option<String>,
 }
 
 /// Client details for a new session.
@@ -210,7 +184,10 @@ impl Sessions {
     }
 
     fn record_key(handle: &str) -> String {
-        format!("s:{handle}")
+        let mut key = String::with_capacity(2 + handle.len());
+        key.push_str("s:");
+        key.push_str(handle);
+        key
     }
 
     fn index_key(user_id: &UserId) -> String {
@@ -256,7 +233,11 @@ impl Sessions {
         };
         let key = Self::record_key(&handle);
         self.store
-            .set(&key, encode(&record), self.idle_window(record.remember_me))
+            .set(
+                &key,
+                record.to_bytes(),
+                self.idle_window(record.remember_me),
+            )
             .await?;
         let evicted = self
             .store
@@ -292,7 +273,8 @@ impl Sessions {
         let window = self.idle_window_of(id);
         let raw = self.store.get_and_touch(&key, window).await?;
         let Some(mut record) =
-            decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await?
+            decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
+                .await?
         else {
             return Ok(None);
         };
@@ -310,7 +292,7 @@ impl Sessions {
             record.last_activity = now;
             if !self
                 .store
-                .set_if_present(&key, encode(&record), Some(window))
+                .set_if_present(&key, record.to_bytes(), Some(window))
                 .await?
             {
                 return Ok(None);
@@ -336,7 +318,7 @@ impl Sessions {
     /// `false` when the session is gone.
     pub async fn update(&self, handle: &str, record: &SessionRecord) -> StoreResult<bool> {
         self.store
-            .set_if_present(&Self::record_key(handle), encode(record), None)
+            .set_if_present(&Self::record_key(handle), record.to_bytes(), None)
             .await
     }
 
@@ -356,7 +338,8 @@ impl Sessions {
         let key = Self::record_key(handle);
         let raw = self.store.take(&key).await?;
         let Some(record) =
-            decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await?
+            decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
+                .await?
         else {
             return Ok(false);
         };
@@ -370,7 +353,9 @@ impl Sessions {
     pub async fn revoke_owned(&self, handle: &str, owner: &UserId) -> StoreResult<bool> {
         let key = Self::record_key(handle);
         let raw = self.store.get(&key).await?;
-        match decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await? {
+        match decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
+            .await?
+        {
             Some(record) if &record.user_id == owner => self.remove(handle, owner).await,
             _ => Ok(false),
         }
@@ -393,7 +378,9 @@ impl Sessions {
         for entry in self.store.index_members(&index).await? {
             let key = Self::record_key(&entry.member);
             let raw = self.store.get(&key).await?;
-            match decode_or_discard::<SessionRecord>(self.store.as_ref(), &key, raw).await? {
+            match decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
+                .await?
+            {
                 Some(record) if &record.user_id == user_id => live.push(ListedSession {
                     handle: entry.member,
                     record,

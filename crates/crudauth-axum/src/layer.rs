@@ -1,0 +1,99 @@
+//! `AuthLayer`: makes crudauth available to its extractors, with a per-request cache for the
+//! principal.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use crudauth_axum::{extract::CurrentUser, CrudAuth, SessionTransport};
+//! use crudauth_core::user::MemoryUsers;
+//!
+//! let auth = CrudAuth::builder()
+//!     .secret_key([7u8; 32])
+//!     .users(MemoryUsers::new())
+//!     .session_transport(SessionTransport::default())
+//!     .build()
+//!     .unwrap();
+//! let app: Router = Router::new()
+//!     .route("/me", get(|user: CurrentUser| async move { user.user_id().to_string() }))
+//!     .layer(auth.layer());
+//! ```
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::http::Request;
+use tokio::sync::OnceCell;
+use tower::{Layer, Service};
+
+use crudauth_core::principal::Principal;
+
+use crate::builder::CrudAuth;
+use crate::error::AuthError;
+
+/// What one transport answered for this request.
+pub(crate) type Outcome = Result<Option<Arc<Principal>>, AuthError>;
+
+/// How many transports' outcomes are cached per request; any further ones are resolved
+/// uncached (still correctly, just again if several extractors ask).
+pub(crate) const CACHED_TRANSPORTS: usize = 4;
+
+/// Put in every request's extensions by [`AuthLayer`]: the auth object and the request's
+/// resolution cache. Reads nothing from the request and touches no store.
+#[derive(Clone)]
+pub(crate) struct RequestAuth(pub(crate) Arc<RequestState>);
+
+pub(crate) struct RequestState {
+    pub(crate) auth: CrudAuth,
+    pub(crate) outcomes: [OnceCell<Outcome>; CACHED_TRANSPORTS],
+}
+
+/// The layer every route using crudauth's extractors must sit under (`auth.layer()`).
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    auth: CrudAuth,
+}
+
+impl AuthLayer {
+    pub(crate) fn new(auth: CrudAuth) -> Self {
+        Self { auth }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] wraps around a route.
+#[derive(Clone, Debug)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: CrudAuth,
+}
+
+impl<S, B> Service<Request<B>> for AuthService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let state = RequestState {
+            auth: self.auth.clone(),
+            outcomes: Default::default(),
+        };
+        req.extensions_mut().insert(RequestAuth(Arc::new(state)));
+        self.inner.call(req)
+    }
+}
