@@ -1,7 +1,17 @@
 //! The rate-limiter conformance suite, run against every backend.
 //!
-//! ```ignore
-//! crudauth_core::limiter_conformance!(async { my_limiter_subject().await });
+//! ```no_run
+//! use std::sync::Arc;
+//! use crudauth_core::clock::ManualClock;
+//! use crudauth_core::limit::{conformance::LimiterSubject, MemoryRateLimiter};
+//!
+//! async fn memory_limiter() -> LimiterSubject {
+//!     let clock = ManualClock::starting_now();
+//!     LimiterSubject { limiter: Arc::new(MemoryRateLimiter::with_clock(clock.clone())), time: clock }
+//! }
+//!
+//! crudauth_core::limiter_conformance!(memory_limiter());
+//! # fn main() {}
 //! ```
 
 // A test suite: a failed step must panic, with the value that failed.

@@ -3,8 +3,18 @@
 //!
 //! A backend's test file is one macro call:
 //!
-//! ```ignore
-//! crudauth_core::store_conformance!(async { my_backend_subject().await });
+//! ```no_run
+//! use std::sync::Arc;
+//! use crudauth_core::clock::ManualClock;
+//! use crudauth_core::store::{conformance::Subject, MemoryStore};
+//!
+//! async fn memory_subject() -> Subject {
+//!     let clock = ManualClock::starting_now();
+//!     Subject { store: Arc::new(MemoryStore::new().with_clock(clock.clone())), time: clock }
+//! }
+//!
+//! crudauth_core::store_conformance!(memory_subject());
+//! # fn main() {}
 //! ```
 //!
 //! Concurrency cases spawn 64 tasks on the caller's multi-threaded runtime: real parallelism.

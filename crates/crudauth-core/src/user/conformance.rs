@@ -14,10 +14,11 @@
 //! expression is a future giving a fresh, empty store (or a [`UserSubject`] that cleans up
 //! after itself, such as a PostgreSQL schema to drop):
 //!
-//! ```ignore
+//! ```no_run
 //! mod memory {
 //!     crudauth_core::user_store_conformance!(async { crudauth_core::user::MemoryUsers::new() });
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Each case gets its own store. The concurrency case runs 32 updates at once: real
