@@ -1,4 +1,4 @@
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)]
 //! The session hot path: what an authenticated request costs before the HTTP stack.
 
 use std::sync::Arc;
