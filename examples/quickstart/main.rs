@@ -11,13 +11,14 @@
 //! `CRUDAUTH_ADMIN` (`username:email:password`, created at start-up if absent).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
-use crudauth_axum::{CookieConfig, CrudAuth, EmailConfig, SessionTransport};
+use crudauth_axum::{CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport};
 use crudauth_core::email::{LogSender, OutboxFile};
 use crudauth_core::user::{NewUser, UserStore};
 use crudauth_sqlx::SqlxUsers;
@@ -47,6 +48,10 @@ async fn verified_ok(_: CurrentUser<Verified>) -> Json<Value> {
 
 async fn settings(_: CurrentUser<SessionOnly>) -> Json<Value> {
     Json(json!({"ok": true}))
+}
+
+async fn contact() -> Json<Value> {
+    Json(json!({"sent": true}))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -114,6 +119,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/admin", get(ok))
         .route("/secret", get(verified_ok))
         .route("/account/settings", post(settings))
+        .route(
+            "/contact",
+            post(contact).route_layer(
+                auth.rate_limit("contact", RateLimit::new(5, Duration::from_secs(60))),
+            ),
+        )
         .merge(auth.router())
         .layer(auth.layer());
 

@@ -56,13 +56,33 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// The key an address is counted under: IPv4 as is, IPv6 grouped by its /64 (one subscriber
 /// usually holds a whole /64), IPv4-mapped IPv6 unwrapped; anything else unchanged.
 pub fn ip_key(ip: &str) -> String {
-    match ip.parse::<IpAddr>().map(canonical) {
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Ok(IpAddr::V6(v6)) => {
+    match ip.parse::<IpAddr>() {
+        Ok(addr) => key_of(addr),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+/// [`ip_key`] of an address already parsed.
+fn key_of(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
-        Err(_) => ip.to_owned(),
+    }
+}
+
+/// The counting key of the client behind a request: `ip_key(client_ip(…))`, without printing
+/// and re-parsing the socket peer when no proxy is trusted (the rate limiter's hot path).
+pub(crate) fn client_ip_key(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted_proxy_hops: usize,
+) -> String {
+    match (trusted_proxy_hops, peer) {
+        (0, Some(peer)) => key_of(peer),
+        _ => ip_key(&client_ip(headers, peer, trusted_proxy_hops)),
     }
 }
 
@@ -104,5 +124,10 @@ mod tests {
         assert_eq!(ip_key("2001:db8::1"), "2001:db8::/64");
         assert_eq!(ip_key("203.0.113.5"), "203.0.113.5");
         assert_eq!(ip_key("unknown"), "unknown");
+        let v6 = Some("2001:db8:1:2:3:4:5:6".parse().unwrap());
+        assert_eq!(client_ip_key(&HeaderMap::new(), v6, 0), "2001:db8:1:2::/64");
+        let h = xff(&["2001:db8:9::1"]);
+        assert_eq!(client_ip_key(&h, v6, 1), "2001:db8:9::/64");
+        assert_eq!(client_ip_key(&h, None, 0), "unknown");
     }
 }

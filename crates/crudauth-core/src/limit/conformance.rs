@@ -172,7 +172,8 @@ pub async fn lockout_escalates_and_caps(s: &LimiterSubject) {
     }
 }
 
-/// Rounds are forgotten `round_retention` after the latest lock: escalation starts over.
+/// Rounds are forgotten `round_retention` after the latest lock ends (not before):
+/// escalation starts over.
 pub async fn lockout_rounds_expire_after_retention(s: &LimiterSubject) {
     let l = &s.limiter;
     let config = LockoutConfig {
@@ -189,7 +190,12 @@ pub async fn lockout_rounds_expire_after_retention(s: &LimiterSubject) {
         l.login_attempt(&keys, &config).await.unwrap().retry_after,
         ms(200)
     );
-    s.time.pass(ms(450)).await;
+    // The lock (200 ms) and the window are over, the rounds (kept 300 ms more) are not.
+    s.time.pass(ms(350)).await;
+    assert!(l.login_attempt(&keys, &config).await.unwrap().allowed);
+    let kept = l.login_attempt(&keys, &config).await.unwrap();
+    assert_eq!(kept.retry_after, ms(400), "escalation kept");
+    s.time.pass(ms(400 + 300 + 100)).await;
     assert!(l.login_attempt(&keys, &config).await.unwrap().allowed);
     let again = l.login_attempt(&keys, &config).await.unwrap();
     assert_eq!(again.retry_after, ms(200), "escalation started over");

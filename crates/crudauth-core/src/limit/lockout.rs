@@ -10,8 +10,8 @@
 //! 3. within `max_attempts` on both counters, allow;
 //! 4. otherwise lock **both** the address and the identifier for
 //!    `min(lockout_base × 2^rounds, lockout_max)` and count one more round on each; a round
-//!    counter lives `max(lock, round_retention)` past the latest lock, so a slow, paced attack
-//!    keeps climbing.
+//!    counter is kept `round_retention` past the end of the latest lock, so a slow, paced
+//!    attack keeps climbing.
 //!
 //! A success deletes the identifier's counter, lock and rounds, and (under `ClearAll`) takes
 //! back from the address only the attempts that this identifier made from it, so signing in to
@@ -40,7 +40,11 @@
 //! Differences from crudauth, all deliberate: the whole attempt is one atomic step (crudauth's
 //! separate reads and increments let N parallel guesses all pass the lock check, and N parallel
 //! trips escalate N rounds at once); times are kept in milliseconds, so a lock never ends early
-//! (crudauth's memory backend floors its TTLs); a counter is never decremented below zero nor
+//! (crudauth's memory backend floors its TTLs); rounds are kept `round_retention` past the
+//! *end* of a lock (crudauth keeps them `max(lock, round_retention)` from its start, so with
+//! the defaults a lock of `lockout_max` and its rounds end together and escalation starts over
+//! at `lockout_base`, more than doubling what an attacker gets at the cap); a counter is never
+//! decremented below zero nor
 //! brought back once expired (crudauth could leave a negative counter, handing an address extra
 //! attempts); identifiers are stored as a hash, since people type passwords into the user name
 //! field.
@@ -89,7 +93,7 @@ pub struct LockoutConfig {
     pub lockout_base: Duration,
     /// The longest lock (default 3600 s).
     pub lockout_max: Duration,
-    /// How long the round counter outlives the latest lock (default 3600 s).
+    /// How long the round counter is kept after the latest lock ends (default 3600 s).
     pub round_retention: Duration,
     /// What a successful sign-in clears (default [`OnLoginSuccess::ClearAll`]).
     pub on_login_success: OnLoginSuccess,
@@ -333,7 +337,7 @@ pub(crate) fn attempt(c: &mut impl Counters, k: &LockoutKeys, m: LockoutMillis) 
     }
     let rounds = c.get(&k.rounds_ip).max(c.get(&k.rounds_user));
     let lock = m.lock_for(rounds);
-    let round_ttl = lock.max(m.retention);
+    let round_ttl = lock.saturating_add(m.retention);
     c.set(&k.lock_ip, 1, lock);
     c.set(&k.lock_user, 1, lock);
     c.incr_and_rearm(&k.rounds_ip, 1, round_ttl);

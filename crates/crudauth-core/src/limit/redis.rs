@@ -101,7 +101,7 @@ if rounds < 63 then
   lock = math.min(base * (2 ^ rounds), cap)
 end
 local lock_ms = string.format('%.0f', lock)
-local round_ms = string.format('%.0f', math.max(lock, retention))
+local round_ms = string.format('%.0f', lock + retention)
 redis.call('SET', KEYS[4], '1', 'PX', lock_ms)
 redis.call('SET', KEYS[5], '1', 'PX', lock_ms)
 redis.call('INCRBY', KEYS[6], 1)

@@ -1,0 +1,24 @@
+//! Tower layers: [`RateLimitLayer`] (per-route rate limits; see [`rate_limit`]).
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{routing::post, Router};
+//! use crudauth_axum::{CrudAuth, RateLimit, SessionTransport};
+//! use crudauth_core::user::MemoryUsers;
+//!
+//! # fn main() -> Result<(), crudauth_axum::ConfigError> {
+//! let auth = CrudAuth::builder()
+//!     .secret_key([7u8; 32])
+//!     .users(MemoryUsers::new())
+//!     .session_transport(SessionTransport::default())
+//!     .build()?;
+//! let layer = auth.rate_limit("contact", RateLimit::new(5, Duration::from_secs(60)));
+//! let app: Router = Router::new()
+//!     .route("/contact", post(|| async { "sent" }).route_layer(layer))
+//!     .layer(auth.layer());
+//! # Ok(()) }
+//! ```
+
+pub mod rate_limit;
+
+pub use rate_limit::{KeyBy, RateLimit, RateLimitLayer, RateLimitService};
