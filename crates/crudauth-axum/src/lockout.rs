@@ -84,3 +84,27 @@ impl CrudAuth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crudauth_core::user::MemoryUsers;
+
+    use crate::{CrudAuth, LockoutConfig, SessionTransport};
+
+    #[test]
+    fn build_refuses_a_lockout_with_a_zero() {
+        let built = CrudAuth::builder()
+            .secret_key([7u8; 32])
+            .users(MemoryUsers::new())
+            .session_transport(SessionTransport::default())
+            .lockout(LockoutConfig {
+                lockout_base: Duration::ZERO,
+                ..LockoutConfig::default()
+            })
+            .build();
+        let error = built.map(|_| ()).unwrap_err().to_string();
+        assert!(error.contains("lockout_base must be positive"), "{error}");
+    }
+}

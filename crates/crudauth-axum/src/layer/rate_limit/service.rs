@@ -153,3 +153,102 @@ impl<E> fmt::Debug for ResponseFuture<E> {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use crate::{CrudAuth, KeyBy, RateLimit, SessionTransport};
+    use crudauth_core::user::MemoryUsers;
+
+    fn auth() -> CrudAuth {
+        CrudAuth::builder()
+            .secret_key([7u8; 32])
+            .users(MemoryUsers::new())
+            .session_transport(SessionTransport::default())
+            .warn_on_memory_backend(false)
+            .build()
+            .unwrap()
+    }
+
+    async fn call(app: &Router, path: &str) -> (u16, Option<String>, Option<String>) {
+        let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        (
+            response.status().as_u16(),
+            header("x-ratelimit-limit"),
+            header("x-ratelimit-remaining"),
+        )
+    }
+
+    fn some(a: &str, b: &str) -> (Option<String>, Option<String>) {
+        (Some(a.to_owned()), Some(b.to_owned()))
+    }
+
+    #[tokio::test]
+    async fn stacked_limits_report_the_one_with_fewest_left() {
+        let auth = auth();
+        let minute = Duration::from_secs(60);
+        let app = Router::new()
+            .route(
+                "/x",
+                get(|| async { "ok" })
+                    .route_layer(auth.rate_limit("inner", RateLimit::new(3, minute)))
+                    .route_layer(auth.rate_limit("outer", RateLimit::new(10, minute))),
+            )
+            .layer(auth.layer());
+        let (status, limit, left) = call(&app, "/x").await;
+        assert_eq!((status, (limit, left)), (200, some("3", "2")));
+        call(&app, "/x").await;
+        call(&app, "/x").await;
+        let (status, limit, left) = call(&app, "/x").await;
+        assert_eq!((status, (limit, left)), (429, some("3", "0")));
+    }
+
+    #[tokio::test]
+    async fn a_limit_without_a_period_fails_closed_and_a_zero_budget_is_off() {
+        let auth = auth();
+        let app = Router::new()
+            .route(
+                "/broken",
+                get(|| async { "ok" })
+                    .route_layer(auth.rate_limit("broken", RateLimit::new(5, Duration::ZERO))),
+            )
+            .route(
+                "/off",
+                get(|| async { "ok" })
+                    .route_layer(auth.rate_limit("off", RateLimit::new(0, Duration::ZERO))),
+            )
+            .layer(auth.layer());
+        assert_eq!(call(&app, "/broken").await.0, 503);
+        assert_eq!(call(&app, "/off").await, (200, None, None));
+    }
+
+    #[tokio::test]
+    async fn a_user_limit_answers_401_before_counting() {
+        let auth = auth();
+        let limit = RateLimit::new(1, Duration::from_secs(60)).key(KeyBy::User);
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|| async { "ok" }).route_layer(auth.rate_limit("me", limit)),
+            )
+            .layer(auth.layer());
+        for _ in 0..3 {
+            assert_eq!(call(&app, "/me").await, (401, None, None));
+        }
+    }
+}
