@@ -18,7 +18,7 @@ use crate::builder::CrudAuth;
 use crate::client_ip::ip_key;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
-use crate::layer::rate_limit::report;
+use crate::layer::rate_limit::{report, Counted};
 
 const SIGNUP_ACCEPTED: &str = "If the email is available, check your inbox to finish signing up.";
 const MAX_USERNAME: usize = 64;
@@ -51,8 +51,8 @@ pub(super) async fn register(
     // taken addresses uses up the budget too.
     let counted = match auth.builtin_limiter("register") {
         Some(limiter) => match limiter.count(&auth, &ip_key(&client.ip)).await {
-            Ok(decision) => decision,
-            Err(refused) => return Ok(refused),
+            Counted::Pass(decision) => decision,
+            Counted::Refuse(refused) => return Ok(refused),
         },
         None => None,
     };

@@ -77,6 +77,31 @@ impl MemoryRateLimiter {
         swept + self.inner.tats.retain(|tat| *tat > now)
     }
 
+    /// One GCRA step on `key`, under its shard's lock.
+    fn decide(&self, key: &str, budget: Budget) -> Decision {
+        if budget.is_disabled() {
+            return unlimited(budget);
+        }
+        let now = self.inner.clock.now_millis();
+        let mut shard = self.inner.tats.lock(key);
+        match shard.get_mut(key) {
+            Some(tat) => {
+                let (decision, new_tat) = gcra(*tat, now, budget);
+                if let Some(new_tat) = new_tat {
+                    *tat = new_tat;
+                }
+                decision
+            }
+            None => {
+                let (decision, new_tat) = gcra(0, now, budget);
+                if let Some(new_tat) = new_tat {
+                    shard.insert(key.to_owned(), new_tat);
+                }
+                decision
+            }
+        }
+    }
+
     /// The lockout counters, locked, as [`Counters`] at the clock's current time.
     fn lockout(&self) -> MutexGuard<'_, HashMap<String, Counter>> {
         // A panic elsewhere while held leaves the map consistent: every step is a whole update.
@@ -193,27 +218,11 @@ impl RateLimiter for MemoryRateLimiter {
     async fn shutdown(&self) {}
 
     async fn hit(&self, key: &str, budget: Budget) -> StoreResult<Decision> {
-        if budget.is_disabled() {
-            return Ok(unlimited(budget));
-        }
-        let now = self.inner.clock.now_millis();
-        let mut shard = self.inner.tats.lock(key);
-        match shard.get_mut(key) {
-            Some(tat) => {
-                let (decision, new_tat) = gcra(*tat, now, budget);
-                if let Some(new_tat) = new_tat {
-                    *tat = new_tat;
-                }
-                Ok(decision)
-            }
-            None => {
-                let (decision, new_tat) = gcra(0, now, budget);
-                if let Some(new_tat) = new_tat {
-                    shard.insert(key.to_owned(), new_tat);
-                }
-                Ok(decision)
-            }
-        }
+        Ok(self.decide(key, budget))
+    }
+
+    fn hit_in_process(&self, key: &str, budget: Budget) -> Option<StoreResult<Decision>> {
+        Some(Ok(self.decide(key, budget)))
     }
 
     async fn reset(&self, key: &str) -> StoreResult<()> {

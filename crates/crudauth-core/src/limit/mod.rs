@@ -118,6 +118,14 @@ pub trait RateLimiter: Send + Sync + Debug + 'static {
     /// Forgets everything about `key` (its budget is whole again).
     async fn reset(&self, key: &str) -> StoreResult<()>;
 
+    /// [`Self::hit`] without a future, for backends that decide in-process without waiting
+    /// (the memory limiter): callers on a hot path try this first. `None` (the default, for
+    /// networked backends) means: use [`Self::hit`].
+    fn hit_in_process(&self, key: &str, budget: Budget) -> Option<StoreResult<Decision>> {
+        let _ = (key, budget);
+        None
+    }
+
     /// Records one sign-in attempt under the escalating login lockout and decides whether its
     /// password may be checked, atomically (see [`lockout`] for the steps): of N
     /// concurrent attempts on one identifier, at most `max_attempts` are allowed, and N

@@ -2,24 +2,42 @@
 //! [`RateLimitLayer`](super::RateLimitLayer) and the routes that count inside themselves
 //! (`/register`, after validation).
 
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
 use axum::extract::ConnectInfo;
+use axum::http::header::Entry;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 
 use crudauth_core::limit::{Budget, Decision};
+use crudauth_core::StoreResult;
 
 use super::config::{KeyBy, RateLimit};
 use crate::builder::CrudAuth;
-use crate::client_ip::client_ip_key;
+use crate::client_ip::write_client_ip_key;
 use crate::error::AuthError;
 use crate::extract::resolve;
 
 /// `X-RateLimit-Limit`.
-pub(crate) const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 /// `X-RateLimit-Remaining`.
-pub(crate) const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const TOO_MANY: &str = "Too many requests. Try again later.";
+
+/// What counting a request ends in.
+pub(crate) enum Counted {
+    /// Go on, reporting this decision (`None`: nothing was counted).
+    Pass(Option<Decision>),
+    /// The answer that ends the request: 429 over budget, 503 when the limiter fails closed.
+    Refuse(Response),
+}
+
+thread_local! {
+    /// The counter key being built, reused so the hot path allocates nothing for it.
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
 
 /// One action's limit, ready to count: its key prefix, budget, key and fail mode.
 #[derive(Debug)]
@@ -57,6 +75,56 @@ impl RouteLimiter {
         self.budget.is_disabled()
     }
 
+    /// Counts `request` without waiting, when it can: its key needs no principal and the
+    /// limiter decides in-process. `None` (with the request given back) means: take the
+    /// asynchronous path, [`Self::identity`] then [`Self::count`].
+    pub(crate) fn count_now<B>(
+        &self,
+        request: Request<B>,
+        auth: &CrudAuth,
+    ) -> (Option<Counted>, Request<B>) {
+        if let Some(settled) = self.settled_without_counting() {
+            return (Some(settled), request);
+        }
+        match &self.key {
+            KeyBy::Ip => {
+                let counted = self.count_in_process(auth, |key| {
+                    write_address(key, request.headers(), request.extensions(), auth);
+                });
+                (counted, request)
+            }
+            KeyBy::Custom(identity) => {
+                let (parts, body) = request.into_parts();
+                // The application's closure runs before the key buffer is borrowed.
+                let id = identity(&parts);
+                let counted = self.count_in_process(auth, |key| match &id {
+                    Some(id) => key.push_str(id),
+                    None => {
+                        key.push_str("ip:");
+                        write_address(key, &parts.headers, &parts.extensions, auth);
+                    }
+                });
+                (counted, Request::from_parts(parts, body))
+            }
+            KeyBy::User | KeyBy::UserOrIp => (None, request),
+        }
+    }
+
+    /// The key built by `identity` after the prefix, counted by an in-process limiter.
+    fn count_in_process(
+        &self,
+        auth: &CrudAuth,
+        identity: impl FnOnce(&mut String),
+    ) -> Option<Counted> {
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            key.push_str(&self.prefix);
+            identity(key);
+            let outcome = auth.rate_limiter().hit_in_process(key, self.budget)?;
+            Some(self.settle(outcome))
+        })
+    }
+
     /// Who is calling, as this limit tells callers apart: `Err` when the limit needs a user
     /// and there is none (401), or resolving the user failed.
     pub(crate) async fn identity(
@@ -64,8 +132,13 @@ impl RouteLimiter {
         parts: &mut Parts,
         auth: &CrudAuth,
     ) -> Result<String, AuthError> {
+        let address = |parts: &Parts, prefix: &str| {
+            let mut key = prefix.to_owned();
+            write_address(&mut key, &parts.headers, &parts.extensions, auth);
+            key
+        };
         match &self.key {
-            KeyBy::Ip => Ok(address(parts, auth)),
+            KeyBy::Ip => Ok(address(parts, "")),
             KeyBy::User => match resolve(parts, auth, None).await? {
                 Some(principal) => Ok(principal.user_id().to_string()),
                 None => Err(AuthError::not_authenticated()),
@@ -74,55 +147,60 @@ impl RouteLimiter {
             // the request is still counted, against its address.
             KeyBy::UserOrIp => match resolve(parts, auth, None).await {
                 Ok(Some(principal)) => Ok(format!("user:{}", principal.user_id())),
-                _ => Ok(format!("ip:{}", address(parts, auth))),
+                _ => Ok(address(parts, "ip:")),
             },
-            KeyBy::Custom(key) => {
-                Ok(key(parts).unwrap_or_else(|| format!("ip:{}", address(parts, auth))))
-            }
+            KeyBy::Custom(key) => Ok(key(parts).unwrap_or_else(|| address(parts, "ip:"))),
         }
     }
 
-    /// Counts one request from `identity`: the decision to report in the headers (`None` when
-    /// the limit is off), or the answer that ends the request (429 over budget, 503 when the
-    /// limiter fails closed).
-    pub(crate) async fn count(
-        &self,
-        auth: &CrudAuth,
-        identity: &str,
-    ) -> Result<Option<Decision>, Response> {
-        if self.is_disabled() {
-            return Ok(None);
-        }
-        if let Some(problem) = &self.problem {
-            return Err(AuthError::unavailable(problem).into_response());
+    /// Counts one request from `identity`.
+    pub(crate) async fn count(&self, auth: &CrudAuth, identity: &str) -> Counted {
+        if let Some(settled) = self.settled_without_counting() {
+            return settled;
         }
         let mut key = String::with_capacity(self.prefix.len() + identity.len());
         key.push_str(&self.prefix);
         key.push_str(identity);
-        match auth.rate_limiter().hit(&key, self.budget).await {
-            Ok(decision) if decision.allowed => Ok(Some(decision)),
-            Ok(decision) => Err(too_many(&decision)),
+        let outcome = auth.rate_limiter().hit(&key, self.budget).await;
+        self.settle(outcome)
+    }
+
+    /// The outcome when nothing is to be counted: the limit is off, or unusable.
+    fn settled_without_counting(&self) -> Option<Counted> {
+        if self.is_disabled() {
+            return Some(Counted::Pass(None));
+        }
+        let problem = self.problem.as_ref()?;
+        Some(Counted::Refuse(
+            AuthError::unavailable(problem).into_response(),
+        ))
+    }
+
+    /// What the limiter's answer means for the request.
+    fn settle(&self, outcome: StoreResult<Decision>) -> Counted {
+        match outcome {
+            Ok(decision) if decision.allowed => Counted::Pass(Some(decision)),
+            Ok(decision) => Counted::Refuse(too_many(&decision)),
             Err(error) if self.fail_open => {
-                tracing::warn!(%error, key = %self.prefix, "rate limiter failed; letting the request through (fail open)");
-                Ok(Some(Decision {
+                tracing::warn!(%error, limit = %self.prefix, "rate limiter failed; letting the request through (fail open)");
+                Counted::Pass(Some(Decision {
                     allowed: true,
                     limit: self.budget.limit,
                     remaining: self.budget.limit,
                     retry_after: std::time::Duration::ZERO,
                 }))
             }
-            Err(error) => Err(AuthError::from(error).into_response()),
+            Err(error) => Counted::Refuse(AuthError::from(error).into_response()),
         }
     }
 }
 
-/// The client's counting key (see [`crate::client_ip`]).
-fn address(parts: &Parts, auth: &CrudAuth) -> String {
-    let peer = parts
-        .extensions
+/// Appends the client's counting key (see [`crate::client_ip`]).
+fn write_address(out: &mut String, headers: &HeaderMap, extensions: &Extensions, auth: &CrudAuth) {
+    let peer = extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    client_ip_key(&parts.headers, peer, auth.inner.trusted_proxy_hops)
+    write_client_ip_key(out, headers, peer, auth.inner.trusted_proxy_hops);
 }
 
 /// 429 "Too many requests. Try again later." with `Retry-After` and the budget headers.
@@ -135,14 +213,33 @@ fn too_many(decision: &Decision) -> Response {
 /// Puts the budget headers on a response. When several limits counted the request, the one
 /// with the fewest requests left is reported.
 pub(crate) fn report(headers: &mut HeaderMap, decision: &Decision) {
-    let fewer_already = headers
-        .get(&REMAINING_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u32>().ok())
-        .is_some_and(|reported| reported < decision.remaining);
-    if fewer_already {
-        return;
+    match headers.entry(REMAINING_HEADER) {
+        Entry::Occupied(mut reported) => {
+            let fewer_already = reported
+                .get()
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|left| left < decision.remaining);
+            if fewer_already {
+                return;
+            }
+            reported.insert(count_value(decision.remaining));
+        }
+        Entry::Vacant(slot) => {
+            slot.insert(count_value(decision.remaining));
+        }
     }
-    headers.insert(LIMIT_HEADER, HeaderValue::from(decision.limit));
-    headers.insert(REMAINING_HEADER, HeaderValue::from(decision.remaining));
+    headers.insert(LIMIT_HEADER, count_value(decision.limit));
+}
+
+/// A count as a header value; the common ones (budgets and what is left of them, below 1024)
+/// are written once and then only pointed at.
+fn count_value(n: u32) -> HeaderValue {
+    static TEXTS: OnceLock<Box<[String]>> = OnceLock::new();
+    let texts = TEXTS.get_or_init(|| (0..1024u32).map(|n| n.to_string()).collect());
+    match texts.get(n as usize) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(n),
+    }
 }

@@ -54,5 +54,5 @@ mod service;
 
 pub(crate) use budgets::{limited, BuiltinLimits};
 pub use config::{KeyBy, KeyFn, RateLimit};
-pub(crate) use count::report;
+pub(crate) use count::{report, Counted};
 pub use service::{RateLimitLayer, RateLimitService, ResponseFuture};

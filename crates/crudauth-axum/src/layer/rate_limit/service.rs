@@ -5,14 +5,16 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
+use crudauth_core::limit::Decision;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::config::{KeyBy, RateLimit};
-use super::count::{report, RouteLimiter};
+use super::count::{report, Counted, RouteLimiter};
 use crate::builder::CrudAuth;
 
 /// Applies a [`RateLimit`] to the routes it wraps. Made by
@@ -74,6 +76,10 @@ impl<S> Layer<S> for RateLimitLayer {
 
 /// The middleware made by [`RateLimitLayer`]: counts each request before the inner service
 /// sees it, refuses it over budget, and reports the budget on every response it lets through.
+///
+/// On the memory limiter with an address or closure key, the request is counted inside
+/// `call` and handed straight to the inner service; a key that needs the signed-in user, or a
+/// limiter across the network, waits for its answer first.
 #[derive(Clone)]
 pub struct RateLimitService<S> {
     inner: S,
@@ -98,57 +104,119 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (counted, request) = self.shared.limiter.count_now(request, &self.shared.auth);
+        let kind = match counted {
+            Some(Counted::Pass(decision)) => Kind::Counted {
+                future: self.inner.call(request),
+                decision,
+            },
+            Some(Counted::Refuse(refused)) => Kind::Refused {
+                response: Some(refused),
+            },
+            None => Kind::Waiting {
+                future: self.wait_then_call(request),
+            },
+        };
+        ResponseFuture { kind }
+    }
+}
+
+impl<S> RateLimitService<S> {
+    /// The asynchronous path: resolve the caller, wait for the limiter, then call the inner
+    /// service.
+    fn wait_then_call<ReqBody>(&mut self, request: Request<ReqBody>) -> BoxedResponse<S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        ReqBody: Send + 'static,
+    {
         // The clone that was not polled ready stays behind; the ready one serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        let future = async move {
+        Box::pin(async move {
             let limiter = &shared.limiter;
-            if limiter.is_disabled() {
-                return inner.call(request).await;
-            }
             let (mut parts, body) = request.into_parts();
             let identity = match limiter.identity(&mut parts, &shared.auth).await {
                 Ok(identity) => identity,
                 Err(refused) => return Ok(refused.into_response()),
             };
             let decision = match limiter.count(&shared.auth, &identity).await {
-                Ok(decision) => decision,
-                Err(refused) => return Ok(refused),
+                Counted::Pass(decision) => decision,
+                Counted::Refuse(refused) => return Ok(refused),
             };
             let mut response = inner.call(Request::from_parts(parts, body)).await?;
             if let Some(decision) = decision {
                 report(response.headers_mut(), &decision);
             }
             Ok(response)
-        };
-        ResponseFuture {
-            inner: Box::pin(future),
+        })
+    }
+}
+
+type BoxedResponse<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`RateLimitService`].
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        kind: Kind<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, E> {
+        // Counted already: the inner service's answer, with the budget added.
+        Counted {
+            #[pin]
+            future: F,
+            decision: Option<Decision>,
+        },
+        // Refused already: 429, 503.
+        Refused {
+            response: Option<Response>,
+        },
+        // Waiting for the principal or the limiter, then the inner service.
+        Waiting {
+            future: BoxedResponse<E>,
+        },
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Counted { future, decision } => {
+                let mut response = ready!(future.poll(cx))?;
+                if let Some(decision) = decision {
+                    report(response.headers_mut(), decision);
+                }
+                Poll::Ready(Ok(response))
+            }
+            KindProj::Refused { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                // Polled again after it completed: nothing more will come.
+                None => Poll::Pending,
+            },
+            KindProj::Waiting { future } => future.as_mut().poll(cx),
         }
     }
 }
 
-/// The response future of [`RateLimitService`].
-pub struct ResponseFuture<E> {
-    inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
-}
-
-impl<E> Future for ResponseFuture<E> {
-    type Output = Result<Response, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<E> fmt::Debug for ResponseFuture<E> {
+impl<F, E> fmt::Debug for ResponseFuture<F, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
