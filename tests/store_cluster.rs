@@ -19,6 +19,7 @@ mod cluster {
 
     use bytes::Bytes;
     use crudauth_core::lifespan::Tasks;
+    use crudauth_core::limit::{LockoutConfig, LockoutKeys, RateLimiter, RedisRateLimiter};
     use crudauth_core::store::{RedisStore, Store};
     use crudauth_tests::redis::cluster_connection;
     use fred::interfaces::{ClientLike, ClusterInterface};
@@ -76,5 +77,34 @@ mod cluster {
         }
         let _: Value = redis.client().ping(None).await.unwrap();
         store.shutdown().await;
+    }
+
+    /// Every key of a login attempt lands in one slot (the `{login}` tag), whatever the
+    /// address and identifier, so the one script that checks and records them is legal on a
+    /// cluster; and it works there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lockout_keys_share_one_slot() {
+        let redis = cluster_connection();
+        let ns = redis.namespace().to_owned();
+        let limiter = RedisRateLimiter::new(redis.clone());
+        limiter.initialize(&mut Tasks::new()).await.unwrap();
+        let config = LockoutConfig::default();
+        let mut slots = HashSet::new();
+        for (ip, who) in [
+            ("192.0.2.1", "ada"),
+            ("2001:db8::/64", "bob@example.com"),
+            ("unknown", "{x}"),
+        ] {
+            let keys = LockoutKeys::new(ip, who);
+            let d = limiter.login_attempt(&keys, &config).await.unwrap();
+            assert!(d.allowed && d.remaining == 4);
+            limiter.login_succeeded(&keys, &config).await.unwrap();
+            limiter.forget_attempt(&keys, &config).await.unwrap();
+            for key in [keys.ip_counter(), keys.identifier_counter()] {
+                slots.insert(fred::util::redis_keyslot(format!("{ns}{key}").as_bytes()));
+            }
+        }
+        assert_eq!(slots.len(), 1, "{slots:?}");
+        limiter.shutdown().await;
     }
 }

@@ -20,10 +20,13 @@ mod redis_backend {
 
     use bytes::Bytes;
     use crudauth_core::lifespan::Tasks;
-    use crudauth_core::limit::{gcra, Budget, RateLimiter, RedisRateLimiter};
-    use crudauth_core::store::{RedisStore, Store};
+    use crudauth_core::limit::{
+        gcra, Budget, LockoutConfig, LockoutKeys, RateLimiter, RedisRateLimiter,
+    };
+    use crudauth_core::store::{RedisConfig, RedisConnection, RedisStore, Store};
     use crudauth_core::StoreError;
     use crudauth_tests::redis::{delete_namespace, redis_url, standalone_connection};
+    use crudauth_tests::server::{Monitor, RedisServer};
     use fred::interfaces::{ClientLike, KeysInterface};
     use fred::types::Value;
 
@@ -197,6 +200,101 @@ mod redis_backend {
 
         limiter.shutdown().await;
         store.shutdown().await;
+        delete_namespace(&redis_url(), &ns);
+    }
+
+    /// A route-limit hit is one command on the wire, and so is each step of the login lockout
+    /// (attempt, success, forget): watched with MONITOR on a redis-server of this test's own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_limiter_operation_is_one_command() {
+        let server = RedisServer::start(&[]);
+        let redis = RedisConnection::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let limiter = RedisRateLimiter::new(redis);
+        limiter.initialize(&mut Tasks::new()).await.unwrap();
+        let monitor = Monitor::start(server.port());
+
+        let budget = Budget::new(100, Duration::from_secs(60));
+        for _ in 0..10 {
+            assert!(limiter.hit("q:one", budget).await.unwrap().allowed);
+        }
+        let config = LockoutConfig::default();
+        let keys = LockoutKeys::new("192.0.2.1", "ada");
+        for _ in 0..7 {
+            limiter.login_attempt(&keys, &config).await.unwrap();
+        }
+        limiter.login_succeeded(&keys, &config).await.unwrap();
+        limiter.forget_attempt(&keys, &config).await.unwrap();
+
+        let commands = monitor.stop();
+        assert_eq!(commands.len(), 19, "{commands:#?}");
+        assert!(
+            commands.iter().all(|c| c.starts_with("\"EVALSHA\"")),
+            "{commands:#?}"
+        );
+        limiter.shutdown().await;
+    }
+
+    /// The lockout's keys and expiries: crudauth's layout under the namespace and the `{login}`
+    /// tag, the pair expiring with the address counter, locks for the lock's length, rounds a
+    /// retention past the lock's end, and no identifier stored as typed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lockout_keys_and_their_expiries() {
+        let redis = standalone_connection();
+        let ns = redis.namespace().to_owned();
+        let limiter = RedisRateLimiter::new(redis.clone());
+        limiter.initialize(&mut Tasks::new()).await.unwrap();
+        let config = LockoutConfig::default();
+        let keys = LockoutKeys::new("192.0.2.1", "Ada@Example.com");
+        for _ in 0..6 {
+            limiter.login_attempt(&keys, &config).await.unwrap();
+        }
+        let pttl = |key: String| {
+            let client = redis.client().clone();
+            async move { client.pttl::<i64, _>(key).await.unwrap() }
+        };
+        let user = keys
+            .identifier_counter()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_owned();
+        let ip = keys.ip_counter();
+        assert_eq!(ip, "l:{login}:ip:192.0.2.1");
+        let window = pttl(format!("{ns}{ip}")).await;
+        assert!(window > 55_000 && window <= 60_000, "{window}");
+        let pair = pttl(format!("{ns}l:{{login}}:pair:192.0.2.1:{user}")).await;
+        assert!(
+            (window - pair).abs() < 1_000,
+            "pair {pair} vs address {window}"
+        );
+        for lock in ["lock:ip:192.0.2.1".to_owned(), format!("lock:user:{user}")] {
+            let left = pttl(format!("{ns}l:{{login}}:{lock}")).await;
+            assert!(left > 58_000 && left <= 60_000, "{lock}: {left}");
+        }
+        for rounds in [
+            "rounds:ip:192.0.2.1".to_owned(),
+            format!("rounds:user:{user}"),
+        ] {
+            let key = format!("{ns}l:{{login}}:{rounds}");
+            let left = pttl(key.clone()).await;
+            assert!(left > 3_655_000 && left <= 3_660_000, "{rounds}: {left}");
+            let count: i64 = redis.client().get(key).await.unwrap();
+            assert_eq!(count, 1);
+        }
+        let counted: i64 = redis.client().get(format!("{ns}{ip}")).await.unwrap();
+        assert_eq!(counted, 6);
+        let listed = std::process::Command::new("redis-cli")
+            .args(["-u", &redis_url(), "--scan", "--pattern"])
+            .arg(format!("{ns}*"))
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout).to_lowercase();
+        assert_eq!(listed.lines().count(), 7, "{listed}");
+        assert!(
+            !listed.contains("ada"),
+            "identifiers are stored hashed: {listed}"
+        );
+        limiter.shutdown().await;
         delete_namespace(&redis_url(), &ns);
     }
 

@@ -11,6 +11,7 @@
 //! `CRUDAUTH_ADMIN` (`username:email:password`, created at start-up if absent).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
-use crudauth_axum::{CookieConfig, CrudAuth, EmailConfig, SessionTransport};
+use crudauth_axum::{CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport};
 use crudauth_core::email::{LogSender, OutboxFile};
 use crudauth_core::user::{NewUser, UserId, UserStore};
 use crudauth_sqlx::SqlxUsers;
@@ -61,6 +62,10 @@ async fn verified_ok(_: CurrentUser<Verified>) -> Json<Value> {
 
 async fn settings(_: CurrentUser<SessionOnly>) -> Json<Value> {
     Json(json!({"ok": true}))
+}
+
+async fn contact() -> Json<Value> {
+    Json(json!({"sent": true}))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -128,6 +133,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/admin", get(ok))
         .route("/secret", get(verified_ok))
         .route("/account/settings", post(settings))
+        .route(
+            "/contact",
+            post(contact).route_layer(
+                auth.rate_limit("contact", RateLimit::new(5, Duration::from_secs(60))),
+            ),
+        )
         .merge(auth.router())
         .layer(auth.layer());
 

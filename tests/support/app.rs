@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,7 +11,8 @@ use serde_json::{json, Value};
 
 use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
 use crudauth_axum::{
-    CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard, SessionTransport,
+    CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard, RateLimit,
+    SessionTransport,
 };
 use crudauth_core::email::OutboxFile;
 use crudauth_core::password::{Password, Passwords};
@@ -70,7 +72,12 @@ pub struct Options {
     pub email: bool,
     /// Changes to the builder before `build()`.
     pub customize: Box<dyn FnOnce(CrudAuthBuilder) -> CrudAuthBuilder + Send>,
+    /// Routes of the test's own, merged into the demo app.
+    pub routes: Option<Box<ExtraRoutes>>,
 }
+
+/// Makes routes of a test's own from the built auth object.
+pub type ExtraRoutes = dyn FnOnce(&CrudAuth) -> Router + Send;
 
 impl Options {
     /// Defaults: memory, email on.
@@ -79,6 +86,7 @@ impl Options {
             backend,
             email: true,
             customize: Box::new(|b| b),
+            routes: None,
         }
     }
 }
@@ -108,6 +116,12 @@ pub fn demo_routes(auth: &CrudAuth) -> Router {
         .route(
             "/account/settings",
             post(|_: CurrentUser<SessionOnly>| async { Json(json!({"ok": true})) }),
+        )
+        .route(
+            "/contact",
+            post(|| async { Json(json!({"sent": true})) }).route_layer(
+                auth.rate_limit("contact", RateLimit::new(5, Duration::from_secs(60))),
+            ),
         )
         .merge(auth.router())
         .layer(auth.layer())
@@ -141,7 +155,10 @@ pub async fn spawn(options: Options) -> TestApp {
     }
     let auth = (options.customize)(builder).build().unwrap();
     let guard = auth.initialize().await.unwrap();
-    let app = demo_routes(&auth);
+    let mut app = demo_routes(&auth);
+    if let Some(routes) = options.routes {
+        app = app.merge(routes(&auth).layer(auth.layer()));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {

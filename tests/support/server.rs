@@ -3,10 +3,12 @@
 //! Every process is watched by a small shell loop that kills it (and removes its directory)
 //! once the test binary is gone, so a panicking or aborted run leaves no stray `redis-server`.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One `redis-server` on `127.0.0.1:port`, in a temporary directory of its own.
@@ -299,4 +301,69 @@ impl Cluster {
 pub fn shared_cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(Cluster::start)
+}
+
+/// `redis-cli MONITOR` on a server: what clients sent, command by command (commands that
+/// scripts run inside themselves are left out).
+#[derive(Debug)]
+pub struct Monitor {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Monitor {
+    /// Starts watching the server on `port` and waits until MONITOR is on.
+    pub fn start(port: u16) -> Self {
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "monitor"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli monitor: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (ready, on) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line == "OK" {
+                    let _ = ready.send(());
+                } else {
+                    sink.lock().expect("monitor lines").push(line);
+                }
+            }
+        });
+        on.recv_timeout(Duration::from_secs(10))
+            .expect("MONITOR did not start within 10 s");
+        Self {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Stops watching and returns the commands clients sent (`"NAME" "arg" …`), in order.
+    pub fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let lines = self.lines.lock().expect("monitor lines");
+        lines
+            .iter()
+            .filter(|line| !line.contains(" lua] "))
+            .filter_map(|line| line.split_once("] ").map(|(_, command)| command.to_owned()))
+            .collect()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

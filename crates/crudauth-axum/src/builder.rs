@@ -8,7 +8,7 @@ use axum::Router;
 
 use crudauth_core::email::EmailSender;
 use crudauth_core::lifespan::Tasks;
-use crudauth_core::limit::{MemoryRateLimiter, RateLimiter};
+use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
 use crudauth_core::password::Passwords;
 use crudauth_core::secret::SecretKey;
 use crudauth_core::session::{SessionConfig, Sessions};
@@ -18,6 +18,7 @@ use crudauth_core::StoreError;
 
 use crate::cookies::CookieConfig;
 use crate::error::AuthError;
+use crate::layer::rate_limit::{BuiltinLimits, RateLimit};
 use crate::transport::{SessionAuth, Transport};
 
 /// Why a configuration was refused at `build()`.
@@ -151,6 +152,8 @@ pub struct CrudAuthBuilder {
     warn_on_memory_backend: bool,
     user_cache_ttl: Duration,
     fresh_sign_in: Duration,
+    pub(crate) lockout: LockoutConfig,
+    pub(crate) rate_limit_overrides: Vec<(String, RateLimit)>,
     #[cfg(feature = "redis")]
     redis: Option<RedisSetting>,
 }
@@ -179,6 +182,8 @@ impl Default for CrudAuthBuilder {
             warn_on_memory_backend: true,
             user_cache_ttl: Duration::from_secs(5),
             fresh_sign_in: Duration::from_secs(600),
+            lockout: LockoutConfig::default(),
+            rate_limit_overrides: Vec::new(),
             #[cfg(feature = "redis")]
             redis: None,
         }
@@ -316,6 +321,8 @@ impl CrudAuthBuilder {
                 "login_fields is empty: list at least one field".into(),
             ));
         }
+        self.lockout.validate().map_err(ConfigError::Invalid)?;
+        let rate_limits = BuiltinLimits::new(self.rate_limit_overrides)?;
         if let Some(email) = &self.email {
             if email.frontend_url.is_empty() {
                 tracing::warn!(
@@ -396,6 +403,8 @@ impl CrudAuthBuilder {
                 trusted_proxy_hops: self.trusted_proxy_hops,
                 warn_on_memory_backend: self.warn_on_memory_backend,
                 fresh_sign_in: self.fresh_sign_in,
+                lockout: self.lockout,
+                rate_limits,
             }),
         })
     }
@@ -445,6 +454,8 @@ pub(crate) struct Inner {
     pub(crate) trusted_proxy_hops: usize,
     pub(crate) warn_on_memory_backend: bool,
     pub(crate) fresh_sign_in: Duration,
+    pub(crate) lockout: LockoutConfig,
+    pub(crate) rate_limits: BuiltinLimits,
 }
 
 impl CrudAuth {

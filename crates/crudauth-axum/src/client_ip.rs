@@ -56,13 +56,67 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// The key an address is counted under: IPv4 as is, IPv6 grouped by its /64 (one subscriber
 /// usually holds a whole /64), IPv4-mapped IPv6 unwrapped; anything else unchanged.
 pub fn ip_key(ip: &str) -> String {
-    match ip.parse::<IpAddr>().map(canonical) {
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Ok(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
+    match ip.parse::<IpAddr>() {
+        Ok(addr) => key_of(addr),
         Err(_) => ip.to_owned(),
+    }
+}
+
+/// [`ip_key`] of an address already parsed.
+fn key_of(ip: IpAddr) -> String {
+    let mut key = String::new();
+    write_key_of(&mut key, ip);
+    key
+}
+
+/// Appends [`ip_key`] of an address already parsed.
+fn write_key_of(out: &mut String, ip: IpAddr) {
+    match canonical(ip) {
+        // Dotted decimal by hand, in one append: the formatting machinery costs more than the
+        // rest of a rate-limit decision.
+        IpAddr::V4(v4) => {
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let s = v6.segments();
+            let network = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{network}/64");
+        }
+    }
+}
+
+/// Appends the counting key of the client behind a request, `ip_key(client_ip(…))`, without
+/// printing and re-parsing the socket peer when no proxy is trusted (the rate limiter's hot
+/// path).
+pub(crate) fn write_client_ip_key(
+    out: &mut String,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted_proxy_hops: usize,
+) {
+    match (trusted_proxy_hops, peer) {
+        (0, Some(peer)) => write_key_of(out, peer),
+        _ => out.push_str(&ip_key(&client_ip(headers, peer, trusted_proxy_hops))),
     }
 }
 
@@ -104,5 +158,22 @@ mod tests {
         assert_eq!(ip_key("2001:db8::1"), "2001:db8::/64");
         assert_eq!(ip_key("203.0.113.5"), "203.0.113.5");
         assert_eq!(ip_key("unknown"), "unknown");
+        let key = |headers: &HeaderMap, peer, hops| {
+            let mut out = "q:".to_owned();
+            write_client_ip_key(&mut out, headers, peer, hops);
+            out
+        };
+        let v6 = Some("2001:db8:1:2:3:4:5:6".parse().unwrap());
+        assert_eq!(key(&HeaderMap::new(), v6, 0), "q:2001:db8:1:2::/64");
+        let h = xff(&["2001:db8:9::1"]);
+        assert_eq!(key(&h, v6, 1), "q:2001:db8:9::/64");
+        assert_eq!(key(&h, None, 0), "q:unknown");
+        for v4 in ["0.0.0.0", "9.10.99.100", "255.255.255.255", "203.0.113.7"] {
+            assert_eq!(key(&h, Some(v4.parse().unwrap()), 0), format!("q:{v4}"));
+        }
+        assert_eq!(
+            key(&h, Some("::ffff:10.0.0.1".parse().unwrap()), 0),
+            "q:10.0.0.1"
+        );
     }
 }

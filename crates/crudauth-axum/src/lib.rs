@@ -34,7 +34,8 @@ pub mod client_ip;
 mod cookies;
 mod error;
 pub mod extract;
-mod layer;
+pub mod layer;
+mod lockout;
 mod routes;
 mod transport;
 
@@ -42,7 +43,8 @@ pub use builder::{
     ConfigError, CrudAuth, CrudAuthBuilder, EmailConfig, InitError, LifespanGuard, SessionTransport,
 };
 pub use cookies::CookieConfig;
+pub use crudauth_core::limit::{LockoutConfig, OnLoginSuccess};
 pub use crudauth_core::principal::Principal;
 pub use error::AuthError;
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthLayer, AuthService, KeyBy, RateLimit, RateLimitLayer};
 pub use transport::Transport;

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crudauth_core::email::{EmailKind, EmailMessage};
@@ -15,8 +15,10 @@ use crudauth_core::user::{
 use super::{detail, reply, Client};
 use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
+use crate::client_ip::ip_key;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
+use crate::layer::rate_limit::{report, Counted};
 
 const SIGNUP_ACCEPTED: &str = "If the email is available, check your inbox to finish signing up.";
 const MAX_USERNAME: usize = 64;
@@ -30,7 +32,7 @@ fn check_new_password(fields: &mut Fields, field: &str, password: &str) {
 
 pub(super) async fn register(
     State(auth): State<CrudAuth>,
-    _client: Client,
+    client: Client,
     RawBody(body): RawBody,
 ) -> Result<Response, AuthError> {
     let mut f = Fields::json(&body)?;
@@ -45,8 +47,33 @@ pub(super) async fn register(
     f.finish()?;
     let email = canonical_email(&email);
 
+    // Counted once the body is valid, before the duplicate checks (as crudauth): probing for
+    // taken addresses uses up the budget too.
+    let counted = match auth.builtin_limiter("register") {
+        Some(limiter) => match limiter.count(&auth, &ip_key(&client.ip)).await {
+            Counted::Pass(decision) => decision,
+            Counted::Refuse(refused) => return Ok(refused),
+        },
+        None => None,
+    };
+    let mut response = create_account(&auth, email, username, &password)
+        .await
+        .into_response();
+    if let Some(decision) = counted {
+        report(response.headers_mut(), &decision);
+    }
+    Ok(response)
+}
+
+/// Registration once the body is valid and counted.
+async fn create_account(
+    auth: &CrudAuth,
+    email: String,
+    username: String,
+    password: &str,
+) -> Result<Response, AuthError> {
     // Hash before looking for duplicates, so a taken address costs the same time as a new one.
-    let hashed = auth.hash_password(&password).await?;
+    let hashed = auth.hash_password(password).await?;
     let users = auth.users();
     for field in &auth.inner.login_fields {
         let value = match field {
@@ -54,7 +81,7 @@ pub(super) async fn register(
             LoginField::Username => &username,
         };
         if users.find_by_field(*field, value).await?.is_some() {
-            return existing_account(&auth, *field, &email).await;
+            return existing_account(auth, *field, &email).await;
         }
     }
     let user = match users
@@ -63,7 +90,7 @@ pub(super) async fn register(
     {
         Ok(user) => user,
         Err(UserStoreError::Duplicate { field }) => {
-            return existing_account(&auth, field, &email).await
+            return existing_account(auth, field, &email).await
         }
         Err(UserStoreError::Conflict) => {
             return Err(AuthError::unprocessable("Account already exists"))
@@ -218,13 +245,20 @@ impl CrudAuth {
     /// outdated hash is replaced on the way. Unknown users cost the same time as wrong
     /// passwords. Every failure is 401 "Incorrect username or password". `client_ip` is the
     /// caller's address (see [`crate::client_ip`]).
+    ///
+    /// The attempt first goes through the escalating login lockout (see
+    /// [`CrudAuthBuilder::lockout`](crate::CrudAuthBuilder::lockout)), before the user is
+    /// looked up and before any hashing: a locked address or identifier is answered 429 "Too
+    /// many login attempts. Try again later." with `Retry-After`, as is every attempt while the
+    /// limiter is down (fail closed). A disabled account counts as a failure; a success clears
+    /// the identifier's pressure.
     pub async fn authenticate_password(
         &self,
         identifier: &str,
         password: &str,
         client_ip: &str,
     ) -> Result<User, AuthError> {
-        let _ = client_ip;
+        let attempt = self.lockout_check(identifier, client_ip).await?;
         let users = self.users();
         let user =
             crudauth_core::user::find_by_login(users, &self.inner.login_fields, identifier).await?;
@@ -257,6 +291,7 @@ impl CrudAuth {
                 tracing::warn!(error = %e, "could not store the upgraded password hash; will retry at next sign-in");
             }
         }
+        self.lockout_success(&attempt).await;
         Ok(user)
     }
 

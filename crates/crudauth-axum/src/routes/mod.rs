@@ -17,12 +17,16 @@ use crate::builder::CrudAuth;
 use crate::client_ip::client_ip;
 use crate::cookies;
 use crate::error::AuthError;
+use crate::layer::rate_limit::limited;
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Router<S> {
     let mut routes: Router<CrudAuth> = Router::new()
         .route("/register", post(account::register))
         .route("/me", get(account::me))
-        .route("/change-password", post(account::change_password))
+        .route(
+            "/change-password",
+            limited(post(account::change_password), auth, "change_password"),
+        )
         .route("/set-password", post(account::set_password));
     if let Some(session) = &auth.inner.session {
         routes = routes
@@ -32,8 +36,14 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
             routes = routes
                 .route("/sessions", get(session::list))
                 .route("/sessions/{handle}", delete(session::revoke))
-                .route("/logout-all", post(session::logout_all))
-                .route("/csrf/refresh", post(session::csrf_refresh));
+                .route(
+                    "/logout-all",
+                    limited(post(session::logout_all), auth, "logout_all"),
+                )
+                .route(
+                    "/csrf/refresh",
+                    limited(post(session::csrf_refresh), auth, "csrf_refresh"),
+                );
         }
     }
     // The extractors find crudauth through this layer even if the app forgets its own.

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Budget, RateLimiter};
+use super::{Budget, LockoutConfig, LockoutKeys, OnLoginSuccess, RateLimiter};
 use crate::store::conformance::TimeTravel;
 
 /// A limiter under test, with its notion of time; isolated by its own key prefix.
@@ -111,13 +111,285 @@ pub async fn keys_reset_and_disabled(s: &LimiterSubject) {
     }
 }
 
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// crudauth's defaults with `max_attempts` changed.
+fn lockout(max_attempts: u32) -> LockoutConfig {
+    LockoutConfig {
+        max_attempts,
+        ..LockoutConfig::default()
+    }
+}
+
+/// Attempts count down per address and per identifier; one over the budget locks **both**
+/// the address (for every identifier) and the identifier (from every address, whatever its
+/// case); refused attempts are not counted.
+pub async fn lockout_counts_then_locks_both_dimensions(s: &LimiterSubject) {
+    let l = &s.limiter;
+    let config = lockout(3);
+    let ada = LockoutKeys::new("192.0.2.1", "ada");
+    for expected in [2, 1, 0] {
+        let d = l.login_attempt(&ada, &config).await.unwrap();
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(d.remaining, expected);
+    }
+    let tripped = l.login_attempt(&ada, &config).await.unwrap();
+    assert!(!tripped.allowed);
+    assert_eq!((tripped.remaining, tripped.retry_after), (0, secs(60)));
+    assert_eq!(tripped.retry_after_secs(), 60);
+
+    let same_address = LockoutKeys::new("192.0.2.1", "bob");
+    let d = l.login_attempt(&same_address, &config).await.unwrap();
+    assert!(!d.allowed && d.retry_after <= secs(60) && d.retry_after > secs(55));
+    let same_identifier = LockoutKeys::new("198.51.100.2", "  ADA ");
+    let d = l.login_attempt(&same_identifier, &config).await.unwrap();
+    assert!(!d.allowed && d.retry_after <= secs(60), "{d:?}");
+    // The refused attempt above was not counted against 198.51.100.2.
+    let fresh = LockoutKeys::new("198.51.100.2", "carol");
+    let d = l.login_attempt(&fresh, &config).await.unwrap();
+    assert!(d.allowed);
+    assert_eq!(d.remaining, 2);
+}
+
+/// Locks double per round up to `lockout_max`; the first failure after a lock, inside the
+/// attempt window, trips again at once; the round counter outlives each lock, so a paced
+/// attack keeps climbing.
+pub async fn lockout_escalates_and_caps(s: &LimiterSubject) {
+    let l = &s.limiter;
+    let config = LockoutConfig {
+        max_attempts: 1,
+        attempt_window: secs(30),
+        lockout_base: ms(200),
+        lockout_max: ms(700),
+        round_retention: secs(60),
+        on_login_success: OnLoginSuccess::ClearAll,
+    };
+    let keys = LockoutKeys::new("192.0.2.9", "target");
+    assert!(l.login_attempt(&keys, &config).await.unwrap().allowed);
+    for lock in [200, 400, 700, 700] {
+        let d = l.login_attempt(&keys, &config).await.unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, ms(lock), "expected a {lock} ms lock");
+        let during = l.login_attempt(&keys, &config).await.unwrap();
+        assert!(!during.allowed && during.retry_after <= ms(lock));
+        s.time.pass(ms(lock + 60)).await;
+    }
+}
+
+/// Rounds are forgotten `round_retention` after the latest lock ends (not before):
+/// escalation starts over.
+pub async fn lockout_rounds_expire_after_retention(s: &LimiterSubject) {
+    let l = &s.limiter;
+    let config = LockoutConfig {
+        max_attempts: 1,
+        attempt_window: ms(150),
+        lockout_base: ms(200),
+        lockout_max: secs(10),
+        round_retention: ms(300),
+        on_login_success: OnLoginSuccess::ClearAll,
+    };
+    let keys = LockoutKeys::new("192.0.2.10", "slow");
+    assert!(l.login_attempt(&keys, &config).await.unwrap().allowed);
+    assert_eq!(
+        l.login_attempt(&keys, &config).await.unwrap().retry_after,
+        ms(200)
+    );
+    // The lock (200 ms) and the window are over, the rounds (kept 300 ms more) are not.
+    s.time.pass(ms(350)).await;
+    assert!(l.login_attempt(&keys, &config).await.unwrap().allowed);
+    let kept = l.login_attempt(&keys, &config).await.unwrap();
+    assert_eq!(kept.retry_after, ms(400), "escalation kept");
+    s.time.pass(ms(400 + 300 + 100)).await;
+    assert!(l.login_attempt(&keys, &config).await.unwrap().allowed);
+    let again = l.login_attempt(&keys, &config).await.unwrap();
+    assert_eq!(again.retry_after, ms(200), "escalation started over");
+}
+
+/// 64 concurrent attempts on one identifier from 64 addresses (and on 64 identifiers from one
+/// address) allow exactly `max_attempts`, and the concurrent trips lock once: the next lock is
+/// the second round's, not the 60th.
+pub async fn concurrent_attempts_allow_exactly_the_budget(s: &LimiterSubject) {
+    let config = LockoutConfig {
+        lockout_base: ms(300),
+        lockout_max: secs(60),
+        ..lockout(5)
+    };
+    let spray = |keys: Vec<LockoutKeys>| {
+        let start = Arc::new(tokio::sync::Barrier::new(keys.len()));
+        let tasks: Vec<_> = keys
+            .into_iter()
+            .map(|keys| {
+                let (limiter, start, config) = (s.limiter.clone(), start.clone(), config.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    limiter.login_attempt(&keys, &config).await.unwrap()
+                })
+            })
+            .collect();
+        async move {
+            let mut decisions = Vec::new();
+            for t in tasks {
+                decisions.push(t.await.unwrap());
+            }
+            decisions
+        }
+    };
+    let one_identifier = (0..TASKS)
+        .map(|i| LockoutKeys::new(&format!("10.1.0.{i}"), "victim@example.com"))
+        .collect();
+    let one_address = (0..TASKS)
+        .map(|i| LockoutKeys::new("10.2.0.1", &format!("user{i}")))
+        .collect();
+    for decisions in [spray(one_identifier).await, spray(one_address).await] {
+        let allowed: BTreeSet<u32> = decisions
+            .iter()
+            .filter(|d| d.allowed)
+            .map(|d| d.remaining)
+            .collect();
+        assert_eq!(allowed, (0..5).collect::<BTreeSet<u32>>());
+        assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 5);
+        assert!(decisions
+            .iter()
+            .filter(|d| !d.allowed)
+            .all(|d| d.retry_after <= ms(300)));
+    }
+    s.time.pass(ms(350)).await;
+    let next = s
+        .limiter
+        .login_attempt(
+            &LockoutKeys::new("10.1.0.99", "victim@example.com"),
+            &config,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next.retry_after,
+        ms(600),
+        "one round per trip, not per attempt"
+    );
+}
+
+/// Under `ClearAll`, a success clears the identifier and takes back from the address exactly
+/// the attempts this identifier made from it (the successful one included), nothing more.
+pub async fn success_takes_back_only_its_own_pressure(s: &LimiterSubject) {
+    let l = &s.limiter;
+    let config = lockout(5);
+    let (bob, ada) = (
+        LockoutKeys::new("192.0.2.20", "bob"),
+        LockoutKeys::new("192.0.2.20", "ada"),
+    );
+    for keys in [&bob, &bob, &ada, &ada, &ada] {
+        assert!(l.login_attempt(keys, &config).await.unwrap().allowed);
+    }
+    l.login_succeeded(&ada, &config).await.unwrap();
+    let elsewhere = l
+        .login_attempt(&LockoutKeys::new("198.51.100.20", "ADA"), &config)
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.remaining, 4, "the identifier starts over");
+    // The address keeps bob's two attempts: 2 + carol's = 3 of 5.
+    let carol = l
+        .login_attempt(&LockoutKeys::new("192.0.2.20", "carol"), &config)
+        .await
+        .unwrap();
+    assert_eq!(carol.remaining, 2);
+    // A second success takes nothing more back.
+    l.login_succeeded(&ada, &config).await.unwrap();
+    let dave = l
+        .login_attempt(&LockoutKeys::new("192.0.2.20", "dave"), &config)
+        .await
+        .unwrap();
+    assert_eq!(dave.remaining, 1);
+}
+
+/// Under `ClearUserOnly`, a success clears the identifier and leaves the address pressure.
+pub async fn clear_user_only_keeps_address_pressure(s: &LimiterSubject) {
+    let l = &s.limiter;
+    let config = LockoutConfig {
+        on_login_success: OnLoginSuccess::ClearUserOnly,
+        ..lockout(5)
+    };
+    let (bob, ada) = (
+        LockoutKeys::new("192.0.2.30", "bob"),
+        LockoutKeys::new("192.0.2.30", "ada"),
+    );
+    for keys in [&bob, &bob, &ada, &ada, &ada] {
+        assert!(l.login_attempt(keys, &config).await.unwrap().allowed);
+    }
+    l.login_succeeded(&ada, &config).await.unwrap();
+    let elsewhere = l
+        .login_attempt(&LockoutKeys::new("198.51.100.30", "ada"), &config)
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.remaining, 4);
+    let carol = l
+        .login_attempt(&LockoutKeys::new("192.0.2.30", "carol"), &config)
+        .await
+        .unwrap();
+    assert!(!carol.allowed, "the address has used its five: {carol:?}");
+}
+
+/// A success lifts the identifier's lock, never the address's.
+pub async fn success_never_lifts_an_address_lock(s: &LimiterSubject) {
+    let l = &s.limiter;
+    let config = lockout(1);
+    let bob = LockoutKeys::new("192.0.2.40", "bob");
+    assert!(l.login_attempt(&bob, &config).await.unwrap().allowed);
+    assert!(!l.login_attempt(&bob, &config).await.unwrap().allowed);
+    l.login_succeeded(&bob, &config).await.unwrap();
+    let bob_elsewhere = LockoutKeys::new("198.51.100.40", "bob");
+    assert!(
+        l.login_attempt(&bob_elsewhere, &config)
+            .await
+            .unwrap()
+            .allowed
+    );
+    let same_address = LockoutKeys::new("192.0.2.40", "ada");
+    assert!(
+        !l.login_attempt(&same_address, &config)
+            .await
+            .unwrap()
+            .allowed
+    );
+}
+
+/// `forget_attempt` gives back exactly the attempt just made, and never drives a counter below
+/// zero.
+pub async fn forget_attempt_gives_the_attempt_back(s: &LimiterSubject) {
+    let l = &s.limiter;
+    let config = lockout(2);
+    let ada = LockoutKeys::new("192.0.2.50", "ada");
+    assert_eq!(l.login_attempt(&ada, &config).await.unwrap().remaining, 1);
+    l.forget_attempt(&ada, &config).await.unwrap();
+    assert_eq!(l.login_attempt(&ada, &config).await.unwrap().remaining, 1);
+    assert_eq!(l.login_attempt(&ada, &config).await.unwrap().remaining, 0);
+    let zed = LockoutKeys::new("192.0.2.51", "zed");
+    l.forget_attempt(&zed, &config).await.unwrap();
+    l.forget_attempt(&zed, &config).await.unwrap();
+    assert_eq!(
+        l.login_attempt(&zed, &config).await.unwrap().remaining,
+        1,
+        "no credit from forgetting nothing"
+    );
+}
+
 /// Expands to one `#[tokio::test]` per limiter case for a backend.
 #[macro_export]
 macro_rules! limiter_conformance {
     ($make:expr) => {
         $crate::limiter_conformance!(@cases $make;
             concurrent_hits_admit_exactly_the_budget, remaining_and_retry_after,
-            budgets_recover_over_time, keys_reset_and_disabled);
+            budgets_recover_over_time, keys_reset_and_disabled,
+            lockout_counts_then_locks_both_dimensions, lockout_escalates_and_caps,
+            lockout_rounds_expire_after_retention, concurrent_attempts_allow_exactly_the_budget,
+            success_takes_back_only_its_own_pressure, clear_user_only_keeps_address_pressure,
+            success_never_lifts_an_address_lock, forget_attempt_gives_the_attempt_back);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -10,6 +10,10 @@
 //! with skewed clocks agree), `remaining` and `retry_after` are exact, and refused requests do
 //! not consume budget.
 //!
+//! The escalating login lockout is not GCRA: it keeps crudauth's exact counters (first-touch
+//! windows, locks, escalation rounds, the address-and-identifier pair) and runs each sign-in
+//! attempt as one atomic step of the same port; see [`lockout`].
+//!
 //! ```
 //! use std::time::Duration;
 //! use crudauth_core::limit::{Budget, MemoryRateLimiter, RateLimiter};
@@ -25,6 +29,7 @@
 //! # Ok::<(), crudauth_core::StoreError>(()) }).unwrap();
 //! ```
 
+pub mod lockout;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -37,6 +42,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use lockout::{
+    canonical_identifier, LockoutConfig, LockoutDecision, LockoutKeys, OnLoginSuccess,
+};
 pub use memory::MemoryRateLimiter;
 #[cfg(feature = "redis")]
 pub use redis::RedisRateLimiter;
@@ -109,6 +117,33 @@ pub trait RateLimiter: Send + Sync + Debug + 'static {
 
     /// Forgets everything about `key` (its budget is whole again).
     async fn reset(&self, key: &str) -> StoreResult<()>;
+
+    /// [`Self::hit`] without a future, for backends that decide in-process without waiting
+    /// (the memory limiter): callers on a hot path try this first. `None` (the default, for
+    /// networked backends) means: use [`Self::hit`].
+    fn hit_in_process(&self, key: &str, budget: Budget) -> Option<StoreResult<Decision>> {
+        let _ = (key, budget);
+        None
+    }
+
+    /// Records one sign-in attempt under the escalating login lockout and decides whether its
+    /// password may be checked, atomically (see [`lockout`] for the steps): of N
+    /// concurrent attempts on one identifier, at most `max_attempts` are allowed, and N
+    /// concurrent trips lock once, not N times. Call it before any password work.
+    async fn login_attempt(
+        &self,
+        keys: &LockoutKeys,
+        config: &LockoutConfig,
+    ) -> StoreResult<LockoutDecision>;
+
+    /// Records a successful sign-in: clears the identifier's counter, lock and rounds and,
+    /// under [`OnLoginSuccess::ClearAll`], takes back the address pressure this identifier
+    /// added. Never lifts an address lock.
+    async fn login_succeeded(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()>;
+
+    /// Gives back the attempt just recorded (a right password whose sign-in still needs a
+    /// second factor): it neither clears the counters nor uses up budget.
+    async fn forget_attempt(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()>;
 }
 
 /// One GCRA step: given the stored theoretical arrival time (`tat`, ms; absent = 0) and the

@@ -24,7 +24,10 @@ use fred::interfaces::KeysInterface;
 use fred::types::scripts::Script;
 use fred::types::Value;
 
-use super::{gcra, unlimited, Budget, Decision, RateLimiter};
+use super::lockout::LockoutMillis;
+use super::{
+    gcra, unlimited, Budget, Decision, LockoutConfig, LockoutDecision, LockoutKeys, RateLimiter,
+};
 use crate::error::{StoreError, StoreResult};
 use crate::lifespan::Tasks;
 use crate::store::{BackendKind, RedisConnection};
@@ -52,12 +55,113 @@ end
 return {tat, now}
 ";
 
+/// One login attempt: `lockout::attempt`, step for step. KEYS: the address counter, the
+/// identifier counter, the pair counter, the two locks, the two round counters (all tagged
+/// `{login}`, so one slot). ARGV: max attempts, window, base, max, retention (ms), clear-all
+/// (1/0). Returns `{allowed, remaining, retry_after_ms}`. Every expiry is relative, so the
+/// Redis server's clock is the only clock.
+const ATTEMPT_LUA: &str = r"
+local max_attempts = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local base = tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
+local retention = tonumber(ARGV[5])
+local function ttl(key)
+  local left = redis.call('PTTL', key)
+  if left < 0 then return 0 end
+  return left
+end
+local function count(key)
+  return tonumber(redis.call('GET', key) or '0') or 0
+end
+local function incr(key, ms)
+  local n = redis.call('INCRBY', key, 1)
+  redis.call('PEXPIRE', key, ms, 'NX')
+  return n
+end
+local active = math.max(ttl(KEYS[4]), ttl(KEYS[5]))
+if active > 0 then
+  return {0, 0, active}
+end
+local ip_count = incr(KEYS[1], window)
+local user_count = incr(KEYS[2], window)
+if ARGV[6] == '1' then
+  local left = ttl(KEYS[1])
+  if left > 0 then
+    incr(KEYS[3], left)
+  end
+end
+local attempts = math.max(ip_count, user_count)
+if attempts <= max_attempts then
+  return {1, max_attempts - attempts, 0}
+end
+local rounds = math.max(count(KEYS[6]), count(KEYS[7]), 0)
+local lock = cap
+if rounds < 63 then
+  lock = math.min(base * (2 ^ rounds), cap)
+end
+local lock_ms = string.format('%.0f', lock)
+local round_ms = string.format('%.0f', lock + retention)
+redis.call('SET', KEYS[4], '1', 'PX', lock_ms)
+redis.call('SET', KEYS[5], '1', 'PX', lock_ms)
+redis.call('INCRBY', KEYS[6], 1)
+redis.call('PEXPIRE', KEYS[6], round_ms)
+redis.call('INCRBY', KEYS[7], 1)
+redis.call('PEXPIRE', KEYS[7], round_ms)
+return {0, 0, lock}
+";
+
+/// A successful sign-in: `lockout::succeeded`, step for step. KEYS as for [`ATTEMPT_LUA`];
+/// ARGV: clear-all (1/0).
+const SUCCESS_LUA: &str = r"
+redis.call('DEL', KEYS[2], KEYS[5], KEYS[7])
+if ARGV[1] == '1' then
+  local own = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+  if own > 0 and redis.call('DEL', KEYS[3]) == 1 then
+    local current = redis.call('GET', KEYS[1])
+    if current then
+      local left = math.max((tonumber(current) or 0) - own, 0)
+      redis.call('SET', KEYS[1], string.format('%.0f', left), 'KEEPTTL')
+    end
+  end
+end
+return 1
+";
+
+/// One attempt given back: `lockout::forget`, step for step. KEYS as for [`ATTEMPT_LUA`];
+/// ARGV: clear-all (1/0).
+const FORGET_LUA: &str = r"
+local keys = {KEYS[1], KEYS[2]}
+if ARGV[1] == '1' then
+  keys[3] = KEYS[3]
+end
+for _, key in ipairs(keys) do
+  local n = tonumber(redis.call('GET', key) or '0') or 0
+  if n > 0 then
+    redis.call('DECRBY', key, 1)
+  end
+end
+return 1
+";
+
 /// The Redis [`RateLimiter`]: exact across every worker and host that share the Redis, with
 /// the Redis server's clock as the only clock. Keys live under the connection's namespace.
+///
+/// A route-limit hit is one script on one key; a login attempt is one script on the seven
+/// lockout keys of that attempt, which share the `{login}` hash tag (see
+/// [`LockoutKeys`]), so both are exact on a Redis Cluster too.
 #[derive(Debug, Clone)]
 pub struct RedisRateLimiter {
     redis: RedisConnection,
     script: Arc<Script>,
+    lockout: Arc<LockoutScripts>,
+}
+
+#[derive(Debug)]
+struct LockoutScripts {
+    attempt: Script,
+    success: Script,
+    forget: Script,
 }
 
 impl RedisRateLimiter {
@@ -66,6 +170,11 @@ impl RedisRateLimiter {
         Self {
             redis,
             script: Arc::new(Script::from_lua(GCRA_LUA)),
+            lockout: Arc::new(LockoutScripts {
+                attempt: Script::from_lua(ATTEMPT_LUA),
+                success: Script::from_lua(SUCCESS_LUA),
+                forget: Script::from_lua(FORGET_LUA),
+            }),
         }
     }
 
@@ -83,7 +192,14 @@ impl RateLimiter for RedisRateLimiter {
 
     async fn initialize(&self, _tasks: &mut Tasks) -> StoreResult<()> {
         self.redis.initialize().await?;
-        if let Err(error) = self.redis.load_scripts(&[&self.script]).await {
+        let lockout = &self.lockout;
+        let scripts = [
+            &*self.script,
+            &lockout.attempt,
+            &lockout.success,
+            &lockout.forget,
+        ];
+        if let Err(error) = self.redis.load_scripts(&scripts).await {
             self.redis.shutdown().await;
             return Err(error);
         }
@@ -115,6 +231,69 @@ impl RateLimiter for RedisRateLimiter {
         r.run("DEL", key, r.ops().del::<i64, _>(r.key(key)))
             .await
             .map(|_| ())
+    }
+
+    async fn login_attempt(
+        &self,
+        keys: &LockoutKeys,
+        config: &LockoutConfig,
+    ) -> StoreResult<LockoutDecision> {
+        let m = config.millis();
+        let args = [
+            Value::Integer(m.max_attempts),
+            int(m.window),
+            int(m.base),
+            int(m.max),
+            int(m.retention),
+            clear_all(m),
+        ];
+        let reply = self
+            .redis
+            .eval_keys("login_attempt", &self.lockout.attempt, &keys.all(), &args)
+            .await?;
+        lockout_decision(&reply).ok_or_else(|| StoreError::Backend {
+            url: self.redis.url().to_owned(),
+            operation: "login_attempt",
+            reason: format!(
+                "unexpected reply {:?} from the lockout script",
+                reply.kind()
+            ),
+        })
+    }
+
+    async fn login_succeeded(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()> {
+        let args = [clear_all(config.millis())];
+        self.redis
+            .eval_keys("login_succeeded", &self.lockout.success, &keys.all(), &args)
+            .await
+            .map(|_| ())
+    }
+
+    async fn forget_attempt(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()> {
+        let args = [clear_all(config.millis())];
+        self.redis
+            .eval_keys("forget_attempt", &self.lockout.forget, &keys.all(), &args)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn clear_all(m: LockoutMillis) -> Value {
+    Value::from_static_str(if m.clear_all { "1" } else { "0" })
+}
+
+/// The attempt script's `{allowed, remaining, retry_after_ms}`.
+fn lockout_decision(reply: &Value) -> Option<LockoutDecision> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    match items.as_slice() {
+        [allowed, remaining, retry] => Some(if allowed.as_i64()? == 1 {
+            LockoutDecision::allow(remaining.as_i64()?)
+        } else {
+            LockoutDecision::refuse(retry.as_u64()?)
+        }),
+        _ => None,
     }
 }
 

@@ -585,16 +585,32 @@ impl RedisConnection {
         key: &str,
         args: &[Value],
     ) -> StoreResult<Value> {
-        let full_key = self.key(key);
+        self.eval_keys(operation, script, &[key], args).await
+    }
+
+    /// Runs a script on several keys, as [`Self::eval`] does on one. On a cluster the keys must
+    /// share a slot (a `{hash tag}`); the script is routed by the first key.
+    pub(crate) async fn eval_keys(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        keys: &[&str],
+        args: &[Value],
+    ) -> StoreResult<Value> {
+        let label = keys.first().copied().unwrap_or("");
+        let full_keys: Vec<Bytes> = keys.iter().map(|k| self.key(k)).collect();
         // fred routes a custom command by a fixed slot only (not by an argument offset), and
         // would otherwise hash the script's SHA.
-        let route = self.route(&full_key);
+        let route = match full_keys.first() {
+            Some(first) => self.route(first),
+            None => ClusterHash::Random,
+        };
         let evalsha = CustomCommand::new_static("EVALSHA", route.clone(), false);
-        let call = script_call(script.sha1().clone(), &full_key, args);
+        let call = script_call(script.sha1().clone(), &full_keys, args);
         match self
             .run(
                 operation,
-                key,
+                label,
                 self.ops().custom::<Value, Value>(evalsha, call),
             )
             .await
@@ -603,15 +619,15 @@ impl RedisConnection {
                 let Some(lua) = script.lua() else {
                     return Err(self.error(
                         operation,
-                        key,
+                        label,
                         &FredError::new(ErrorKind::Unknown, "script source missing"),
                     ));
                 };
                 let eval = CustomCommand::new_static("EVAL", route, false);
-                let call = script_call(lua.clone(), &full_key, args);
+                let call = script_call(lua.clone(), &full_keys, args);
                 self.run(
                     operation,
-                    key,
+                    label,
                     self.ops().custom::<Value, Value>(eval, call),
                 )
                 .await
@@ -690,12 +706,14 @@ impl RedisConnection {
     }
 }
 
-/// `[sha or source, 1, key, args…]`.
-fn script_call(script: Str, key: &Bytes, args: &[Value]) -> Vec<Value> {
-    let mut call = Vec::with_capacity(3 + args.len());
+/// `[sha or source, number of keys, keys…, args…]`.
+fn script_call(script: Str, keys: &[Bytes], args: &[Value]) -> Vec<Value> {
+    let mut call = Vec::with_capacity(2 + keys.len() + args.len());
     call.push(Value::String(script));
-    call.push(Value::Integer(1));
-    call.push(Value::Bytes(key.clone()));
+    call.push(Value::Integer(
+        i64::try_from(keys.len()).unwrap_or(i64::MAX),
+    ));
+    call.extend(keys.iter().cloned().map(Value::Bytes));
     call.extend(args.iter().cloned());
     call
 }

@@ -1,0 +1,245 @@
+//! Counting one request against a route limit, and what the answer looks like: shared by
+//! [`RateLimitLayer`](super::RateLimitLayer) and the routes that count inside themselves
+//! (`/register`, after validation).
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use axum::extract::ConnectInfo;
+use axum::http::header::Entry;
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Request};
+use axum::response::{IntoResponse, Response};
+
+use crudauth_core::limit::{Budget, Decision};
+use crudauth_core::StoreResult;
+
+use super::config::{KeyBy, RateLimit};
+use crate::builder::CrudAuth;
+use crate::client_ip::write_client_ip_key;
+use crate::error::AuthError;
+use crate::extract::resolve;
+
+/// `X-RateLimit-Limit`.
+const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+/// `X-RateLimit-Remaining`.
+const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const TOO_MANY: &str = "Too many requests. Try again later.";
+
+/// What counting a request ends in.
+pub(crate) enum Counted {
+    /// Go on, reporting this decision (`None`: nothing was counted).
+    Pass(Option<Decision>),
+    /// The answer that ends the request: 429 over budget, 503 when the limiter fails closed.
+    Refuse(Response),
+}
+
+thread_local! {
+    /// The counter key being built, reused so the hot path allocates nothing for it.
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// One action's limit, ready to count: its key prefix, budget, key and fail mode.
+#[derive(Debug)]
+pub(crate) struct RouteLimiter {
+    /// `q:{action}:`.
+    prefix: String,
+    budget: Budget,
+    key: KeyBy,
+    fail_open: bool,
+    /// Why the limit cannot be used (a zero period): every request is refused, fail closed.
+    problem: Option<String>,
+}
+
+impl RouteLimiter {
+    /// `limit` for `action`, keyed by its own key or else `default_key`.
+    pub(crate) fn new(action: &str, limit: &RateLimit, default_key: KeyBy) -> Self {
+        let problem = limit.problem();
+        if let Some(problem) = &problem {
+            tracing::error!(
+                action,
+                "{problem}; every request to this route is refused (503)"
+            );
+        }
+        Self {
+            prefix: format!("q:{action}:"),
+            budget: Budget::new(limit.times, limit.period),
+            key: limit.key.clone().unwrap_or(default_key),
+            fail_open: limit.fail_open,
+            problem,
+        }
+    }
+
+    /// Whether nothing is counted.
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.budget.is_disabled()
+    }
+
+    /// Counts `request` without waiting, when it can: its key needs no principal and the
+    /// limiter decides in-process. `None` (with the request given back) means: take the
+    /// asynchronous path, [`Self::identity`] then [`Self::count`].
+    pub(crate) fn count_now<B>(
+        &self,
+        request: Request<B>,
+        auth: &CrudAuth,
+    ) -> (Option<Counted>, Request<B>) {
+        if let Some(settled) = self.settled_without_counting() {
+            return (Some(settled), request);
+        }
+        match &self.key {
+            KeyBy::Ip => {
+                let counted = self.count_in_process(auth, |key| {
+                    write_address(key, request.headers(), request.extensions(), auth);
+                });
+                (counted, request)
+            }
+            KeyBy::Custom(identity) => {
+                let (parts, body) = request.into_parts();
+                // The application's closure runs before the key buffer is borrowed.
+                let id = identity(&parts);
+                let counted = self.count_in_process(auth, |key| match &id {
+                    Some(id) => key.push_str(id),
+                    None => {
+                        key.push_str("ip:");
+                        write_address(key, &parts.headers, &parts.extensions, auth);
+                    }
+                });
+                (counted, Request::from_parts(parts, body))
+            }
+            KeyBy::User | KeyBy::UserOrIp => (None, request),
+        }
+    }
+
+    /// The key built by `identity` after the prefix, counted by an in-process limiter.
+    fn count_in_process(
+        &self,
+        auth: &CrudAuth,
+        identity: impl FnOnce(&mut String),
+    ) -> Option<Counted> {
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            key.push_str(&self.prefix);
+            identity(key);
+            let outcome = auth.rate_limiter().hit_in_process(key, self.budget)?;
+            Some(self.settle(outcome))
+        })
+    }
+
+    /// Who is calling, as this limit tells callers apart: `Err` when the limit needs a user
+    /// and there is none (401), or resolving the user failed.
+    pub(crate) async fn identity(
+        &self,
+        parts: &mut Parts,
+        auth: &CrudAuth,
+    ) -> Result<String, AuthError> {
+        let address = |parts: &Parts, prefix: &str| {
+            let mut key = prefix.to_owned();
+            write_address(&mut key, &parts.headers, &parts.extensions, auth);
+            key
+        };
+        match &self.key {
+            KeyBy::Ip => Ok(address(parts, "")),
+            KeyBy::User => match resolve(parts, auth, None).await? {
+                Some(principal) => Ok(principal.user_id().to_string()),
+                None => Err(AuthError::not_authenticated()),
+            },
+            // A failed resolution is left in the request's cache for the handler to answer;
+            // the request is still counted, against its address.
+            KeyBy::UserOrIp => match resolve(parts, auth, None).await {
+                Ok(Some(principal)) => Ok(format!("user:{}", principal.user_id())),
+                _ => Ok(address(parts, "ip:")),
+            },
+            KeyBy::Custom(key) => Ok(key(parts).unwrap_or_else(|| address(parts, "ip:"))),
+        }
+    }
+
+    /// Counts one request from `identity`.
+    pub(crate) async fn count(&self, auth: &CrudAuth, identity: &str) -> Counted {
+        if let Some(settled) = self.settled_without_counting() {
+            return settled;
+        }
+        let mut key = String::with_capacity(self.prefix.len() + identity.len());
+        key.push_str(&self.prefix);
+        key.push_str(identity);
+        let outcome = auth.rate_limiter().hit(&key, self.budget).await;
+        self.settle(outcome)
+    }
+
+    /// The outcome when nothing is to be counted: the limit is off, or unusable.
+    fn settled_without_counting(&self) -> Option<Counted> {
+        if self.is_disabled() {
+            return Some(Counted::Pass(None));
+        }
+        let problem = self.problem.as_ref()?;
+        Some(Counted::Refuse(
+            AuthError::unavailable(problem).into_response(),
+        ))
+    }
+
+    /// What the limiter's answer means for the request.
+    fn settle(&self, outcome: StoreResult<Decision>) -> Counted {
+        match outcome {
+            Ok(decision) if decision.allowed => Counted::Pass(Some(decision)),
+            Ok(decision) => Counted::Refuse(too_many(&decision)),
+            Err(error) if self.fail_open => {
+                tracing::warn!(%error, limit = %self.prefix, "rate limiter failed; letting the request through (fail open)");
+                Counted::Pass(Some(Decision {
+                    allowed: true,
+                    limit: self.budget.limit,
+                    remaining: self.budget.limit,
+                    retry_after: std::time::Duration::ZERO,
+                }))
+            }
+            Err(error) => Counted::Refuse(AuthError::from(error).into_response()),
+        }
+    }
+}
+
+/// Appends the client's counting key (see [`crate::client_ip`]).
+fn write_address(out: &mut String, headers: &HeaderMap, extensions: &Extensions, auth: &CrudAuth) {
+    let peer = extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    write_client_ip_key(out, headers, peer, auth.inner.trusted_proxy_hops);
+}
+
+/// 429 "Too many requests. Try again later." with `Retry-After` and the budget headers.
+fn too_many(decision: &Decision) -> Response {
+    let mut response = AuthError::too_many(TOO_MANY, decision.retry_after_secs()).into_response();
+    report(response.headers_mut(), decision);
+    response
+}
+
+/// Puts the budget headers on a response. When several limits counted the request, the one
+/// with the fewest requests left is reported.
+pub(crate) fn report(headers: &mut HeaderMap, decision: &Decision) {
+    match headers.entry(REMAINING_HEADER) {
+        Entry::Occupied(mut reported) => {
+            let fewer_already = reported
+                .get()
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|left| left < decision.remaining);
+            if fewer_already {
+                return;
+            }
+            reported.insert(count_value(decision.remaining));
+        }
+        Entry::Vacant(slot) => {
+            slot.insert(count_value(decision.remaining));
+        }
+    }
+    headers.insert(LIMIT_HEADER, count_value(decision.limit));
+}
+
+/// A count as a header value; the common ones (budgets and what is left of them, below 1024)
+/// are written once and then only pointed at.
+fn count_value(n: u32) -> HeaderValue {
+    static TEXTS: OnceLock<Box<[String]>> = OnceLock::new();
+    let texts = TEXTS.get_or_init(|| (0..1024u32).map(|n| n.to_string()).collect());
+    match texts.get(n as usize) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(n),
+    }
+}
