@@ -788,20 +788,9 @@ async fn two_workers_share_every_counter() {
     assert_locked(&r, "60");
 }
 
-macro_rules! e2e {
-    ($backend:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case($backend).await;
-            }
-        )*
-    };
-}
-
 macro_rules! all_cases {
     ($backend:expr) => {
-        e2e!($backend; contact_reports_the_budget_and_refuses_the_sixth,
+        crudauth_tests::per_backend!($backend; contact_reports_the_budget_and_refuses_the_sixth,
             a_budget_of_five_admits_exactly_five_of_64_concurrent_requests,
             x_forwarded_for_is_ignored_without_trusted_hops,
             x_forwarded_for_is_honoured_with_one_trusted_hop, limits_keyed_by_user_header_or_nothing,

@@ -846,20 +846,9 @@ async fn hostile_input_never_5xx(backend: Backend) {
     assert_eq!(r.status, 422);
 }
 
-macro_rules! e2e {
-    ($backend:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case($backend).await;
-            }
-        )*
-    };
-}
-
 macro_rules! all_cases {
     ($backend:expr) => {
-        e2e!($backend; register_contract, register_without_email_delivery, register_validation, login_contract,
+        crudauth_tests::per_backend!($backend; register_contract, register_without_email_delivery, register_validation, login_contract,
             disabled_accounts_cannot_sign_in, session_fixation_and_logout, csrf_matrix, csrf_refresh,
             device_management, logout_all, change_and_set_password, gates, concurrent_logins_respect_the_cap,
             hostile_input_never_5xx);

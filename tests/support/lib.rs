@@ -16,3 +16,17 @@ pub mod app;
 pub mod http;
 pub mod redis;
 pub mod server;
+
+/// One `#[tokio::test]` per case, for one backend: each case is an `async fn(Backend)` in the
+/// parent module. Call it inside `mod memory { … }` / `mod redis { … }`.
+#[macro_export]
+macro_rules! per_backend {
+    ($backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case($backend).await;
+            }
+        )*
+    };
+}
