@@ -103,9 +103,9 @@ mod redis_backend {
 
         let mut tat = 0;
         for _ in 0..6 {
-            let before = server_millis(&redis).await;
+            let before = server_micros(&redis).await;
             let decision = limiter.hit("q:ref", budget).await.unwrap();
-            let after = server_millis(&redis).await;
+            let after = server_micros(&redis).await;
             // Whatever instant the script saw lies between the two server readings; the
             // decision must be gcra() at one of them.
             let matches = (before..=after).any(|now| gcra(tat, now, budget).0 == decision);
@@ -118,7 +118,7 @@ mod redis_backend {
                 tat = stored.unwrap().parse().unwrap();
                 let pttl: i64 = redis.client().pttl(format!("{ns}q:ref")).await.unwrap();
                 assert!(
-                    pttl > 0 && pttl as u64 <= tat - before,
+                    pttl > 0 && pttl as u64 <= (tat - before).div_ceil(1000),
                     "expires at the arrival time"
                 );
             }
@@ -298,7 +298,7 @@ mod redis_backend {
         delete_namespace(&redis_url(), &ns);
     }
 
-    async fn server_millis(redis: &crudauth_core::store::RedisConnection) -> u64 {
+    async fn server_micros(redis: &crudauth_core::store::RedisConnection) -> u64 {
         let time: Vec<String> = redis
             .client()
             .custom(fred::cmd!("TIME"), Vec::<String>::new())
@@ -306,6 +306,6 @@ mod redis_backend {
             .unwrap();
         let secs: u64 = time[0].parse().unwrap();
         let micros: u64 = time[1].parse().unwrap();
-        secs * 1000 + micros / 1000
+        secs * 1_000_000 + micros
     }
 }

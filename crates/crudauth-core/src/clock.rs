@@ -20,6 +20,11 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_millis(&self) -> u64;
 
+    /// Microseconds since the Unix epoch (rate limits need finer than a millisecond).
+    fn now_micros(&self) -> u64 {
+        self.now_millis().saturating_mul(1000)
+    }
+
     /// The current instant as a UTC date-time.
     fn now_utc(&self) -> time::OffsetDateTime {
         let nanos = i128::from(self.now_millis()) * 1_000_000;
@@ -37,6 +42,13 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn now_micros(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
             .unwrap_or(0)
     }
 }

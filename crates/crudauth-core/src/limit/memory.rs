@@ -74,7 +74,8 @@ impl MemoryRateLimiter {
         lockout.retain(|_, c| c.expires_at > now);
         let swept = before - lockout.len();
         drop(lockout);
-        swept + self.inner.tats.retain(|tat| *tat > now)
+        let now_us = self.inner.clock.now_micros();
+        swept + self.inner.tats.retain(|tat| *tat > now_us)
     }
 
     /// One GCRA step on `key`, under its shard's lock.
@@ -82,7 +83,7 @@ impl MemoryRateLimiter {
         if budget.is_disabled() {
             return unlimited(budget);
         }
-        let now = self.inner.clock.now_millis();
+        let now = self.inner.clock.now_micros();
         let mut shard = self.inner.tats.lock(key);
         match shard.get_mut(key) {
             Some(tat) => {

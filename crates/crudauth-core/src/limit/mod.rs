@@ -74,8 +74,9 @@ impl Budget {
     }
 
     /// The spacing between requests once the burst is spent, in ms (at least 1).
-    fn interval_ms(&self) -> u64 {
-        (duration_ms(self.period) / u64::from(self.limit.max(1))).max(1)
+    fn interval_us(&self) -> u64 {
+        let period = u64::try_from(self.period.as_micros()).unwrap_or(u64::MAX);
+        (period / u64::from(self.limit.max(1))).max(1)
     }
 }
 
@@ -146,13 +147,13 @@ pub trait RateLimiter: Send + Sync + Debug + 'static {
     async fn forget_attempt(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()>;
 }
 
-/// One GCRA step: given the stored theoretical arrival time (`tat`, ms; absent = 0) and the
+/// One GCRA step: given the stored theoretical arrival time (`tat`, µs; absent = 0) and the
 /// time now, the decision and, when allowed, the new `tat` to store (to expire at that time).
 ///
 /// The Redis backend runs the same arithmetic in a script; both are proved equal by the
 /// conformance suite.
 pub fn gcra(tat: u64, now: u64, budget: Budget) -> (Decision, Option<u64>) {
-    let interval = budget.interval_ms();
+    let interval = budget.interval_us();
     let period = interval * u64::from(budget.limit);
     let new_tat = tat.max(now) + interval;
     if new_tat - now > period {
@@ -161,7 +162,7 @@ pub fn gcra(tat: u64, now: u64, budget: Budget) -> (Decision, Option<u64>) {
             allowed: false,
             limit: budget.limit,
             remaining: 0,
-            retry_after: Duration::from_millis(wait),
+            retry_after: Duration::from_micros(wait),
         };
         return (decision, None);
     }
@@ -197,7 +198,7 @@ mod tests {
     fn burst_then_spacing() {
         let budget = Budget::new(3, Duration::from_secs(3));
         let mut tat = 0;
-        let now = 1_000_000;
+        let now = 1_000_000_000;
         for expected in [2, 1, 0] {
             let (d, next) = gcra(tat, now, budget);
             assert!(d.allowed);
@@ -209,7 +210,7 @@ mod tests {
         assert_eq!(next, None);
         assert_eq!(d.retry_after, Duration::from_secs(1));
         // One interval later exactly one more is admitted.
-        let (d, _) = gcra(tat, now + 1000, budget);
+        let (d, _) = gcra(tat, now + 1_000_000, budget);
         assert!(d.allowed);
         assert_eq!(d.remaining, 0);
     }
@@ -221,8 +222,26 @@ mod tests {
         for _ in 0..5 {
             tat = gcra(tat, 0, budget).1.unwrap();
         }
-        let (d, _) = gcra(tat, 60_000, budget);
+        let (d, _) = gcra(tat, 60_000_000, budget);
         assert_eq!(d.remaining, 4);
+    }
+
+    #[test]
+    fn budgets_faster_than_one_per_millisecond_are_exact() {
+        let budget = Budget::new(10_000, Duration::from_secs(1));
+        let mut tat = 0;
+        let mut now = 5_000_000;
+        for _ in 0..10_000 {
+            tat = gcra(tat, now, budget).1.unwrap();
+        }
+        assert!(!gcra(tat, now, budget).0.allowed);
+        // A steady 10 000/s (one every 100 µs) keeps being admitted.
+        for _ in 0..1000 {
+            now += 100;
+            tat = gcra(tat, now, budget)
+                .1
+                .expect("admitted at the budgeted rate");
+        }
     }
 
     #[test]

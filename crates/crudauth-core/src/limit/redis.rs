@@ -32,13 +32,13 @@ use crate::error::{StoreError, StoreResult};
 use crate::lifespan::Tasks;
 use crate::store::{BackendKind, RedisConnection};
 
-/// One GCRA step. ARGV: the interval and the period (interval × limit), in ms. Reads the
+/// One GCRA step. ARGV: the interval and the period (interval × limit), in µs. Reads the
 /// stored theoretical arrival time (0 when absent) and the server's time, stores the new
 /// arrival time (expiring then) only when the hit is allowed — the same test as [`gcra`] — and
 /// returns `{tat, now}` so the caller computes the decision with [`gcra`] itself.
 const GCRA_LUA: &str = r"
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local stored = redis.call('GET', KEYS[1])
 local tat = 0
 if stored then
@@ -49,8 +49,7 @@ if stored then
 end
 local new_tat = math.max(tat, now) + tonumber(ARGV[1])
 if new_tat - now <= tonumber(ARGV[2]) then
-  local at = string.format('%.0f', new_tat)
-  redis.call('SET', KEYS[1], at, 'PXAT', at)
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PXAT', string.format('%.0f', math.ceil(new_tat / 1000)))
 end
 return {tat, now}
 ";
@@ -214,7 +213,7 @@ impl RateLimiter for RedisRateLimiter {
         if budget.is_disabled() {
             return Ok(unlimited(budget));
         }
-        let interval = budget.interval_ms();
+        let interval = budget.interval_us();
         let period = interval.saturating_mul(u64::from(budget.limit));
         let args = [int(interval), int(period)];
         let reply = self.redis.eval("hit", &self.script, key, &args).await?;
