@@ -16,8 +16,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
-use crudauth_axum::{CookieConfig, CrudAuth, EmailConfig, SessionTransport};
+use crudauth_axum::extract::{
+    BearerOnly, CurrentUser, MaybeUser, SessionOnly, Superuser, Verified,
+};
+use crudauth_axum::{BearerTransport, CookieConfig, CrudAuth, EmailConfig, SessionTransport};
 use crudauth_core::email::{LogSender, OutboxFile};
 use crudauth_core::user::{NewUser, UserStore};
 use crudauth_sqlx::SqlxUsers;
@@ -47,6 +49,10 @@ async fn verified_ok(_: CurrentUser<Verified>) -> Json<Value> {
 
 async fn settings(_: CurrentUser<SessionOnly>) -> Json<Value> {
     Json(json!({"ok": true}))
+}
+
+async fn items(user: CurrentUser<BearerOnly>) -> Json<Value> {
+    Json(json!({"user_id": user.user.id}))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -98,7 +104,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = CrudAuth::builder()
         .secret_key(secret)
         .users(users)
+        // Tried in this order: session first, then bearer (refresh token in a cookie).
         .session_transport(SessionTransport::default())
+        .bearer_transport(BearerTransport::default())
         .cookies(CookieConfig::default().secure(secure))
         .email(email);
     if let Some(url) = env("REDIS_URL") {
@@ -114,6 +122,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/admin", get(ok))
         .route("/secret", get(verified_ok))
         .route("/account/settings", post(settings))
+        .route("/v1/items", get(items))
         .merge(auth.router())
         .layer(auth.layer());
 

@@ -8,13 +8,19 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
+use crudauth_axum::extract::{
+    BearerOnly, CurrentUser, MaybeUser, SessionOnly, Superuser, Verified,
+};
 use crudauth_axum::{
-    CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard, SessionTransport,
+    BearerTransport, CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard,
+    SessionTransport,
 };
 use crudauth_core::email::OutboxFile;
 use crudauth_core::password::{Password, Passwords};
 use crudauth_core::user::{MemoryUsers, NewUser, User, UserStore};
+
+/// The secret key every test app signs with (tests forge tokens with it).
+pub const TEST_SECRET: [u8; 32] = [42u8; 32];
 
 /// Where the app keeps shared state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,23 +68,44 @@ impl Drop for TestApp {
     }
 }
 
+/// Which transports the app has, in the order they are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transports {
+    /// Session, then bearer (refresh in a cookie): the quickstart's order.
+    SessionThenBearer,
+    /// Bearer, then session.
+    BearerThenSession,
+    /// Session only.
+    SessionOnly,
+    /// Bearer only.
+    BearerOnly,
+}
+
 /// Options for [`spawn`].
 pub struct Options {
     /// State backend.
     pub backend: Backend,
     /// Email delivery on (registration answers 202).
     pub email: bool,
+    /// The transports and their order (default: session, then bearer). `customize` may
+    /// reconfigure either with `.session_transport(…)` / `.bearer_transport(…)`, which keeps
+    /// its place.
+    pub transports: Transports,
     /// Changes to the builder before `build()`.
     pub customize: Box<dyn FnOnce(CrudAuthBuilder) -> CrudAuthBuilder + Send>,
+    /// Routes of the test's own, served beside the demo routes (under `auth.layer()`).
+    pub extra_routes: Router,
 }
 
 impl Options {
-    /// Defaults: memory, email on.
+    /// Defaults: memory, email on, session then bearer.
     pub fn new(backend: Backend) -> Self {
         Self {
             backend,
             email: true,
+            transports: Transports::SessionThenBearer,
             customize: Box::new(|b| b),
+            extra_routes: Router::new(),
         }
     }
 }
@@ -109,6 +136,10 @@ pub fn demo_routes(auth: &CrudAuth) -> Router {
             "/account/settings",
             post(|_: CurrentUser<SessionOnly>| async { Json(json!({"ok": true})) }),
         )
+        .route(
+            "/v1/items",
+            get(|u: CurrentUser<BearerOnly>| async move { Json(json!({"user_id": u.user.id})) }),
+        )
         .merge(auth.router())
         .layer(auth.layer())
 }
@@ -122,12 +153,21 @@ pub async fn spawn(options: Options) -> TestApp {
         dir.join("outbox.jsonl")
     });
     let mut builder = CrudAuth::builder()
-        .secret_key([42u8; 32])
+        .secret_key(TEST_SECRET)
         .users(users.clone())
         .passwords(Passwords::fast_for_tests())
-        .session_transport(SessionTransport::default())
         .cookies(CookieConfig::default())
         .warn_on_memory_backend(false);
+    builder = match options.transports {
+        Transports::SessionThenBearer => builder
+            .session_transport(SessionTransport::default())
+            .bearer_transport(BearerTransport::default()),
+        Transports::BearerThenSession => builder
+            .bearer_transport(BearerTransport::default())
+            .session_transport(SessionTransport::default()),
+        Transports::SessionOnly => builder.session_transport(SessionTransport::default()),
+        Transports::BearerOnly => builder.bearer_transport(BearerTransport::default()),
+    };
     if let Some(path) = &outbox {
         builder = builder.email(EmailConfig::new(
             "http://localhost:3000",
@@ -141,7 +181,10 @@ pub async fn spawn(options: Options) -> TestApp {
     }
     let auth = (options.customize)(builder).build().unwrap();
     let guard = auth.initialize().await.unwrap();
-    let app = demo_routes(&auth);
+    let app = options
+        .extra_routes
+        .layer(auth.layer())
+        .merge(demo_routes(&auth));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {

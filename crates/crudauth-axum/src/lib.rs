@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bearer;
 mod body;
 mod builder;
 pub mod client_ip;
@@ -37,6 +38,7 @@ pub mod extract;
 mod routes;
 mod transport;
 
+pub use bearer::BearerTransport;
 pub use builder::{
     ConfigError, CrudAuth, CrudAuthBuilder, EmailConfig, InitError, LifespanGuard, SessionTransport,
 };

@@ -207,7 +207,7 @@ impl BearerTokens {
         let record = FamilyRecord {
             user_id: user.id.clone(),
             token_version: user.token_version,
-            expires_at: (now + duration_ms(ttl)) / 1000,
+            expires_at: now / 1000 + ttl.as_secs(),
             created_at: now,
         };
         let store = &self.inner.store;
@@ -243,7 +243,8 @@ impl BearerTokens {
         Ok(IssuedTokens {
             access_token: self.access_token(user, scopes.clone())?,
             refresh_token: RefreshToken(self.inner.codec.sign(&refresh)?),
-            refresh_expires_in: Duration::from_millis((expires_at * 1000).saturating_sub(now_ms)),
+            // Whole seconds, so a sign-in's cookie says exactly `refresh_ttl` (crudauth's Max-Age).
+            refresh_expires_in: Duration::from_secs(expires_at.saturating_sub(now_ms / 1000)),
             scopes,
         })
     }
@@ -401,7 +402,7 @@ mod tests {
         let f = fixture().await;
         let t = service(&f, TokenConfig::default());
         let first = t.issue(&f.user, &[]).await.unwrap();
-        assert_eq!(first.refresh_expires_in.as_secs(), 30 * 24 * 3600 - 1);
+        assert_eq!(first.refresh_expires_in.as_secs(), 30 * 24 * 3600);
         let second = t
             .refresh(first.refresh_token.expose(), &f.users)
             .await
