@@ -390,7 +390,12 @@ impl CrudAuthBuilder {
             .as_ref()
             .map(|s| Sessions::new(store.clone(), key.clone(), s.config.clone()));
         let bearer = match self.bearer {
-            Some(config) => Some(BearerState::new(config, &key, store.clone(), &self.cookies)?),
+            Some(config) => Some(BearerState::new(
+                config,
+                &key,
+                store.clone(),
+                &self.cookies,
+            )?),
             None => None,
         };
         let transports: Vec<Arc<dyn Transport>> = self

@@ -64,5 +64,8 @@ fn jwt(c: &mut Criterion) {
     group.finish();
 }
 
-criterion::criterion_group!(benches, jwt);
-criterion::criterion_main!(benches);
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    jwt(&mut criterion);
+    criterion.final_summary();
+}
