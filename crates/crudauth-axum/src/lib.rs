@@ -46,3 +46,8 @@ pub use cookies::CookieConfig;
 pub use crudauth_core::principal::Principal;
 pub use error::AuthError;
 pub use transport::Transport;
+
+/// The user guide's bearer page, compiled as doctests so its examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/src/bearer.md")]
+pub struct BearerGuide;
