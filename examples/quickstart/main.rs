@@ -12,8 +12,10 @@
 
 use std::net::SocketAddr;
 
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crudauth_axum::extract::{
@@ -21,7 +23,7 @@ use crudauth_axum::extract::{
 };
 use crudauth_axum::{BearerTransport, CookieConfig, CrudAuth, EmailConfig, SessionTransport};
 use crudauth_core::email::{LogSender, OutboxFile};
-use crudauth_core::user::{NewUser, UserStore};
+use crudauth_core::user::{NewUser, UserId, UserStore};
 use crudauth_sqlx::SqlxUsers;
 
 const DEV_SECRET: &str = "crudauth-quickstart-development-key-do-not-use-in-production";
@@ -31,8 +33,22 @@ async fn hello() -> Json<Value> {
     Json(json!({"hello": "world"}))
 }
 
-async fn dashboard(user: CurrentUser) -> Json<Value> {
-    Json(json!({"user_id": user.user.id, "username": user.user.username, "via": user.via}))
+/// `/dashboard`'s answer, serialised straight from the principal.
+#[derive(Serialize)]
+struct Dashboard<'a> {
+    user_id: &'a UserId,
+    username: Option<&'a str>,
+    via: &'static str,
+}
+
+async fn dashboard(user: CurrentUser) -> Response {
+    let u = &user.user;
+    Json(Dashboard {
+        user_id: &u.id,
+        username: u.username.as_deref(),
+        via: user.via,
+    })
+    .into_response()
 }
 
 async fn feed(user: MaybeUser) -> Json<Value> {

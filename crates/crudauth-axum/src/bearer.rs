@@ -276,7 +276,7 @@ impl Transport for BearerAuth {
             // Superseded by a password change, reset or logout-all, not forged.
             return Ok(None);
         }
-        Ok(Some(Principal::new(user, "bearer", claims.scopes)))
+        Ok(Some(Principal::new(user, "bearer", claims.scopes.clone())))
     }
 }
 

@@ -15,11 +15,10 @@
 
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use tokio::sync::OnceCell;
 
 use crudauth_core::principal::{Gate, Principal};
 use crudauth_core::session::LoadedSession;
@@ -29,9 +28,11 @@ use crate::error::AuthError;
 
 type Outcome = Result<Option<Arc<Principal>>, AuthError>;
 
-/// Per-request cache of each transport's outcome.
+/// Per-request cache of each transport's outcome. Extractors run one after another, so each
+/// transport is asked once per request (were two resolutions of one request ever to overlap,
+/// both would ask, and the first answer would be kept).
 #[derive(Clone)]
-struct Resolved(Arc<[OnceCell<Outcome>]>);
+struct Resolved(Arc<[OnceLock<Outcome>]>);
 
 /// The CrudAuth installed by `auth.layer()`.
 pub(crate) fn installed(parts: &Parts) -> Result<CrudAuth, AuthError> {
@@ -55,7 +56,8 @@ pub(crate) async fn resolve(
     let cache = match parts.extensions.get::<Resolved>() {
         Some(cache) => cache.clone(),
         None => {
-            let cache = Resolved((0..transports.len()).map(|_| OnceCell::new()).collect());
+            let cells = std::iter::repeat_with(OnceLock::new).take(transports.len());
+            let cache = Resolved(cells.collect());
             parts.extensions.insert(cache.clone());
             cache
         }
@@ -65,14 +67,16 @@ pub(crate) async fn resolve(
         if only.is_some_and(|name| name != transport.name()) {
             continue;
         }
-        let outcome = cell
-            .get_or_init(|| async {
-                transport
+        let outcome = match cell.get() {
+            Some(outcome) => outcome,
+            None => {
+                let fresh = transport
                     .authenticate(parts, auth)
                     .await
-                    .map(|p| p.map(Arc::new))
-            })
-            .await;
+                    .map(|p| p.map(Arc::new));
+                cell.get_or_init(|| fresh)
+            }
+        };
         match outcome {
             Ok(None) => continue,
             other => return other.clone(),

@@ -1,6 +1,6 @@
 //! What a bearer request costs before the user row: HS256 verification of an access token with
-//! its claims checked (signature, algorithm allow-list, `exp`/`nbf`, token type, key hints), and
-//! what minting one costs.
+//! its claims checked (signature, algorithm allow-list, `exp`/`nbf`, token type, key hints); the
+//! same token when it was verified before; rejecting a forgery; and minting a token.
 //!
 //! `cargo bench -p crudauth-core --bench jwt -- --warm-up-time 1 --measurement-time 5`
 //!
@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::Criterion;
-use crudauth_core::jwt::{BearerTokens, TokenConfig};
+use crudauth_core::jwt::{BearerTokens, TokenConfig, TokenType};
 use crudauth_core::secret::SecretKey;
 use crudauth_core::store::MemoryStore;
 use crudauth_core::user::{User, UserId};
@@ -42,6 +42,14 @@ fn jwt(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("jwt");
     group.bench_function("hs256_verify_access_with_claims", |b| {
+        b.iter(|| {
+            tokens
+                .verify(black_box(token.expose()), TokenType::Access)
+                .expect("valid")
+        })
+    });
+    // What a request pays when its token was verified before (the per-process memory).
+    group.bench_function("verify_access_remembered", |b| {
         b.iter(|| {
             tokens
                 .verify_access(black_box(token.expose()))

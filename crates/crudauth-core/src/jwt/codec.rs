@@ -52,8 +52,13 @@ pub struct Claims {
 impl Claims {
     /// The user id `sub` names: an integer key when it is one's canonical form, else text.
     pub fn user_id(&self) -> UserId {
+        let digits = self.sub.strip_prefix('-').unwrap_or(&self.sub);
+        // Canonical: no sign but `-`, no leading zero (so it prints back as itself).
+        let canonical = !digits.starts_with('+')
+            && (digits == "0" || !digits.starts_with('0'))
+            && self.sub != "-0";
         match self.sub.parse::<i64>() {
-            Ok(n) if n.to_string() == self.sub => UserId::Int(n),
+            Ok(n) if canonical => UserId::Int(n),
             _ => UserId::Text(self.sub.clone()),
         }
     }
@@ -285,5 +290,19 @@ mod tests {
         assert_eq!(claims.user_id(), UserId::Text("0042".into()));
         claims.sub = "3f2a-uuid".into();
         assert_eq!(claims.user_id(), UserId::Text("3f2a-uuid".into()));
+        for (sub, id) in [
+            ("0", UserId::Int(0)),
+            ("-7", UserId::Int(-7)),
+            ("+7", UserId::Text("+7".into())),
+            ("-0", UserId::Text("-0".into())),
+            ("-07", UserId::Text("-07".into())),
+            (
+                "99999999999999999999",
+                UserId::Text("99999999999999999999".into()),
+            ),
+        ] {
+            claims.sub = sub.into();
+            assert_eq!(claims.user_id(), id, "{sub}");
+        }
     }
 }

@@ -31,6 +31,7 @@
 mod codec;
 mod config;
 mod tokens;
+mod verified;
 
 pub use codec::{AccessToken, Claims, RefreshToken, SignError, TokenRejected, TokenType};
 pub use config::{TokenConfig, TokenConfigError, MAX_REUSE_GRACE};
