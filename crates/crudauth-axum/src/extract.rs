@@ -56,8 +56,7 @@ pub(crate) async fn resolve(
     let cache = match parts.extensions.get::<Resolved>() {
         Some(cache) => cache.clone(),
         None => {
-            let cells = std::iter::repeat_with(OnceLock::new).take(transports.len());
-            let cache = Resolved(cells.collect());
+            let cache = Resolved((0..transports.len()).map(|_| OnceLock::new()).collect());
             parts.extensions.insert(cache.clone());
             cache
         }
