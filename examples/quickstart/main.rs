@@ -19,8 +19,12 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
-use crudauth_axum::{CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport};
+use crudauth_axum::extract::{
+    BearerOnly, CurrentUser, MaybeUser, SessionOnly, Superuser, Verified,
+};
+use crudauth_axum::{
+    BearerTransport, CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport,
+};
 use crudauth_core::email::{LogSender, OutboxFile};
 use crudauth_core::user::{NewUser, UserId, UserStore};
 use crudauth_sqlx::SqlxUsers;
@@ -32,6 +36,7 @@ async fn hello() -> Json<Value> {
     Json(json!({"hello": "world"}))
 }
 
+/// `/dashboard`'s answer, serialised straight from the principal.
 #[derive(Serialize)]
 struct Dashboard<'a> {
     user_id: &'a UserId,
@@ -40,12 +45,13 @@ struct Dashboard<'a> {
 }
 
 async fn dashboard(user: CurrentUser) -> Response {
-    let body = Dashboard {
-        user_id: &user.user.id,
-        username: user.user.username.as_deref(),
+    let u = &user.user;
+    Json(Dashboard {
+        user_id: &u.id,
+        username: u.username.as_deref(),
         via: user.via,
-    };
-    Json(body).into_response()
+    })
+    .into_response()
 }
 
 async fn feed(user: MaybeUser) -> Json<Value> {
@@ -66,6 +72,10 @@ async fn settings(_: CurrentUser<SessionOnly>) -> Json<Value> {
 
 async fn contact() -> Json<Value> {
     Json(json!({"sent": true}))
+}
+
+async fn items(user: CurrentUser<BearerOnly>) -> Json<Value> {
+    Json(json!({"user_id": user.user.id}))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -117,7 +127,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = CrudAuth::builder()
         .secret_key(secret)
         .users(users)
+        // Tried in this order: session first, then bearer (refresh token in a cookie).
         .session_transport(SessionTransport::default())
+        .bearer_transport(BearerTransport::default())
         .cookies(CookieConfig::default().secure(secure))
         .email(email);
     if let Some(url) = env("REDIS_URL") {
@@ -139,6 +151,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 auth.rate_limit("contact", RateLimit::new(5, Duration::from_secs(60))),
             ),
         )
+        .route("/v1/items", get(items))
         .merge(auth.router())
         .layer(auth.layer());
 

@@ -9,14 +9,19 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crudauth_axum::extract::{CurrentUser, MaybeUser, SessionOnly, Superuser, Verified};
+use crudauth_axum::extract::{
+    BearerOnly, CurrentUser, MaybeUser, SessionOnly, Superuser, Verified,
+};
 use crudauth_axum::{
-    CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard, RateLimit,
-    SessionTransport,
+    BearerTransport, CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard,
+    RateLimit, SessionTransport,
 };
 use crudauth_core::email::OutboxFile;
 use crudauth_core::password::{Password, Passwords};
 use crudauth_core::user::{MemoryUsers, NewUser, User, UserStore};
+
+/// The secret key every test app signs with (tests forge tokens with it).
+pub const TEST_SECRET: [u8; 32] = [42u8; 32];
 
 /// Where the app keeps shared state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +69,29 @@ impl Drop for TestApp {
     }
 }
 
+/// Which transports the app has, in the order they are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transports {
+    /// Session, then bearer (refresh in a cookie): the quickstart's order.
+    SessionThenBearer,
+    /// Bearer, then session.
+    BearerThenSession,
+    /// Session only.
+    SessionOnly,
+    /// Bearer only.
+    BearerOnly,
+}
+
 /// Options for [`spawn`].
 pub struct Options {
     /// State backend.
     pub backend: Backend,
     /// Email delivery on (registration answers 202).
     pub email: bool,
+    /// The transports and their order (default: session, then bearer). `customize` may
+    /// reconfigure either with `.session_transport(…)` / `.bearer_transport(…)`, which keeps
+    /// its place.
+    pub transports: Transports,
     /// Changes to the builder before `build()`.
     pub customize: Box<dyn FnOnce(CrudAuthBuilder) -> CrudAuthBuilder + Send>,
     /// Routes of the test's own, merged into the demo app.
@@ -80,11 +102,12 @@ pub struct Options {
 pub type ExtraRoutes = dyn FnOnce(&CrudAuth) -> Router + Send;
 
 impl Options {
-    /// Defaults: memory, email on.
+    /// Defaults: memory, email on, session then bearer.
     pub fn new(backend: Backend) -> Self {
         Self {
             backend,
             email: true,
+            transports: Transports::SessionThenBearer,
             customize: Box::new(|b| b),
             routes: None,
         }
@@ -123,6 +146,10 @@ pub fn demo_routes(auth: &CrudAuth) -> Router {
                 auth.rate_limit("contact", RateLimit::new(5, Duration::from_secs(60))),
             ),
         )
+        .route(
+            "/v1/items",
+            get(|u: CurrentUser<BearerOnly>| async move { Json(json!({"user_id": u.user.id})) }),
+        )
         .merge(auth.router())
         .layer(auth.layer())
 }
@@ -136,12 +163,21 @@ pub async fn spawn(options: Options) -> TestApp {
         dir.join("outbox.jsonl")
     });
     let mut builder = CrudAuth::builder()
-        .secret_key([42u8; 32])
+        .secret_key(TEST_SECRET)
         .users(users.clone())
         .passwords(Passwords::fast_for_tests())
-        .session_transport(SessionTransport::default())
         .cookies(CookieConfig::default())
         .warn_on_memory_backend(false);
+    builder = match options.transports {
+        Transports::SessionThenBearer => builder
+            .session_transport(SessionTransport::default())
+            .bearer_transport(BearerTransport::default()),
+        Transports::BearerThenSession => builder
+            .bearer_transport(BearerTransport::default())
+            .session_transport(SessionTransport::default()),
+        Transports::SessionOnly => builder.session_transport(SessionTransport::default()),
+        Transports::BearerOnly => builder.bearer_transport(BearerTransport::default()),
+    };
     if let Some(path) = &outbox {
         builder = builder.email(EmailConfig::new(
             "http://localhost:3000",

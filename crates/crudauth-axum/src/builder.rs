@@ -16,6 +16,7 @@ use crudauth_core::store::{BackendKind, MemoryStore, Store};
 use crudauth_core::user::{CachedUsers, LoginField, User, UserId, UserStore};
 use crudauth_core::StoreError;
 
+use crate::bearer::{BearerAuth, BearerState, BearerTransport};
 use crate::cookies::CookieConfig;
 use crate::error::AuthError;
 use crate::layer::rate_limit::{BuiltinLimits, RateLimit};
@@ -31,7 +32,7 @@ pub enum ConfigError {
     #[error("no user store: call .users(…) with your UserStore (e.g. crudauth_sqlx::SqlxUsers)")]
     NoUsers,
     /// No transport.
-    #[error("no transport: add .transport(SessionTransport::default()) (or a bearer transport)")]
+    #[error("no transport: add .session_transport(SessionTransport::default()) or .bearer_transport(BearerTransport::default())")]
     NoTransport,
     /// Two transports share a name.
     #[error("two transports are named `{0}`; names must be unique")]
@@ -143,7 +144,9 @@ pub struct CrudAuthBuilder {
     store: Option<Arc<dyn Store>>,
     limiter: Option<Arc<dyn RateLimiter>>,
     session: Option<SessionTransport>,
-    extra_transports: Vec<Arc<dyn Transport>>,
+    bearer: Option<BearerTransport>,
+    /// The transports in the order they were configured: the order they are tried in.
+    order: Vec<TransportSlot>,
     cookies: CookieConfig,
     login_fields: Vec<LoginField>,
     email: Option<EmailConfig>,
@@ -156,6 +159,14 @@ pub struct CrudAuthBuilder {
     pub(crate) rate_limit_overrides: Vec<(String, RateLimit)>,
     #[cfg(feature = "redis")]
     redis: Option<RedisSetting>,
+}
+
+/// One configured transport, in resolution order.
+#[derive(Debug)]
+enum TransportSlot {
+    Session,
+    Bearer,
+    Custom(Arc<dyn Transport>),
 }
 
 #[cfg(feature = "redis")]
@@ -173,7 +184,8 @@ impl Default for CrudAuthBuilder {
             store: None,
             limiter: None,
             session: None,
-            extra_transports: Vec::new(),
+            bearer: None,
+            order: Vec::new(),
             cookies: CookieConfig::default(),
             login_fields: vec![LoginField::Email, LoginField::Username],
             email: None,
@@ -249,15 +261,28 @@ impl CrudAuthBuilder {
         self
     }
 
-    /// Adds the cookie session transport.
+    /// Adds the cookie session transport. Transports are tried in the order they are added;
+    /// the first whose credential is present decides. Calling this again replaces the
+    /// configuration and keeps the place.
     pub fn session_transport(mut self, session: SessionTransport) -> Self {
-        self.session = Some(session);
+        if self.session.replace(session).is_none() {
+            self.order.push(TransportSlot::Session);
+        }
         self
     }
 
-    /// Adds a custom transport, tried after the built-in ones in the order added.
+    /// Adds the bearer transport (`/token`, `/refresh`, `Authorization: Bearer`), tried in the
+    /// order added. Calling this again replaces the configuration and keeps the place.
+    pub fn bearer_transport(mut self, bearer: BearerTransport) -> Self {
+        if self.bearer.replace(bearer).is_none() {
+            self.order.push(TransportSlot::Bearer);
+        }
+        self
+    }
+
+    /// Adds a custom transport, tried in the order added (see [`Transport`]).
     pub fn transport(mut self, transport: impl Transport) -> Self {
-        self.extra_transports.push(Arc::new(transport));
+        self.order.push(TransportSlot::Custom(Arc::new(transport)));
         self
     }
 
@@ -367,15 +392,30 @@ impl CrudAuthBuilder {
             .limiter
             .or(limiter_default)
             .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new()));
-        let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
         let sessions = self
             .session
             .as_ref()
             .map(|s| Sessions::new(store.clone(), key.clone(), s.config.clone()));
-        if self.session.is_some() {
-            transports.push(Arc::new(SessionAuth));
-        }
-        transports.extend(self.extra_transports);
+        let bearer = match self.bearer {
+            Some(config) => Some(BearerState::new(
+                config,
+                &key,
+                store.clone(),
+                &self.cookies,
+            )?),
+            None => None,
+        };
+        let transports: Vec<Arc<dyn Transport>> = self
+            .order
+            .into_iter()
+            .map(|slot| -> Arc<dyn Transport> {
+                match slot {
+                    TransportSlot::Session => Arc::new(SessionAuth),
+                    TransportSlot::Bearer => Arc::new(BearerAuth),
+                    TransportSlot::Custom(t) => t,
+                }
+            })
+            .collect();
         if transports.is_empty() {
             return Err(ConfigError::NoTransport);
         }
@@ -395,6 +435,7 @@ impl CrudAuthBuilder {
                 limiter,
                 session: self.session,
                 sessions,
+                bearer,
                 transports,
                 cookies: self.cookies,
                 login_fields: self.login_fields,
@@ -446,6 +487,7 @@ pub(crate) struct Inner {
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) session: Option<SessionTransport>,
     pub(crate) sessions: Option<Sessions>,
+    pub(crate) bearer: Option<BearerState>,
     pub(crate) transports: Vec<Arc<dyn Transport>>,
     pub(crate) cookies: CookieConfig,
     pub(crate) login_fields: Vec<LoginField>,
@@ -518,8 +560,10 @@ impl CrudAuth {
     }
 
     /// The HTTP surface: `/register`, `/login`, `/logout`, `/me`, `/change-password`,
-    /// `/set-password` and, with the session transport's management routes, `/sessions`,
-    /// `DELETE /sessions/{id}`, `/logout-all`, `/csrf/refresh`.
+    /// `/set-password`; with the session transport's management routes, `/sessions`,
+    /// `DELETE /sessions/{id}`, `/logout-all`, `/csrf/refresh`; with the bearer transport,
+    /// `/token` and `/refresh` (and `/logout` when there is no session transport and the
+    /// refresh token is a cookie).
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         crate::routes::router(self)
     }

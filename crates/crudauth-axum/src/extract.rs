@@ -59,15 +59,22 @@ pub(crate) async fn resolve(
         if only.is_some_and(|name| name != transport.name()) {
             continue;
         }
-        let run = || async {
-            transport
-                .authenticate(parts, auth)
-                .await
-                .map(|p| p.map(Arc::new))
-        };
-        let outcome = match state.outcomes.get(i) {
-            Some(cell) => cell.get_or_init(run).await.clone(),
-            None => run().await,
+        let cell = state.outcomes.get(i);
+        // Extractors run one after another, so each transport is asked once per request (were
+        // two resolutions of one request ever to overlap, both would ask; the first answer is
+        // kept).
+        let outcome = match cell.and_then(|c| c.get()) {
+            Some(outcome) => outcome.clone(),
+            None => {
+                let fresh = transport
+                    .authenticate(parts, auth)
+                    .await
+                    .map(|p| p.map(Arc::new));
+                match cell {
+                    Some(cell) => cell.get_or_init(|| fresh).clone(),
+                    None => fresh,
+                }
+            }
         };
         match outcome {
             Ok(None) => continue,

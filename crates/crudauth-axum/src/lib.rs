@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bearer;
 mod body;
 mod builder;
 pub mod client_ip;
@@ -39,6 +40,7 @@ mod lockout;
 mod routes;
 mod transport;
 
+pub use bearer::BearerTransport;
 pub use builder::{
     ConfigError, CrudAuth, CrudAuthBuilder, EmailConfig, InitError, LifespanGuard, SessionTransport,
 };
@@ -48,3 +50,8 @@ pub use crudauth_core::principal::Principal;
 pub use error::AuthError;
 pub use layer::{AuthLayer, AuthService, KeyBy, RateLimit, RateLimitLayer};
 pub use transport::Transport;
+
+/// The user guide's bearer page, compiled as doctests so its examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/src/bearer.md")]
+pub struct BearerGuide;

@@ -1,35 +1,20 @@
-//! Transports: where a request's credential comes from. Tried in the configured order; the
-//! first credential present wins.
-//!
-//! A transport answers one of three things: a principal; *absent* (no credential of its kind,
-//! or one that expired — the next transport is tried); or an error (a credential that is
-//! present but forged, a CSRF failure, a backend outage), which ends resolution.
-//!
-//! A custom transport is one implementation of [`Transport`]:
+//! Transports: where a request's credential comes from. The built-in ones are the session
+//! (cookie + CSRF) and the bearer token; a custom one is one implementation of [`Transport`].
+//! They are tried in the order the builder was given them; the first credential present wins.
 //!
 //! ```
-//! use async_trait::async_trait;
-//! use axum::http::request::Parts;
-//! use crudauth_axum::{AuthError, CrudAuth, Principal, Transport};
-//! use crudauth_core::user::UserId;
+//! use crudauth_axum::{BearerTransport, CrudAuth, SessionTransport};
+//! use crudauth_core::user::MemoryUsers;
 //!
-//! /// `X-Api-Key: <user id>:<key>` — for illustration only.
-//! #[derive(Debug)]
-//! struct ApiKey;
-//!
-//! #[async_trait]
-//! impl Transport for ApiKey {
-//!     fn name(&self) -> &'static str { "api_key" }
-//!     async fn authenticate(&self, parts: &Parts, auth: &CrudAuth) -> Result<Option<Principal>, AuthError> {
-//!         let Some(value) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) else {
-//!             return Ok(None); // absent: try the next transport
-//!         };
-//!         let (id, key) = value.split_once(':').ok_or_else(AuthError::invalid_token)?;
-//!         if key != "let-me-in" { return Err(AuthError::invalid_token()); }
-//!         let user = auth.load_active_user(&UserId::Text(id.to_owned())).await?;
-//!         Ok(user.map(|u| Principal::new(u, "api_key", vec![])))
-//!     }
-//! }
+//! let auth = CrudAuth::builder()
+//!     .secret_key([7u8; 32])
+//!     .users(MemoryUsers::new())
+//!     .bearer_transport(BearerTransport::default())
+//!     .session_transport(SessionTransport::default())
+//!     .build()
+//!     .unwrap();
+//! let order: Vec<&str> = auth.transports().iter().map(|t| t.name()).collect();
+//! assert_eq!(order, ["bearer", "session"]);
 //! ```
 
 use std::fmt::Debug;
@@ -46,10 +31,93 @@ use crate::builder::CrudAuth;
 use crate::cookies;
 use crate::error::AuthError;
 
-/// A source of credentials.
+/// A source of credentials: the session cookie, the bearer token, or one of your own.
+///
+/// `authenticate` answers one of three things:
+///
+/// - `Ok(Some(principal))`: the request is this user's; resolution stops;
+/// - `Ok(None)`: *absent* — no credential of this kind, or one that simply ran out (expired,
+///   superseded, its user gone or disabled); the next transport is tried;
+/// - `Err(…)`: a credential that is present but invalid (forged, tampered, malformed: answer
+///   [`AuthError::invalid_token`]), a CSRF failure, or a backend outage. Resolution ends, even
+///   on routes where sign-in is optional: a forged credential is an attack signal, never
+///   anonymous.
+///
+/// The outcome is resolved once per request and cached, whichever extractors ask. Scope,
+/// superuser and verified gates apply to a custom transport's principals like any other;
+/// `CurrentUser<R>` narrows a route to one transport by its [`Transport::name`].
+///
+/// An API-key transport, registered after the built-in ones:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use axum::http::request::Parts;
+/// use axum::{body::Body, http::Request, routing::get, Json, Router};
+/// use crudauth_axum::extract::CurrentUser;
+/// use crudauth_axum::{AuthError, BearerTransport, CrudAuth, Principal, SessionTransport, Transport};
+/// use crudauth_core::secret::{ct_eq, sha256_hex};
+/// use crudauth_core::user::{MemoryUsers, NewUser, UserId, UserStore};
+/// use tower::ServiceExt;
+///
+/// /// `X-Api-Key: <user id>:<key>`. Only the key's SHA-256 is kept.
+/// #[derive(Debug)]
+/// struct ApiKey {
+///     sha256: String,
+/// }
+///
+/// #[async_trait]
+/// impl Transport for ApiKey {
+///     fn name(&self) -> &'static str {
+///         "api_key"
+///     }
+///
+///     async fn authenticate(
+///         &self,
+///         parts: &Parts,
+///         auth: &CrudAuth,
+///     ) -> Result<Option<Principal>, AuthError> {
+///         let Some(value) = parts.headers.get("x-api-key") else {
+///             return Ok(None); // absent: the next transport is tried
+///         };
+///         // Present from here on: anything wrong is a 401, never anonymous.
+///         let value = value.to_str().map_err(|_| AuthError::invalid_token())?;
+///         let (id, key) = value.split_once(':').ok_or_else(AuthError::invalid_token)?;
+///         if !ct_eq(sha256_hex(key.as_bytes()).as_bytes(), self.sha256.as_bytes()) {
+///             return Err(AuthError::invalid_token());
+///         }
+///         let user = auth.load_active_user(&UserId::Text(id.to_owned())).await?;
+///         Ok(user.map(|u| Principal::new(u, "api_key", vec!["reports:read".into()])))
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let users = MemoryUsers::new();
+/// let ada = users.create(NewUser::new("ada@example.com", "ada", "!no-password")).await.unwrap();
+/// let auth = CrudAuth::builder()
+///     .secret_key([7u8; 32])
+///     .users(users)
+///     .session_transport(SessionTransport::default())
+///     .bearer_transport(BearerTransport::default())
+///     .transport(ApiKey { sha256: sha256_hex(b"let-me-in") })
+///     .build()
+///     .unwrap();
+/// let app = Router::new()
+///     .route("/whoami", get(|u: CurrentUser| async move { Json(u.via) }))
+///     .merge(auth.router())
+///     .layer(auth.layer());
+///
+/// let call = |key: &str| {
+///     let request = Request::get("/whoami").header("x-api-key", key).body(Body::empty()).unwrap();
+///     app.clone().oneshot(request)
+/// };
+/// assert_eq!(call(&format!("{}:let-me-in", ada.id)).await.unwrap().status(), 200);
+/// assert_eq!(call(&format!("{}:guess", ada.id)).await.unwrap().status(), 401);
+/// # });
+/// ```
 #[async_trait]
 pub trait Transport: Send + Sync + Debug + 'static {
-    /// The transport's name, as `via` reports it.
+    /// The transport's name, as `via` reports it (`session`, `bearer`, or yours). Names are
+    /// unique per app.
     fn name(&self) -> &'static str;
 
     /// Resolves the request's credential of this kind: `Ok(None)` when absent.

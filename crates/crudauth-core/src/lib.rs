@@ -27,6 +27,7 @@ pub mod csrf;
 pub mod device;
 pub mod email;
 pub mod error;
+pub mod jwt;
 pub mod lifespan;
 pub mod limit;
 pub mod password;

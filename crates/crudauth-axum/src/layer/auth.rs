@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::http::Request;
-use tokio::sync::OnceCell;
+use std::sync::OnceLock;
 use tower::{Layer, Service};
 
 use crudauth_core::principal::Principal;
@@ -43,7 +43,7 @@ pub(crate) struct RequestAuth(pub(crate) Arc<RequestState>);
 
 pub(crate) struct RequestState {
     pub(crate) auth: CrudAuth,
-    pub(crate) outcomes: [OnceCell<Outcome>; CACHED_TRANSPORTS],
+    pub(crate) outcomes: [OnceLock<Outcome>; CACHED_TRANSPORTS],
 }
 
 /// The layer every route using crudauth's extractors must sit under (`auth.layer()`).

@@ -1,6 +1,7 @@
 //! The HTTP surface of CONTRACT.md, one file per feature.
 
 mod account;
+mod bearer;
 mod session;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 
+use crate::bearer::RefreshMode;
 use crate::builder::CrudAuth;
 use crate::client_ip::client_ip;
 use crate::cookies;
@@ -44,6 +46,14 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
                     "/csrf/refresh",
                     limited(post(session::csrf_refresh), auth, "csrf_refresh"),
                 );
+        }
+    }
+    if let Some(bearer) = &auth.inner.bearer {
+        routes = routes
+            .route("/token", post(bearer::token))
+            .route("/refresh", post(bearer::refresh));
+        if auth.inner.session.is_none() && bearer.config.refresh == RefreshMode::Cookie {
+            routes = routes.route("/logout", post(bearer::logout));
         }
     }
     // The extractors find crudauth through this layer even if the app forgets its own.

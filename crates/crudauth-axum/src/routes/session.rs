@@ -125,11 +125,10 @@ pub(super) async fn logout(
             sessions.revoke(&session.handle).await?;
         }
     }
-    Ok(reply(
-        StatusCode::OK,
-        detail("Logged out"),
-        clear_session_cookies(&auth),
-    ))
+    // Every transport's cookies go, and the refresh token's family with its cookie.
+    let mut set = clear_session_cookies(&auth);
+    set.extend(super::bearer::end_refresh(&auth, &headers).await?);
+    Ok(reply(StatusCode::OK, detail("Logged out"), set))
 }
 
 pub(super) async fn csrf_refresh(

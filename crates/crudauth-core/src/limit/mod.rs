@@ -25,7 +25,7 @@
 //! assert!(limiter.hit("q:contact:127.0.0.1", budget).await?.allowed);
 //! let refused = limiter.hit("q:contact:127.0.0.1", budget).await?;
 //! assert!(!refused.allowed);
-//! assert_eq!(refused.retry_after, Duration::from_secs(30));
+//! assert_eq!(refused.retry_after_secs(), 30); // the Retry-After header
 //! # Ok::<(), crudauth_core::StoreError>(()) }).unwrap();
 //! ```
 

@@ -36,6 +36,12 @@ impl CachedUsers {
         }
     }
 
+    /// The wrapped store, bypassing the cache: for checks that must see the latest row (a
+    /// refresh compares `token_version`).
+    pub fn uncached(&self) -> &dyn UserStore {
+        self.inner.as_ref()
+    }
+
     /// Forgets a cached row.
     pub fn forget(&self, id: &UserId) {
         let key = cache_key(id);

@@ -1,0 +1,163 @@
+//! `/token`, `/refresh`, and the bearer-only `/logout`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use crudauth_core::jwt::{IssuedTokens, RefreshError, TokenError};
+
+use super::{detail, reply, Client};
+use crate::bearer::{BearerState, RefreshMode, REFRESH_COOKIE};
+use crate::body::{Fields, RawBody};
+use crate::builder::CrudAuth;
+use crate::cookies;
+use crate::error::AuthError;
+
+fn bearer(auth: &CrudAuth) -> Result<&BearerState, AuthError> {
+    auth.inner
+        .bearer
+        .as_ref()
+        .ok_or_else(AuthError::not_authenticated)
+}
+
+fn invalid_refresh() -> AuthError {
+    AuthError::new(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")
+}
+
+fn token_failure(e: TokenError) -> AuthError {
+    match e {
+        TokenError::Store(e) => e.into(),
+        TokenError::Sign(e) => AuthError::unavailable(&e),
+    }
+}
+
+/// `{access_token, token_type}` and the refresh token where the mode puts it.
+fn answer(bearer: &BearerState, issued: &IssuedTokens) -> Response {
+    let access = issued.access_token.expose();
+    match bearer.config.refresh {
+        RefreshMode::Cookie => {
+            let cookie = bearer.cookie.set(
+                REFRESH_COOKIE,
+                issued.refresh_token.expose(),
+                true,
+                Some(issued.refresh_expires_in.as_secs()),
+            );
+            reply(
+                StatusCode::OK,
+                json!({"access_token": access, "token_type": "bearer"}),
+                vec![cookie],
+            )
+        }
+        RefreshMode::Body => reply(
+            StatusCode::OK,
+            json!({"access_token": access, "token_type": "bearer",
+                   "refresh_token": issued.refresh_token.expose()}),
+            vec![],
+        ),
+    }
+}
+
+pub(super) async fn token(
+    State(auth): State<CrudAuth>,
+    client: Client,
+    RawBody(body): RawBody,
+) -> Result<Response, AuthError> {
+    let bearer = bearer(&auth)?;
+    // A cookie-setting sign-in from another site is login CSRF.
+    if bearer.config.refresh == RefreshMode::Cookie && client.cross_site {
+        return Err(AuthError::forbidden(
+            "Cross-site login requests are not allowed.",
+        ));
+    }
+    // The OAuth2 password form; `client_id` and `client_secret` are accepted and ignored.
+    let mut f = Fields::form(&body);
+    let identifier = f.string("username");
+    let password = f.string("password");
+    let scope = f.optional_string("scope").unwrap_or_default();
+    if f.optional_string("grant_type")
+        .is_some_and(|g| g != "password")
+    {
+        f.push(
+            json!({"type": "string_pattern_mismatch", "loc": ["body", "grant_type"],
+            "msg": "String should match pattern '^password$'", "ctx": {"pattern": "^password$"}}),
+        );
+    }
+    f.finish()?;
+    let user = auth
+        .authenticate_password(&identifier, &password, &client.ip)
+        .await?;
+    let requested: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+    let issued = bearer
+        .tokens
+        .issue(&user, &requested)
+        .await
+        .map_err(token_failure)?;
+    Ok(answer(bearer, &issued))
+}
+
+/// The `refresh_token` of a JSON body; anything unparsable counts as missing.
+fn from_body(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let token = value.get("refresh_token")?.as_str()?;
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+pub(super) async fn refresh(
+    State(auth): State<CrudAuth>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, AuthError> {
+    let bearer = bearer(&auth)?;
+    // The cookie first, in both modes; the body only in body mode.
+    let token = match cookies::read(&headers, REFRESH_COOKIE) {
+        Some(cookie) => Some(cookie.to_owned()),
+        None if bearer.config.refresh == RefreshMode::Body => from_body(&body),
+        None => None,
+    };
+    let Some(token) = token else {
+        return Err(AuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "Refresh token missing",
+        ));
+    };
+    // The epoch check reads the user row itself, not the per-process cache: a password
+    // changed on another worker ends refreshes at once.
+    match bearer.tokens.refresh(&token, auth.users().uncached()).await {
+        Ok(issued) => Ok(answer(bearer, &issued)),
+        Err(RefreshError::Invalid | RefreshError::Superseded | RefreshError::Reused) => {
+            Err(invalid_refresh())
+        }
+        Err(RefreshError::Store(e)) => Err(e.into()),
+        Err(RefreshError::Users(e)) => Err(e.into()),
+        Err(RefreshError::Sign(e)) => Err(AuthError::unavailable(&e)),
+    }
+}
+
+/// Ends the refresh token a request carries in its cookie (its family is revoked) and, when
+/// the refresh token lives in a cookie, clears that cookie. For every `/logout`.
+pub(crate) async fn end_refresh(
+    auth: &CrudAuth,
+    headers: &HeaderMap,
+) -> Result<Vec<HeaderValue>, AuthError> {
+    let Some(bearer) = auth.inner.bearer.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let cookie = cookies::read(headers, REFRESH_COOKIE);
+    if let Some(token) = cookie {
+        bearer.tokens.revoke(token).await?;
+    }
+    if bearer.config.refresh == RefreshMode::Cookie || cookie.is_some() {
+        Ok(vec![bearer.cookie.clear(REFRESH_COOKIE, true)])
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+pub(super) async fn logout(
+    State(auth): State<CrudAuth>,
+    headers: HeaderMap,
+) -> Result<Response, AuthError> {
+    let set = end_refresh(&auth, &headers).await?;
+    Ok(reply(StatusCode::OK, detail("Logged out"), set))
+}
