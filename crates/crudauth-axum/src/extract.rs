@@ -69,10 +69,7 @@ pub(crate) async fn resolve(
         let outcome = match cell.get() {
             Some(outcome) => outcome,
             None => {
-                let fresh = transport
-                    .authenticate(parts, auth)
-                    .await
-                    .map(|p| p.map(Arc::new));
+                let fresh = transport.authenticate_shared(parts, auth).await;
                 cell.get_or_init(|| fresh)
             }
         };

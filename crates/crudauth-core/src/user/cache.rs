@@ -1,5 +1,6 @@
 //! A per-process cache of user rows, so an authenticated request does not query SQL.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +21,18 @@ use crate::shard::Shards;
 #[derive(Debug, Clone)]
 pub struct CachedUsers {
     inner: Arc<dyn UserStore>,
-    rows: Arc<Shards<(User, u64)>>,
+    rows: Arc<Shards<Row>>,
+    stamps: Arc<AtomicU64>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
+}
+
+/// A cached row, until `expires` (ms), with the stamp it was cached under.
+#[derive(Debug)]
+struct Row {
+    user: User,
+    expires: u64,
+    stamp: u64,
 }
 
 impl CachedUsers {
@@ -31,6 +41,7 @@ impl CachedUsers {
         Self {
             inner,
             rows: Arc::new(Shards::new(16)),
+            stamps: Arc::new(AtomicU64::new(1)),
             ttl,
             clock: clock::system(),
         }
@@ -48,36 +59,71 @@ impl CachedUsers {
         self.rows.lock(&key).remove(&key);
     }
 
-    fn remember(&self, user: &User) {
+    fn remember(&self, user: &User) -> Option<u64> {
         if self.ttl.is_zero() {
-            return;
+            return None;
         }
         let key = user.id.to_string();
         let expires = self.clock.now_millis() + duration_ms(self.ttl);
-        self.rows
-            .lock(&key)
-            .insert(key.clone(), (user.clone(), expires));
+        let stamp = self.stamps.fetch_add(1, Ordering::Relaxed);
+        let row = Row {
+            user: user.clone(),
+            expires,
+            stamp,
+        };
+        self.rows.lock(&key).insert(key.clone(), row);
+        Some(stamp)
+    }
+
+    /// The stamp of the row cached for `id` while it is live. Every time a row is cached
+    /// (read anew, or refreshed by an update) it gets a new stamp, so a value derived from a
+    /// row may be reused for as long as the row's stamp is still live — it would be derived
+    /// from the very same row. `None` when nothing live is cached (or the cache is off).
+    pub fn live_stamp(&self, id: &UserId) -> Option<u64> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let key = id.to_string();
+        let now = self.clock.now_millis();
+        let rows = self.rows.lock(&key);
+        rows.get(&key)
+            .filter(|row| row.expires > now)
+            .map(|row| row.stamp)
+    }
+
+    /// [`UserStore::find_by_id`], with the stamp of the cached row the answer is (see
+    /// [`Self::live_stamp`]; `None` when the cache is off).
+    pub async fn find_by_id_stamped(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<(User, Option<u64>)>, UserStoreError> {
+        if !self.ttl.is_zero() {
+            let key = id.to_string();
+            let now = self.clock.now_millis();
+            if let Some(row) = self.rows.lock(&key).get(&key) {
+                if row.expires > now {
+                    return Ok(Some((row.user.clone(), Some(row.stamp))));
+                }
+            }
+        }
+        let found = self.inner.find_by_id(id).await?;
+        Ok(match found {
+            Some(user) => {
+                let stamp = self.remember(&user);
+                Some((user, stamp))
+            }
+            None => {
+                self.forget(id);
+                None
+            }
+        })
     }
 }
 
 #[async_trait]
 impl UserStore for CachedUsers {
     async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError> {
-        if !self.ttl.is_zero() {
-            let key = id.to_string();
-            let now = self.clock.now_millis();
-            if let Some((user, expires)) = self.rows.lock(&key).get(&key) {
-                if *expires > now {
-                    return Ok(Some(user.clone()));
-                }
-            }
-        }
-        let found = self.inner.find_by_id(id).await?;
-        match &found {
-            Some(user) => self.remember(user),
-            None => self.forget(id),
-        }
-        Ok(found)
+        Ok(self.find_by_id_stamped(id).await?.map(|(user, _)| user))
     }
 
     async fn find_by_field(
@@ -100,8 +146,57 @@ impl UserStore for CachedUsers {
         self.forget(id);
         let updated = self.inner.update(id, changes).await?;
         if let Some(user) = &updated {
-            self.remember(user);
+            let _ = self.remember(user);
         }
         Ok(updated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::user::MemoryUsers;
+
+    #[tokio::test]
+    async fn a_stamp_lives_as_long_as_its_row() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let mut users = CachedUsers::new(Arc::new(MemoryUsers::new()), Duration::from_secs(5));
+        users.clock = clock.clone();
+        let ada = users
+            .create(NewUser::new("ada@example.com", "ada", "x"))
+            .await
+            .unwrap();
+        assert_eq!(users.live_stamp(&ada.id), None, "not read yet");
+        let (_, stamp) = users.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        let stamp = stamp.unwrap();
+        assert_eq!(users.live_stamp(&ada.id), Some(stamp));
+        let (_, again) = users.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        assert_eq!(again, Some(stamp), "served from the same row");
+        // An update caches a new row: the old stamp is dead.
+        let bump = UserUpdate {
+            bump_token_version: true,
+            ..Default::default()
+        };
+        users.update(&ada.id, bump).await.unwrap();
+        let fresh = users.live_stamp(&ada.id).unwrap();
+        assert_ne!(fresh, stamp);
+        // So is a row past its time to live.
+        clock.advance(Duration::from_secs(6));
+        assert_eq!(users.live_stamp(&ada.id), None);
+        users.forget(&ada.id);
+        assert_eq!(users.live_stamp(&ada.id), None);
+    }
+
+    #[tokio::test]
+    async fn no_stamps_without_a_cache() {
+        let users = CachedUsers::new(Arc::new(MemoryUsers::new()), Duration::ZERO);
+        let ada = users
+            .create(NewUser::new("ada@example.com", "ada", "x"))
+            .await
+            .unwrap();
+        let (_, stamp) = users.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        assert_eq!(stamp, None);
+        assert_eq!(users.live_stamp(&ada.id), None);
     }
 }
