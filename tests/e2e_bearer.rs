@@ -663,6 +663,55 @@ async fn password_change_and_logout_all_kill_tokens(backend: Backend) {
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 }
 
+/// A token's principal is remembered between requests, but never outlives the user row it was
+/// built from: a change through crudauth ends it at once, one behind its back (straight in the
+/// table) within `user_cache_ttl`.
+async fn remembered_principals_follow_the_user_row(backend: Backend) {
+    let mut o = Options::new(backend);
+    o.customize = Box::new(|b| b.user_cache_ttl(Duration::from_secs(1)));
+    let app = spawn(o).await;
+    let user = app.user("ada@example.com", "ada", PW).await;
+    let access = access_for(&app, &mut Browser::new(), "ada").await;
+    for _ in 0..3 {
+        assert_eq!(get_bearer(&app.url("/v1/items"), &access).await.status, 200);
+    }
+    // Verified behind crudauth's back: seen once the cached row expires.
+    let promote = UserUpdate {
+        email_verified: Some(true),
+        ..Default::default()
+    };
+    app.users.update(&user.id, promote).await.unwrap();
+    let r = get_bearer(&app.url("/secret"), &access).await;
+    assert_eq!(r.status, 403, "still the cached row");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = get_bearer(&app.url("/secret"), &access).await;
+    assert_eq!(r.status, 200, "the verified flag was re-read: {:?}", r.json);
+    // Disabled behind crudauth's back: absent within the row's time to live.
+    let off = UserUpdate {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    app.users.update(&user.id, off).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = get_bearer(&app.url("/v1/items"), &access).await;
+    assert_eq!((r.status, r.detail()), (401, "Not authenticated"));
+    // Enabled again through crudauth: back at once.
+    let on = UserUpdate {
+        is_active: Some(true),
+        ..Default::default()
+    };
+    app.auth.users().update(&user.id, on).await.unwrap();
+    assert_eq!(get_bearer(&app.url("/v1/items"), &access).await.status, 200);
+    // A new epoch through crudauth: the remembered principal ends at once.
+    let bump = UserUpdate {
+        bump_token_version: true,
+        ..Default::default()
+    };
+    app.auth.users().update(&user.id, bump).await.unwrap();
+    let r = get_bearer(&app.url("/v1/items"), &access).await;
+    assert_eq!((r.status, r.detail()), (401, "Not authenticated"));
+}
+
 async fn logout_revokes_the_refresh_family(backend: Backend) {
     // Session and bearer: the session's /logout ends the refresh family too.
     let app = spawn(Options::new(backend)).await;
@@ -1469,7 +1518,8 @@ macro_rules! all_cases {
     ($backend:expr) => {
         e2e!($backend; token_contract, refresh_contract, body_mode, refresh_cookie_path,
             rotation_and_reuse_revokes_the_family, reuse_grace, concurrent_refresh_has_one_winner,
-            password_change_and_logout_all_kill_tokens, logout_revokes_the_refresh_family,
+            password_change_and_logout_all_kill_tokens, remembered_principals_follow_the_user_row,
+            logout_revokes_the_refresh_family,
             jwt_attack_corpus, scopes_are_clamped_and_gated, transport_precedence_matrix,
             custom_transport);
     };

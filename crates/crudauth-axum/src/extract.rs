@@ -66,10 +66,7 @@ pub(crate) async fn resolve(
         let outcome = match cell.and_then(|c| c.get()) {
             Some(outcome) => outcome.clone(),
             None => {
-                let fresh = transport
-                    .authenticate(parts, auth)
-                    .await
-                    .map(|p| p.map(Arc::new));
+                let fresh = transport.authenticate_shared(parts, auth).await;
                 match cell {
                     Some(cell) => cell.get_or_init(|| fresh).clone(),
                     None => fresh,

@@ -18,6 +18,7 @@
 //! ```
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::http::request::Parts;
@@ -126,6 +127,18 @@ pub trait Transport: Send + Sync + Debug + 'static {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Principal>, AuthError>;
+
+    /// [`Transport::authenticate`], answering a shared principal: what the extractors call.
+    /// The default wraps `authenticate`; a transport that keeps the principals it resolves
+    /// (the bearer transport remembers the one each token resolved to) hands them out here
+    /// without building a new one.
+    async fn authenticate_shared(
+        &self,
+        parts: &Parts,
+        auth: &CrudAuth,
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
+        Ok(self.authenticate(parts, auth).await?.map(Arc::new))
+    }
 }
 
 /// Whether a method changes state (and so needs CSRF protection under cookie auth).

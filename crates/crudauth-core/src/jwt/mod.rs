@@ -31,7 +31,6 @@
 mod codec;
 mod config;
 mod tokens;
-mod verified;
 
 pub use codec::{AccessToken, Claims, RefreshToken, SignError, TokenRejected, TokenType};
 pub use config::{TokenConfig, TokenConfigError, MAX_REUSE_GRACE};

@@ -10,7 +10,6 @@ use super::codec::{
     AccessToken, Claims, JwtCodec, RefreshToken, SignError, TokenRejected, TokenType,
 };
 use super::config::{TokenConfig, TokenConfigError};
-use super::verified::VerifiedTokens;
 use crate::clock::{self, Clock};
 use crate::error::StoreError;
 use crate::limit::duration_ms;
@@ -122,7 +121,6 @@ pub struct BearerTokens {
 #[derive(Debug)]
 struct Inner {
     codec: JwtCodec,
-    verified: VerifiedTokens,
     store: Arc<dyn Store>,
     config: TokenConfig,
     clock: Arc<dyn Clock>,
@@ -152,7 +150,6 @@ impl BearerTokens {
         Ok(Self {
             inner: Arc::new(Inner {
                 codec: JwtCodec::new(key, config.leeway),
-                verified: VerifiedTokens::new(),
                 store,
                 config,
                 clock: clock::system(),
@@ -171,20 +168,8 @@ impl BearerTokens {
 
     /// Verifies an access token: no I/O. The caller still loads the user and compares
     /// `token_version` (a mismatch means the token was superseded).
-    ///
-    /// A token verified before is recognised by its exact text until its `exp` and answered
-    /// without the HMAC and the parsing again (a per-process, bounded memory); a forged or
-    /// tampered token never matches one.
-    pub fn verify_access(&self, token: &str) -> Result<Arc<Claims>, TokenRejected> {
-        let now = self.now_ms() / 1000;
-        let leeway = self.inner.config.leeway.as_secs();
-        let live = |c: &Claims| c.exp.saturating_add(leeway) >= now;
-        if let Some(claims) = self.inner.verified.get(token, live) {
-            return Ok(claims);
-        }
-        let claims = Arc::new(self.inner.codec.verify(token, TokenType::Access)?);
-        self.inner.verified.insert(token, claims.clone(), live);
-        Ok(claims)
+    pub fn verify_access(&self, token: &str) -> Result<Claims, TokenRejected> {
+        self.verify(token, TokenType::Access)
     }
 
     /// Verifies a refresh token's signature and claims (not whether it is still live).
@@ -644,32 +629,6 @@ mod tests {
         let r = t.refresh(pair.refresh_token.expose(), &f.users).await;
         assert!(matches!(r, Err(RefreshError::Invalid)), "{r:?}");
         assert!(f.store.get(&key).await.unwrap().is_none(), "discarded");
-    }
-
-    #[tokio::test]
-    async fn a_remembered_access_token_still_expires() {
-        let f = fixture().await;
-        let t = service(
-            &f,
-            TokenConfig {
-                access_ttl: Duration::from_secs(1),
-                refresh_ttl: Duration::from_secs(2),
-                ..Default::default()
-            },
-        );
-        let token = t.access_token(&f.user, vec![]).unwrap();
-        assert!(t.verify_access(token.expose()).is_ok());
-        assert!(t.verify_access(token.expose()).is_ok(), "remembered");
-        tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert_eq!(t.verify_access(token.expose()), Err(TokenRejected::Expired));
-        // A tampered copy of a remembered token is still a forgery.
-        let fresh = t.issue(&f.user, &[]).await.unwrap();
-        let text = fresh.access_token.expose();
-        assert!(t.verify_access(text).is_ok());
-        let (head, sig) = text.rsplit_once('.').unwrap();
-        let (h, _) = head.split_once('.').unwrap();
-        let forged = format!("{h}.eyJzdWIiOiIyIn0.{sig}");
-        assert_eq!(t.verify_access(&forged), Err(TokenRejected::Invalid));
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! A per-process cache of user rows, so an authenticated request does not query SQL.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +21,19 @@ use crate::shard::Shards;
 #[derive(Debug, Clone)]
 pub struct CachedUsers {
     inner: Arc<dyn UserStore>,
-    rows: Arc<Shards<(Arc<User>, u64)>>,
+    rows: Arc<Shards<Row>>,
+    stamps: Arc<AtomicU64>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
+}
+
+/// A cached row, until `expires` (ms), with the stamp it was cached under. Shared, so a cache
+/// hit costs no copy of the row.
+#[derive(Debug)]
+struct Row {
+    user: Arc<User>,
+    expires: u64,
+    stamp: u64,
 }
 
 impl CachedUsers {
@@ -31,6 +42,7 @@ impl CachedUsers {
         Self {
             inner,
             rows: Arc::new(Shards::new(16)),
+            stamps: Arc::new(AtomicU64::new(1)),
             ttl,
             clock: clock::system(),
         }
@@ -48,32 +60,69 @@ impl CachedUsers {
         self.rows.lock(&key).remove(&key);
     }
 
-    fn remember(&self, user: Arc<User>) {
+    fn remember(&self, user: Arc<User>) -> Option<u64> {
         if self.ttl.is_zero() {
-            return;
+            return None;
         }
         let key = cache_key(&user.id);
         let expires = self.clock.now_millis() + duration_ms(self.ttl);
-        self.rows.lock(&key).insert(key.clone(), (user, expires));
+        let stamp = self.stamps.fetch_add(1, Ordering::Relaxed);
+        let row = Row {
+            user,
+            expires,
+            stamp,
+        };
+        self.rows.lock(&key).insert(key.clone(), row);
+        Some(stamp)
     }
 
-    /// The user with this id, shared: a cache hit costs no copy of the row.
-    pub async fn find_shared(&self, id: &UserId) -> Result<Option<Arc<User>>, UserStoreError> {
+    /// The stamp of the row cached for `id` while it is live. Every time a row is cached
+    /// (read anew, or refreshed by an update) it gets a new stamp, so a value derived from a
+    /// row may be reused for as long as the row's stamp is still live — it would be derived
+    /// from the very same row. `None` when nothing live is cached (or the cache is off).
+    pub fn live_stamp(&self, id: &UserId) -> Option<u64> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let key = cache_key(id);
+        let now = self.clock.now_millis();
+        let rows = self.rows.lock(&key);
+        rows.get(&key)
+            .filter(|row| row.expires > now)
+            .map(|row| row.stamp)
+    }
+
+    /// [`UserStore::find_by_id`], with the stamp of the cached row the answer is (see
+    /// [`Self::live_stamp`]; `None` when the cache is off).
+    pub async fn find_by_id_stamped(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<(Arc<User>, Option<u64>)>, UserStoreError> {
         if !self.ttl.is_zero() {
             let key = cache_key(id);
             let now = self.clock.now_millis();
-            if let Some((user, expires)) = self.rows.lock(&key).get(&key) {
-                if *expires > now {
-                    return Ok(Some(user.clone()));
+            if let Some(row) = self.rows.lock(&key).get(&key) {
+                if row.expires > now {
+                    return Ok(Some((row.user.clone(), Some(row.stamp))));
                 }
             }
         }
         let found = self.inner.find_by_id(id).await?.map(Arc::new);
-        match &found {
-            Some(user) => self.remember(user.clone()),
-            None => self.forget(id),
-        }
-        Ok(found)
+        Ok(match found {
+            Some(user) => {
+                let stamp = self.remember(user.clone());
+                Some((user, stamp))
+            }
+            None => {
+                self.forget(id);
+                None
+            }
+        })
+    }
+
+    /// The user with this id, shared with the cache (no copy of the row on a hit).
+    pub async fn find_shared(&self, id: &UserId) -> Result<Option<Arc<User>>, UserStoreError> {
+        Ok(self.find_by_id_stamped(id).await?.map(|(user, _)| user))
     }
 }
 
@@ -103,7 +152,7 @@ impl UserStore for CachedUsers {
         self.forget(id);
         let updated = self.inner.update(id, changes).await?;
         if let Some(user) = &updated {
-            self.remember(Arc::new(user.clone()));
+            let _ = self.remember(Arc::new(user.clone()));
         }
         Ok(updated)
     }
@@ -114,5 +163,54 @@ fn cache_key(id: &UserId) -> String {
     match id {
         UserId::Int(n) => n.to_string(),
         UserId::Text(s) => s.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::user::MemoryUsers;
+
+    #[tokio::test]
+    async fn a_stamp_lives_as_long_as_its_row() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let mut users = CachedUsers::new(Arc::new(MemoryUsers::new()), Duration::from_secs(5));
+        users.clock = clock.clone();
+        let ada = users
+            .create(NewUser::new("ada@example.com", "ada", "x"))
+            .await
+            .unwrap();
+        assert_eq!(users.live_stamp(&ada.id), None, "not read yet");
+        let (_, stamp) = users.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        let stamp = stamp.unwrap();
+        assert_eq!(users.live_stamp(&ada.id), Some(stamp));
+        let (_, again) = users.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        assert_eq!(again, Some(stamp), "served from the same row");
+        // An update caches a new row: the old stamp is dead.
+        let bump = UserUpdate {
+            bump_token_version: true,
+            ..Default::default()
+        };
+        users.update(&ada.id, bump).await.unwrap();
+        let fresh = users.live_stamp(&ada.id).unwrap();
+        assert_ne!(fresh, stamp);
+        // So is a row past its time to live.
+        clock.advance(Duration::from_secs(6));
+        assert_eq!(users.live_stamp(&ada.id), None);
+        users.forget(&ada.id);
+        assert_eq!(users.live_stamp(&ada.id), None);
+    }
+
+    #[tokio::test]
+    async fn no_stamps_without_a_cache() {
+        let users = CachedUsers::new(Arc::new(MemoryUsers::new()), Duration::ZERO);
+        let ada = users
+            .create(NewUser::new("ada@example.com", "ada", "x"))
+            .await
+            .unwrap();
+        let (_, stamp) = users.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        assert_eq!(stamp, None);
+        assert_eq!(users.live_stamp(&ada.id), None);
     }
 }

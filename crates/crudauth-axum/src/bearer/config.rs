@@ -1,51 +1,15 @@
-//! The bearer transport (`via: "bearer"`): `Authorization: Bearer <jwt>` on every request,
-//! `POST /token` and `POST /refresh` to get one, refresh tokens that rotate on every use.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use axum::{routing::get, Json, Router};
-//! use crudauth_axum::extract::{BearerOnly, CurrentUser};
-//! use crudauth_axum::{BearerTransport, CrudAuth, SessionTransport};
-//! use crudauth_core::user::MemoryUsers;
-//!
-//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let auth = CrudAuth::builder()
-//!     .secret_key(std::env::var("SECRET_KEY")?)
-//!     .users(MemoryUsers::new())
-//!     // Tried in this order: a request with a session cookie is a session request.
-//!     .session_transport(SessionTransport::default())
-//!     .bearer_transport(
-//!         BearerTransport::default()
-//!             .access_ttl(Duration::from_secs(600))
-//!             .grantable_scopes(["items:read", "items:write"])
-//!             .default_scopes(["items:read"]),
-//!     )
-//!     .build()?;
-//! let app: Router = Router::new()
-//!     .route("/v1/items", get(|user: CurrentUser<BearerOnly>| async move {
-//!         Json(user.user_id().clone())
-//!     }))
-//!     .merge(auth.router())
-//!     .layer(auth.layer());
-//! # Ok(()) }
-//! ```
+//! The bearer transport's configuration, and its state as built.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
-use axum::http::HeaderMap;
-
-use crudauth_core::jwt::{BearerTokens, TokenConfig, TokenRejected};
-use crudauth_core::principal::Principal;
+use crudauth_core::jwt::{BearerTokens, TokenConfig};
 use crudauth_core::secret::SecretKey;
 use crudauth_core::store::Store;
 
-use crate::builder::{ConfigError, CrudAuth};
+use super::remembered::RememberedPrincipals;
+use crate::builder::ConfigError;
 use crate::cookies::CookieConfig;
-use crate::error::AuthError;
-use crate::transport::Transport;
 
 /// The refresh-token cookie (HttpOnly).
 pub(crate) const REFRESH_COOKIE: &str = "refresh_token";
@@ -177,13 +141,14 @@ pub(crate) struct BearerState {
     pub(crate) config: BearerTransport,
     pub(crate) tokens: BearerTokens,
     pub(crate) cookie: CookieConfig,
+    pub(crate) remembered: RememberedPrincipals,
 }
 
 impl BearerState {
     pub(crate) fn new(
         config: BearerTransport,
         key: &SecretKey,
-        store: std::sync::Arc<dyn Store>,
+        store: Arc<dyn Store>,
         cookies: &CookieConfig,
     ) -> Result<Self, ConfigError> {
         let mut cookie = cookies.clone();
@@ -201,125 +166,19 @@ impl BearerState {
             config,
             tokens,
             cookie,
+            remembered: RememberedPrincipals::new(),
         })
-    }
-}
-
-/// What the `Authorization` header holds.
-enum Credential<'a> {
-    /// No header, another scheme, or an empty token: no credential of ours.
-    Absent,
-    /// `Bearer` with bytes no JWT can contain.
-    Malformed,
-    /// A token to verify.
-    Token(&'a str),
-}
-
-/// `Authorization: Bearer <token>`, the scheme matched case-insensitively.
-fn credential(headers: &HeaderMap) -> Credential<'_> {
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        return Credential::Absent;
-    };
-    let bytes = value.as_bytes();
-    let (scheme, rest) = match bytes.iter().position(|b| *b == b' ') {
-        Some(i) => (&bytes[..i], &bytes[i + 1..]),
-        None => (bytes, &b""[..]),
-    };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Credential::Absent;
-    }
-    let token = rest.trim_ascii();
-    if token.is_empty() {
-        return Credential::Absent;
-    }
-    match std::str::from_utf8(token) {
-        Ok(token) => Credential::Token(token),
-        Err(_) => Credential::Malformed,
-    }
-}
-
-/// The bearer transport as resolved on each request: verify the access token (no I/O), then
-/// the user row from the per-process cache. Expired, or a user missing, disabled or of a newer
-/// `token_version`: absent. Forged, tampered, malformed, or of the wrong type: 401
-/// "Invalid token", even where sign-in is optional.
-#[derive(Debug)]
-pub(crate) struct BearerAuth;
-
-#[async_trait]
-impl Transport for BearerAuth {
-    fn name(&self) -> &'static str {
-        "bearer"
-    }
-
-    async fn authenticate(
-        &self,
-        parts: &Parts,
-        auth: &CrudAuth,
-    ) -> Result<Option<Principal>, AuthError> {
-        let Some(bearer) = auth.inner.bearer.as_ref() else {
-            return Ok(None);
-        };
-        let token = match credential(&parts.headers) {
-            Credential::Absent => return Ok(None),
-            Credential::Malformed => return Err(AuthError::invalid_token()),
-            Credential::Token(token) => token,
-        };
-        let claims = match bearer.tokens.verify_access(token) {
-            Ok(claims) => claims,
-            Err(TokenRejected::Expired) => return Ok(None),
-            Err(TokenRejected::Invalid) => return Err(AuthError::invalid_token()),
-        };
-        let Some(user) = auth.load_active_user(&claims.user_id()).await? else {
-            return Ok(None);
-        };
-        if user.token_version != claims.ver {
-            // Superseded by a password change, reset or logout-all, not forged.
-            return Ok(None);
-        }
-        Ok(Some(Principal::new(user, "bearer", claims.scopes.clone())))
-    }
-}
-
-impl CrudAuth {
-    /// The bearer-token service, when the bearer transport is configured: issue a pair for a
-    /// user you authenticated yourself, verify, refresh, revoke.
-    pub fn bearer_tokens(&self) -> Option<&BearerTokens> {
-        self.inner.bearer.as_ref().map(|b| &b.tokens)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn parse(value: &'static [u8]) -> Option<Result<String, ()>> {
-        let mut h = HeaderMap::new();
-        h.insert(AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
-        match credential(&h) {
-            Credential::Absent => None,
-            Credential::Malformed => Some(Err(())),
-            Credential::Token(t) => Some(Ok(t.to_owned())),
-        }
-    }
-
-    #[test]
-    fn reads_the_bearer_scheme_only() {
-        assert_eq!(parse(b"Bearer abc"), Some(Ok("abc".into())));
-        assert_eq!(parse(b"bEaReR  abc "), Some(Ok("abc".into())));
-        assert_eq!(parse(b"Basic YWRhOnB3"), None);
-        assert_eq!(parse(b"Bearer"), None);
-        assert_eq!(parse(b"Bearer    "), None);
-        assert_eq!(parse(b"Bearerabc"), None);
-        assert_eq!(parse(b"Bearer \xff\xfe"), Some(Err(())));
-        assert!(matches!(credential(&HeaderMap::new()), Credential::Absent));
-    }
 
     #[test]
     fn a_relative_cookie_path_is_refused() {
         let key = SecretKey::new([1u8; 32]).unwrap();
-        let store: std::sync::Arc<dyn Store> =
-            std::sync::Arc::new(crudauth_core::store::MemoryStore::new());
+        let store: Arc<dyn Store> = Arc::new(crudauth_core::store::MemoryStore::new());
         let config = BearerTransport::default().refresh_cookie_path("refresh");
         assert!(BearerState::new(config, &key, store.clone(), &CookieConfig::default()).is_err());
         let config = BearerTransport::default()
