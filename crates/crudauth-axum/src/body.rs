@@ -77,6 +77,22 @@ impl Fields {
         }
     }
 
+    /// The OAuth2 password form of `/login` and `/token`: `username`, `password`, and an
+    /// optional `grant_type` that must be `password`. The fields come back for the route's own
+    /// extras; call [`Fields::finish`] after reading them.
+    pub(crate) fn password_form(body: &[u8]) -> (Self, String, String) {
+        let mut f = Self::form(body);
+        let identifier = f.string("username");
+        let password = f.string("password");
+        if f.optional_string("grant_type")
+            .is_some_and(|g| g != "password")
+        {
+            f.push(json!({"type": "string_pattern_mismatch", "loc": ["body", "grant_type"],
+                "msg": "String should match pattern '^password$'", "ctx": {"pattern": "^password$"}}));
+        }
+        (f, identifier, password)
+    }
+
     /// A required string field.
     pub(crate) fn string(&mut self, name: &str) -> String {
         match self.map.get(name) {

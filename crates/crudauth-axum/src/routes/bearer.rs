@@ -71,18 +71,8 @@ pub(super) async fn token(
         ));
     }
     // The OAuth2 password form; `client_id` and `client_secret` are accepted and ignored.
-    let mut f = Fields::form(&body);
-    let identifier = f.string("username");
-    let password = f.string("password");
+    let (mut f, identifier, password) = Fields::password_form(&body);
     let scope = f.optional_string("scope").unwrap_or_default();
-    if f.optional_string("grant_type")
-        .is_some_and(|g| g != "password")
-    {
-        f.push(
-            json!({"type": "string_pattern_mismatch", "loc": ["body", "grant_type"],
-            "msg": "String should match pattern '^password$'", "ctx": {"pattern": "^password$"}}),
-        );
-    }
     f.finish()?;
     let user = auth
         .authenticate_password(&identifier, &password, &client.ip)

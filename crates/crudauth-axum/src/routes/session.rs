@@ -62,18 +62,8 @@ pub(super) async fn login(
             "Cross-site login requests are not allowed.",
         ));
     }
-    let mut f = Fields::form(&body);
-    let identifier = f.string("username");
-    let password = f.string("password");
+    let (mut f, identifier, password) = Fields::password_form(&body);
     let remember_me = f.boolean("remember_me", false);
-    if f.optional_string("grant_type")
-        .is_some_and(|g| g != "password")
-    {
-        f.push(
-            json!({"type": "string_pattern_mismatch", "loc": ["body", "grant_type"],
-            "msg": "String should match pattern '^password$'", "ctx": {"pattern": "^password$"}}),
-        );
-    }
     f.finish()?;
     let sessions = sessions(&auth)?;
     let user = auth
