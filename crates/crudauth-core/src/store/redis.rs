@@ -69,9 +69,6 @@ const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(50);
 const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(2);
 /// Commands that may wait for the connection at once before callers are refused outright.
 const DEFAULT_MAX_QUEUED: usize = 16_384;
-/// Our own deadline fires this long after fred's, so fred's (which also withdraws the queued
-/// command) normally wins; ours only guards against a path that ignores fred's.
-const GUARD_MARGIN: Duration = Duration::from_millis(50);
 /// How often `initialize()` looks at the connection while it waits for it.
 const CONNECT_POLL: Duration = Duration::from_millis(50);
 /// Longest TTL sent to Redis (100 years), so `now + ttl` never overflows on the server.
@@ -569,11 +566,10 @@ impl RedisConnection {
         key: &str,
         command: impl Future<Output = Result<T, FredError>>,
     ) -> StoreResult<T> {
-        match tokio::time::timeout(self.inner.command_timeout + GUARD_MARGIN, command).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.error(operation, key, &error)),
-            Err(_) => Err(self.timeout(operation)),
-        }
+        // fred's per-command timeout (`default_command_timeout`) bounds every command.
+        command
+            .await
+            .map_err(|error| self.error(operation, key, &error))
     }
 
     /// Runs a script on one key: `EVALSHA`, and on `NOSCRIPT` (a restarted or failed-over
