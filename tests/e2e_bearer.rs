@@ -126,20 +126,6 @@ async fn refresh_with(app: &TestApp, refresh: &str) -> Answer {
     b.send("POST", &app.url("/refresh"), Body::None, &[]).await
 }
 
-async fn signed_in(app: &TestApp, username: &str, password: &str) -> Browser {
-    let mut b = Browser::new();
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", username), ("password", password)]),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.json);
-    b
-}
-
 fn options(backend: Backend, bearer: BearerTransport) -> Options {
     let mut o = Options::new(backend);
     o.customize = Box::new(move |b| b.bearer_transport(bearer));
@@ -655,7 +641,7 @@ async fn password_change_and_logout_all_kill_tokens(backend: Backend) {
     assert_eq!(get_bearer(&app.url("/v1/items"), &access).await.status, 200);
 
     // Logout-all (from a session) ends bearer tokens too.
-    let mut s = signed_in(&app, "ada", NEW_PW).await;
+    let mut s = app.signed_in("ada", NEW_PW).await;
     let r = s.post_csrf(&app.url("/logout-all"), Body::None).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
     assert_eq!(get_bearer(&app.url("/v1/items"), &access).await.status, 401);
@@ -716,7 +702,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     // Session and bearer: the session's /logout ends the refresh family too.
     let app = spawn(Options::new(backend)).await;
     app.user("ada@example.com", "ada", PW).await;
-    let mut b = signed_in(&app, "ada", PW).await;
+    let mut b = app.signed_in("ada", PW).await;
     access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
     // Without the CSRF token a live session's logout is refused, and nothing is revoked.
@@ -1166,7 +1152,7 @@ async fn scopes_are_clamped_and_gated(backend: Backend) {
         json!(["reports:write"])
     );
     // Sessions never carry scopes.
-    let mut s = signed_in(&app, "ada", PW).await;
+    let mut s = app.signed_in("ada", PW).await;
     let r = s.get(&app.url("/v1/reports")).await;
     assert_eq!((r.status, r.detail()), (403, "Insufficient scope"));
     // A refresh keeps the granted scopes (clamped again to the ceiling).
@@ -1189,7 +1175,7 @@ async fn transport_precedence_matrix(backend: Backend) {
             Transports::SessionThenBearer => "session",
             _ => "bearer",
         };
-        let session = signed_in(&app, "ada", PW).await;
+        let session = app.signed_in("ada", PW).await;
         let access = access_for(&app, &mut Browser::new(), "ada").await;
         let expired = sign(
             &with(access_claims(&user.id), json!({"exp": now() - 60})),

@@ -153,20 +153,6 @@ async fn post_from(app: &TestApp, path: &str, xff: &str) -> Answer {
         .await
 }
 
-async fn signed_in(app: &TestApp, who: &str) -> Browser {
-    let mut b = Browser::new();
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", who), ("password", PW)]),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.json);
-    b
-}
-
 /// `(X-RateLimit-Limit, X-RateLimit-Remaining)`.
 fn budget(r: &Answer) -> (Option<&str>, Option<&str>) {
     (
@@ -300,7 +286,7 @@ async fn limits_keyed_by_user_header_or_nothing(backend: Backend) {
         (r.status, r.detail(), budget(&r)),
         (401, "Not authenticated", (None, None))
     );
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = app.signed_in("alice", PW).await;
     let before = users.id_lookups.load(Ordering::SeqCst);
     let r = alice.get(&app.url("/u")).await;
     assert_eq!((r.status, budget(&r)), (200, (Some("2"), Some("1"))));
@@ -315,7 +301,7 @@ async fn limits_keyed_by_user_header_or_nothing(backend: Backend) {
         (r.status, r.detail(), budget(&r)),
         (429, TOO_MANY, (Some("2"), Some("0")))
     );
-    let mut bob = signed_in(&app, "bob").await;
+    let mut bob = app.signed_in("bob", PW).await;
     assert_eq!(
         bob.get(&app.url("/u")).await.status,
         200,
@@ -371,7 +357,7 @@ async fn builtin_limits_on_change_password_and_logout_all(backend: Backend) {
         .send("POST", &url, Body::Json(wrong.clone()), &[])
         .await;
     assert_eq!((r.status, budget(&r)), (401, (None, None)));
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = app.signed_in("alice", PW).await;
     // A CSRF failure happens before counting (the limit needs the authenticated user).
     let r = alice
         .send("POST", &url, Body::Json(wrong.clone()), &[])
@@ -387,7 +373,7 @@ async fn builtin_limits_on_change_password_and_logout_all(backend: Backend) {
     let r = alice.post_csrf(&url, Body::Json(right.clone())).await;
     assert_eq!((r.status, r.detail()), (429, TOO_MANY));
     assert!(r.header("retry-after").is_some());
-    let mut bob = signed_in(&app, "bob").await;
+    let mut bob = app.signed_in("bob", PW).await;
     let r = bob
         .post_csrf(
             &url,
@@ -447,7 +433,7 @@ async fn builtin_limits_on_register_and_csrf_refresh(backend: Backend) {
     let url = app.url("/csrf/refresh");
     let r = Browser::new().send("POST", &url, Body::None, &[]).await;
     assert_eq!((r.status, budget(&r)), (401, (Some("2"), Some("1"))));
-    let mut alice = signed_in(&app, "alice").await;
+    let mut alice = app.signed_in("alice", PW).await;
     let r = alice.send("POST", &url, Body::None, &[]).await;
     assert_eq!((r.status, budget(&r)), (200, (Some("2"), Some("0"))));
     let r = alice.send("POST", &url, Body::None, &[]).await;

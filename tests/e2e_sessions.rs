@@ -6,24 +6,10 @@ use serde_json::json;
 
 use crudauth_core::user::UserStore;
 
-use crudauth_tests::app::{spawn, Backend, Options, TestApp};
+use crudauth_tests::app::{spawn, Backend, Options};
 use crudauth_tests::http::{form, Body, Browser};
 
 const PW: &str = "correct horse battery";
-
-async fn signed_in(app: &TestApp, username: &str) -> Browser {
-    let mut b = Browser::new();
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", username), ("password", PW)]),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.json);
-    b
-}
 
 async fn register_contract(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
@@ -71,7 +57,7 @@ async fn register_contract(backend: Backend) {
     assert_eq!((r.status, r.detail()), (422, "Username already taken"));
 
     // Privileged fields were ignored.
-    let mut ada = signed_in(&app, "ada").await;
+    let mut ada = app.signed_in("ada", PW).await;
     let me = ada.get(&app.url("/me")).await;
     assert_eq!(me.json["is_superuser"], false);
     assert_eq!(
@@ -270,7 +256,7 @@ async fn login_contract(backend: Backend) {
 async fn disabled_accounts_cannot_sign_in(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     let user = app.user("ada@example.com", "ada", PW).await;
-    let mut b = signed_in(&app, "ada").await;
+    let mut b = app.signed_in("ada", PW).await;
     let off = crudauth_core::user::UserUpdate {
         is_active: Some(false),
         ..Default::default()
@@ -365,8 +351,8 @@ async fn csrf_matrix(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     app.user("ada@example.com", "ada", PW).await;
     app.user("bob@example.com", "bob", PW).await;
-    let mut ada = signed_in(&app, "ada").await;
-    let bob = signed_in(&app, "bob").await;
+    let mut ada = app.signed_in("ada", PW).await;
+    let bob = app.signed_in("bob", PW).await;
     let url = app.url("/account/settings");
     let r = ada.send("POST", &url, Body::None, &[]).await;
     assert_eq!(
@@ -418,7 +404,7 @@ async fn csrf_matrix(backend: Backend) {
 async fn csrf_refresh(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     app.user("ada@example.com", "ada", PW).await;
-    let mut b = signed_in(&app, "ada").await;
+    let mut b = app.signed_in("ada", PW).await;
     let token = b.csrf();
     let r = b
         .send("POST", &app.url("/csrf/refresh"), Body::None, &[])
@@ -474,8 +460,8 @@ async fn device_management(backend: Backend) {
             &[],
         )
         .await;
-    let mut laptop = signed_in(&app, "ada").await;
-    let mut bob = signed_in(&app, "bob").await;
+    let mut laptop = app.signed_in("ada", PW).await;
+    let mut bob = app.signed_in("bob", PW).await;
 
     let list = laptop.get(&app.url("/sessions")).await;
     assert_eq!(list.status, 200);
@@ -575,9 +561,9 @@ async fn device_management(backend: Backend) {
 async fn logout_all(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     app.user("ada@example.com", "ada", PW).await;
-    let mut a = signed_in(&app, "ada").await;
-    let mut b = signed_in(&app, "ada").await;
-    let mut c = signed_in(&app, "ada").await;
+    let mut a = app.signed_in("ada", PW).await;
+    let mut b = app.signed_in("ada", PW).await;
+    let mut c = app.signed_in("ada", PW).await;
     let r = a
         .post_csrf(&app.url("/logout-all?keep_current=true"), Body::None)
         .await;
@@ -589,7 +575,7 @@ async fn logout_all(backend: Backend) {
     assert_eq!(a.get(&app.url("/me")).await.status, 200);
     assert_eq!(b.get(&app.url("/me")).await.status, 401);
     assert_eq!(c.get(&app.url("/me")).await.status, 401);
-    let mut d = signed_in(&app, "ada").await;
+    let mut d = app.signed_in("ada", PW).await;
     let r = a.post_csrf(&app.url("/logout-all"), Body::None).await;
     assert_eq!(r.json["revoked"], 2, "the caller's own session counts");
     assert!(r.set_cookie("session_id").unwrap().contains("Max-Age=0"));
@@ -612,8 +598,8 @@ async fn logout_all(backend: Backend) {
 async fn change_and_set_password(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     app.user("ada@example.com", "ada", PW).await;
-    let mut here = signed_in(&app, "ada").await;
-    let mut elsewhere = signed_in(&app, "ada").await;
+    let mut here = app.signed_in("ada", PW).await;
+    let mut elsewhere = app.signed_in("ada", PW).await;
     let url = app.url("/change-password");
     let r = here
         .post_csrf(
@@ -695,8 +681,8 @@ async fn gates(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     app.user("ada@example.com", "ada", PW).await;
     app.admin("root@example.com", "root", PW).await;
-    let mut ada = signed_in(&app, "ada").await;
-    let mut root = signed_in(&app, "root").await;
+    let mut ada = app.signed_in("ada", PW).await;
+    let mut root = app.signed_in("root", PW).await;
     let r = ada.get(&app.url("/admin")).await;
     assert_eq!((r.status, r.detail()), (403, "Insufficient privileges"));
     assert_eq!(root.get(&app.url("/admin")).await.json, json!({"ok": true}));
