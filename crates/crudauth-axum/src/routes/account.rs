@@ -8,6 +8,7 @@ use serde_json::json;
 use crudauth_core::email::{EmailKind, EmailMessage};
 use crudauth_core::password::{Password, PasswordPolicy};
 use crudauth_core::principal::Principal;
+use crudauth_core::session::LoadedSession;
 use crudauth_core::user::{
     canonical_email, LoginField, NewUser, User, UserStore, UserStoreError, UserUpdate,
 };
@@ -173,7 +174,8 @@ pub(super) async fn change_password(
         .update(&user.id, changes)
         .await?
         .ok_or_else(AuthError::not_authenticated)?;
-    auth.end_other_credentials(&principal, &updated).await?;
+    auth.end_other_credentials(&updated, principal.session.as_ref())
+        .await?;
     Ok(reply(StatusCode::OK, detail("Password changed."), vec![]))
 }
 
@@ -295,18 +297,18 @@ impl CrudAuth {
         Ok(user)
     }
 
-    /// After a password change: ends every other session and (through the bumped
-    /// token_version) every bearer token; the calling session stays, moved to the new epoch.
+    /// After a change of credential epoch (`updated` carries the new token_version): ends
+    /// every session of the user but `keep`, and moves `keep` to the new epoch. Bearer tokens
+    /// of the old epoch are already dead. Returns how many sessions were ended.
     pub(crate) async fn end_other_credentials(
         &self,
-        principal: &Principal,
         updated: &User,
-    ) -> Result<(), AuthError> {
+        keep: Option<&LoadedSession>,
+    ) -> Result<usize, AuthError> {
         let Some(sessions) = self.sessions() else {
-            return Ok(());
+            return Ok(0);
         };
-        let keep = principal.session.as_ref();
-        sessions
+        let revoked = sessions
             .revoke_all(&updated.id, keep.map(|s| s.handle.as_str()))
             .await?;
         if let Some(current) = keep {
@@ -314,7 +316,7 @@ impl CrudAuth {
             record.token_version = updated.token_version;
             sessions.update(&current.handle, &record).await?;
         }
-        Ok(())
+        Ok(revoked)
     }
 
     /// Whether the principal signed in recently enough for sensitive changes (a session made

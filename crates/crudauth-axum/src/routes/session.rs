@@ -234,23 +234,19 @@ pub(super) async fn logout_all(
             ]))
         }
     };
-    let sessions = sessions(&auth)?;
-    let user_id = caller.principal.user_id();
-    let keep = keep_current.then_some(caller.session.handle.as_str());
-    let revoked = sessions.revoke_all(user_id, keep).await?;
-    // Bearer tokens end too (a deliberate difference from crudauth): bump the epoch, and move
-    // the kept session to it.
+    // Bearer tokens end too (a deliberate difference from crudauth): the epoch is bumped, then
+    // every session but the kept one ends and the kept one moves to the new epoch.
     let bump = UserUpdate {
         bump_token_version: true,
         ..Default::default()
     };
-    if let Some(updated) = auth.users().update(user_id, bump).await? {
-        if keep_current {
-            let mut record = caller.session.record.clone();
-            record.token_version = updated.token_version;
-            sessions.update(&caller.session.handle, &record).await?;
-        }
-    }
+    let updated = auth
+        .users()
+        .update(caller.principal.user_id(), bump)
+        .await?
+        .ok_or_else(AuthError::not_authenticated)?;
+    let keep = keep_current.then_some(&caller.session);
+    let revoked = auth.end_other_credentials(&updated, keep).await?;
     let set = if keep_current {
         vec![]
     } else {

@@ -190,7 +190,6 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn initialize(&self, _tasks: &mut Tasks) -> StoreResult<()> {
-        self.redis.initialize().await?;
         let lockout = &self.lockout;
         let scripts = [
             &*self.script,
@@ -198,11 +197,7 @@ impl RateLimiter for RedisRateLimiter {
             &lockout.success,
             &lockout.forget,
         ];
-        if let Err(error) = self.redis.load_scripts(&scripts).await {
-            self.redis.shutdown().await;
-            return Err(error);
-        }
-        Ok(())
+        self.redis.initialize_with_scripts(&scripts).await
     }
 
     async fn shutdown(&self) {

@@ -529,8 +529,20 @@ impl RedisConnection {
         }
     }
 
+    /// [`RedisConnection::initialize`] for a backend that needs `scripts`: connects (or joins
+    /// the connection), then loads them on every primary; on failure the backend's use of the
+    /// connection is released again, so nothing is left running.
+    pub(crate) async fn initialize_with_scripts(&self, scripts: &[&Script]) -> StoreResult<()> {
+        self.initialize().await?;
+        if let Err(error) = self.load_scripts(scripts).await {
+            self.shutdown().await;
+            return Err(error);
+        }
+        Ok(())
+    }
+
     /// Loads scripts on every primary, so the first call needs no fallback.
-    pub(crate) async fn load_scripts(&self, scripts: &[&Script]) -> StoreResult<()> {
+    async fn load_scripts(&self, scripts: &[&Script]) -> StoreResult<()> {
         for script in scripts {
             let Some(lua) = script.lua() else { continue };
             self.run(
@@ -783,13 +795,8 @@ impl Store for RedisStore {
     }
 
     async fn initialize(&self, _tasks: &mut Tasks) -> StoreResult<()> {
-        self.redis.initialize().await?;
         let scripts = [&self.scripts.incr, &self.scripts.index_add];
-        if let Err(error) = self.redis.load_scripts(&scripts).await {
-            self.redis.shutdown().await;
-            return Err(error);
-        }
-        Ok(())
+        self.redis.initialize_with_scripts(&scripts).await
     }
 
     async fn shutdown(&self) {
