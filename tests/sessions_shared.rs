@@ -46,7 +46,7 @@ async fn revoked_sessions_stay_dead(store: Arc<dyn Store>) {
             let (s, id) = (sessions.clone(), created.id.clone());
             readers.push(tokio::spawn(async move {
                 for _ in 0..20 {
-                    let _ = s.load(&id).await.unwrap();
+                    let _ = s.load(id.clone()).await.unwrap();
                     tokio::task::yield_now().await;
                 }
             }));
@@ -57,7 +57,7 @@ async fn revoked_sessions_stay_dead(store: Arc<dyn Store>) {
             r.await.unwrap();
         }
         assert!(
-            sessions.load(&created.id).await.unwrap().is_none(),
+            sessions.load(created.id.clone()).await.unwrap().is_none(),
             "round {round}"
         );
         assert_eq!(

@@ -20,7 +20,7 @@ use crate::bearer::{BearerAuth, BearerState, BearerTransport};
 use crate::cookies::CookieConfig;
 use crate::error::AuthError;
 use crate::layer::rate_limit::{BuiltinLimits, RateLimit};
-use crate::transport::{SessionAuth, Transport};
+use crate::transport::{SessionAuth, Transport, TransportKind};
 
 /// Why a configuration was refused at `build()`.
 #[derive(Debug, thiserror::Error)]
@@ -405,17 +405,17 @@ impl CrudAuthBuilder {
             )?),
             None => None,
         };
-        let transports: Vec<Arc<dyn Transport>> = self
+        let (transports, transport_kinds): (Vec<Arc<dyn Transport>>, Vec<TransportKind>) = self
             .order
             .into_iter()
-            .map(|slot| -> Arc<dyn Transport> {
+            .map(|slot| -> (Arc<dyn Transport>, TransportKind) {
                 match slot {
-                    TransportSlot::Session => Arc::new(SessionAuth),
-                    TransportSlot::Bearer => Arc::new(BearerAuth),
-                    TransportSlot::Custom(t) => t,
+                    TransportSlot::Session => (Arc::new(SessionAuth), TransportKind::Session),
+                    TransportSlot::Bearer => (Arc::new(BearerAuth), TransportKind::Bearer),
+                    TransportSlot::Custom(t) => (t, TransportKind::Custom),
                 }
             })
-            .collect();
+            .unzip();
         if transports.is_empty() {
             return Err(ConfigError::NoTransport);
         }
@@ -437,6 +437,7 @@ impl CrudAuthBuilder {
                 sessions,
                 bearer,
                 transports,
+                transport_kinds,
                 cookies: self.cookies,
                 login_fields: self.login_fields,
                 email: self.email,
@@ -489,6 +490,8 @@ pub(crate) struct Inner {
     pub(crate) sessions: Option<Sessions>,
     pub(crate) bearer: Option<BearerState>,
     pub(crate) transports: Vec<Arc<dyn Transport>>,
+    /// How each of `transports` is run, in the same order.
+    pub(crate) transport_kinds: Vec<TransportKind>,
     pub(crate) cookies: CookieConfig,
     pub(crate) login_fields: Vec<LoginField>,
     pub(crate) email: Option<EmailConfig>,
@@ -541,12 +544,13 @@ impl CrudAuth {
     }
 
     /// Loads a user by id for authentication: `None` when missing or disabled; a database
-    /// failure is a 503.
-    pub async fn load_active_user(&self, id: &UserId) -> Result<Option<User>, AuthError> {
+    /// failure is a 503. The row is shared with the per-process user cache, so a cache hit
+    /// copies nothing.
+    pub async fn load_active_user(&self, id: &UserId) -> Result<Option<Arc<User>>, AuthError> {
         Ok(self
             .inner
             .users
-            .find_by_id(id)
+            .find_shared(id)
             .await?
             .filter(|u| u.is_active))
     }

@@ -104,21 +104,36 @@ fn header_value(s: String) -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The value of cookie `name` in the request, if any (the first one wins).
+/// The value of cookie `name` in the request, if any (the first one wins). Runs on every
+/// authenticated request, so it scans bytes rather than validating and splitting whole headers.
 pub(crate) fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
-        for pair in text.split(';') {
-            let pair = pair.trim();
-            if let Some((k, v)) = pair.split_once('=') {
-                if k.trim() == name {
-                    let v = v.trim().trim_matches('"');
-                    return (!v.is_empty()).then_some(v);
-                }
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .find_map(|header| value_in(header.as_bytes(), name.as_bytes()))
+        // A value that is not text cannot be one of ours: read as absent.
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .filter(|value| !value.is_empty())
+}
+
+/// The value of the first `name=value` pair in one `Cookie` header, unquoted.
+fn value_in<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let mut rest = header;
+    loop {
+        rest = rest.trim_ascii_start();
+        if let Some(after) = rest.strip_prefix(name) {
+            if let [b'=', value @ ..] = after.trim_ascii_start() {
+                let end = value.iter().position(|b| *b == b';').unwrap_or(value.len());
+                let value = value[..end].trim_ascii();
+                return Some(match value {
+                    [b'"', inner @ .., b'"'] => inner,
+                    _ => value,
+                });
             }
         }
+        let next = rest.iter().position(|b| *b == b';')?;
+        rest = &rest[next + 1..];
     }
-    None
 }
 
 /// Appends `Set-Cookie` headers.
@@ -144,6 +159,24 @@ mod tests {
         assert_eq!(read(&h, "missing"), None);
         h.insert(COOKIE, HeaderValue::from_static("session_id="));
         assert_eq!(read(&h, "session_id"), None);
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("x_session_id=no;\tsession_id = yes ;"),
+        );
+        assert_eq!(read(&h, "session_id"), Some("yes"));
+        assert_eq!(read(&h, "session"), None, "a prefix is not a name");
+        h.insert(COOKIE, HeaderValue::from_static("junk; =; a"));
+        h.append(COOKIE, HeaderValue::from_static("session_id=second"));
+        assert_eq!(
+            read(&h, "session_id"),
+            Some("second"),
+            "every Cookie header is read"
+        );
+        h.insert(
+            COOKIE,
+            HeaderValue::from_bytes(b"session_id=\xff\xfe").unwrap(),
+        );
+        assert_eq!(read(&h, "session_id"), None, "not text: absent");
     }
 
     #[test]

@@ -23,54 +23,43 @@ use axum::http::request::Parts;
 use crudauth_core::principal::{Gate, Principal};
 use crudauth_core::session::LoadedSession;
 
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
-use crate::layer::{Outcome, RequestAuth, RequestState};
+use crate::layer::{Outcome, RequestAuth};
 
-/// The CrudAuth installed by `auth.layer()`.
-pub(crate) fn installed(parts: &Parts) -> Result<CrudAuth, AuthError> {
-    request_state(parts).map(|state| state.auth.clone())
+fn request_auth(parts: &Parts) -> Result<&RequestAuth, AuthError> {
+    parts.extensions.get::<RequestAuth>().ok_or_else(|| {
+        tracing::error!("crudauth extractor used on a route without `.layer(auth.layer())`");
+        AuthError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "Authentication is not configured for this route",
+        )
+    })
 }
 
-fn request_state(parts: &Parts) -> Result<Arc<RequestState>, AuthError> {
-    parts
-        .extensions
-        .get::<RequestAuth>()
-        .map(|r| r.0.clone())
-        .ok_or_else(|| {
-            tracing::error!("crudauth extractor used on a route without `.layer(auth.layer())`");
-            AuthError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "Authentication is not configured for this route",
-            )
-        })
-}
-
-/// Resolves the request's principal over the configured transports (only `only`, when given),
-/// in order; each transport runs at most once per request.
-pub(crate) async fn resolve(
-    parts: &mut Parts,
-    auth: &CrudAuth,
-    only: Option<&'static str>,
-) -> Outcome {
-    let state = request_state(parts)?;
-    let parts = &*parts;
-    for (i, transport) in auth.transports().iter().enumerate() {
-        if only.is_some_and(|name| name != transport.name()) {
+/// Resolves the request's principal over the installed configuration's transports (only
+/// `only`, when given), in order; each transport runs at most once per request, its outcome
+/// kept in the request's [`RequestAuth`].
+pub(crate) async fn resolve(parts: &mut Parts, only: Option<&'static str>) -> Outcome {
+    let count = request_auth(parts)?.auth.transports().len();
+    for i in 0..count {
+        // Borrowed afresh each round: the outcome is written back into the same extension.
+        let installed = request_auth(parts)?;
+        let auth = &installed.auth;
+        if only.is_some_and(|name| name != auth.transports()[i].name()) {
             continue;
         }
-        let cell = state.outcomes.get(i);
-        // Extractors run one after another, so each transport is asked once per request (were
-        // two resolutions of one request ever to overlap, both would ask; the first answer is
-        // kept).
-        let outcome = match cell.and_then(|c| c.get()) {
-            Some(outcome) => outcome.clone(),
+        let outcome = match installed.outcomes.get(i).and_then(Option::as_ref) {
+            Some(cached) => cached.clone(),
             None => {
-                let fresh = transport.authenticate_shared(parts, auth).await;
-                match cell {
-                    Some(cell) => cell.get_or_init(|| fresh).clone(),
-                    None => fresh,
+                let fresh = auth.authenticate_with(i, parts).await;
+                if let Some(slot) = parts
+                    .extensions
+                    .get_mut::<RequestAuth>()
+                    .and_then(|r| r.outcomes.get_mut(i))
+                {
+                    *slot = Some(fresh.clone());
                 }
+                fresh
             }
         };
         match outcome {
@@ -177,8 +166,7 @@ impl<S: Send + Sync, R: Require> FromRequestParts<S> for CurrentUser<R> {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let auth = installed(parts)?;
-        let principal = resolve(parts, &auth, R::TRANSPORT)
+        let principal = resolve(parts, R::TRANSPORT)
             .await?
             .ok_or_else(AuthError::not_authenticated)?;
         R::check(&principal)?;
@@ -195,8 +183,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let auth = installed(parts)?;
-        Ok(MaybeUser(resolve(parts, &auth, None).await?))
+        Ok(MaybeUser(resolve(parts, None).await?))
     }
 }
 
@@ -214,8 +201,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let auth = installed(parts)?;
-        match resolve(parts, &auth, Some("session")).await? {
+        match resolve(parts, Some("session")).await? {
             Some(principal) => match principal.session.clone() {
                 Some(session) => Ok(Session { principal, session }),
                 None => Err(AuthError::not_authenticated()),

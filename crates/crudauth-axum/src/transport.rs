@@ -28,9 +28,11 @@ use crudauth_core::principal::Principal;
 use crudauth_core::secret::SessionId;
 use crudauth_core::session::{LoadedSession, Sessions};
 
+use crate::bearer::BearerAuth;
 use crate::builder::CrudAuth;
 use crate::cookies;
 use crate::error::AuthError;
+use crate::layer::Outcome;
 
 /// A source of credentials: the session cookie, the bearer token, or one of your own.
 ///
@@ -164,16 +166,70 @@ pub(crate) fn check_csrf(
     }
     if !sessions
         .csrf()
-        .verify(&session.id, &session.record.csrf_nonce, presented)
+        .verify(&session.id, session.record.csrf_nonce(), presented)
     {
         return Err(AuthError::csrf("Invalid CSRF token"));
     }
     Ok(())
 }
 
+/// How a configured transport is run: the built-in ones are called directly, without the
+/// boxed future a `dyn Transport` call costs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TransportKind {
+    Session,
+    Bearer,
+    Custom,
+}
+
+impl CrudAuth {
+    /// Runs the `i`-th configured transport.
+    pub(crate) async fn authenticate_with(&self, i: usize, parts: &Parts) -> Outcome {
+        match self.inner.transport_kinds.get(i) {
+            Some(TransportKind::Session) => {
+                Ok(SessionAuth::resolve(parts, self).await?.map(Arc::new))
+            }
+            Some(TransportKind::Bearer) => BearerAuth::resolve(parts, self).await,
+            Some(TransportKind::Custom) | None => match self.transports().get(i) {
+                Some(transport) => transport.authenticate_shared(parts, self).await,
+                None => Ok(None),
+            },
+        }
+    }
+}
+
 /// The cookie session transport (`via: "session"`), with CSRF on unsafe methods.
 #[derive(Debug)]
 pub(crate) struct SessionAuth;
+
+impl SessionAuth {
+    async fn resolve(parts: &Parts, auth: &CrudAuth) -> Result<Option<Principal>, AuthError> {
+        let Some(sessions) = auth.sessions() else {
+            return Ok(None);
+        };
+        let Some(cookie) = cookies::read(&parts.headers, cookies::SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        let id = SessionId::from_client(cookie);
+        let Some(session) = sessions.load(id).await? else {
+            return Ok(None);
+        };
+        if auth.csrf_enabled() && is_unsafe(&parts.method) {
+            check_csrf(sessions, &session, &parts.headers)?;
+        }
+        let Some(user) = auth.load_active_user(&session.record.user_id).await? else {
+            return Ok(None);
+        };
+        if user.token_version != session.record.token_version {
+            // A password change or reset ended this session's epoch.
+            sessions.revoke(session.handle()).await?;
+            return Ok(None);
+        }
+        let mut principal = Principal::new(user, "session", Vec::new());
+        principal.session = Some(session);
+        Ok(Some(principal))
+    }
+}
 
 #[async_trait]
 impl Transport for SessionAuth {
@@ -186,29 +242,6 @@ impl Transport for SessionAuth {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Principal>, AuthError> {
-        let Some(sessions) = auth.sessions() else {
-            return Ok(None);
-        };
-        let Some(cookie) = cookies::read(&parts.headers, cookies::SESSION_COOKIE) else {
-            return Ok(None);
-        };
-        let id = SessionId::from_client(cookie);
-        let Some(session) = sessions.load(&id).await? else {
-            return Ok(None);
-        };
-        if auth.csrf_enabled() && is_unsafe(&parts.method) {
-            check_csrf(sessions, &session, &parts.headers)?;
-        }
-        let Some(user) = auth.load_active_user(&session.record.user_id).await? else {
-            return Ok(None);
-        };
-        if user.token_version != session.record.token_version {
-            // A password change or reset ended this session's epoch.
-            sessions.revoke(&session.handle).await?;
-            return Ok(None);
-        }
-        let mut principal = Principal::new(user, "session", Vec::new());
-        principal.session = Some(session);
-        Ok(Some(principal))
+        Self::resolve(parts, auth).await
     }
 }

@@ -34,14 +34,14 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let id: SessionId = created.id.clone();
     c.bench_function("session_load_memory", |b| {
-        b.iter(|| rt.block_on(sessions.load(&id)).unwrap())
+        b.iter(|| rt.block_on(sessions.load(id.clone())).unwrap())
     });
     c.bench_function("session_handle_hmac", |b| {
         b.iter(|| sessions.handle_of(&id))
     });
-    let bytes = serde_json::to_vec(&created.record).unwrap();
+    let bytes = created.record.to_bytes();
     c.bench_function("session_record_decode", |b| {
-        b.iter(|| serde_json::from_slice::<SessionRecord>(&bytes).unwrap())
+        b.iter(|| SessionRecord::from_bytes(&bytes).unwrap())
     });
     let users = MemoryUsers::new();
     rt.block_on(users.create(NewUser::new(

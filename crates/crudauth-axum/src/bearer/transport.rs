@@ -84,6 +84,15 @@ impl Transport for BearerAuth {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
+        Self::resolve(parts, auth).await
+    }
+}
+
+impl BearerAuth {
+    pub(crate) async fn resolve(
+        parts: &Parts,
+        auth: &CrudAuth,
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
         let Some(bearer) = auth.inner.bearer.as_ref() else {
             return Ok(None);
         };

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::http::Request;
-use std::sync::OnceLock;
 use tower::{Layer, Service};
 
 use crudauth_core::principal::Principal;
@@ -37,13 +36,13 @@ pub(crate) type Outcome = Result<Option<Arc<Principal>>, AuthError>;
 pub(crate) const CACHED_TRANSPORTS: usize = 4;
 
 /// Put in every request's extensions by [`AuthLayer`]: the auth object and the request's
-/// resolution cache. Reads nothing from the request and touches no store.
+/// resolution cache, filled in place as extractors resolve transports (they hold the request's
+/// parts mutably, so no lock or shared allocation is needed). Reads nothing from the request
+/// and touches no store.
 #[derive(Clone)]
-pub(crate) struct RequestAuth(pub(crate) Arc<RequestState>);
-
-pub(crate) struct RequestState {
+pub(crate) struct RequestAuth {
     pub(crate) auth: CrudAuth,
-    pub(crate) outcomes: [OnceLock<Outcome>; CACHED_TRANSPORTS],
+    pub(crate) outcomes: [Option<Outcome>; CACHED_TRANSPORTS],
 }
 
 /// The layer every route using crudauth's extractors must sit under (`auth.layer()`).
@@ -89,11 +88,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let state = RequestState {
+        req.extensions_mut().insert(RequestAuth {
             auth: self.auth.clone(),
             outcomes: Default::default(),
-        };
-        req.extensions_mut().insert(RequestAuth(Arc::new(state)));
+        });
         self.inner.call(req)
     }
 }

@@ -24,5 +24,5 @@ mod auth;
 pub mod rate_limit;
 
 pub use auth::{AuthLayer, AuthService};
-pub(crate) use auth::{Outcome, RequestAuth, RequestState};
+pub(crate) use auth::{Outcome, RequestAuth};
 pub use rate_limit::{KeyBy, RateLimit, RateLimitLayer, RateLimitService};

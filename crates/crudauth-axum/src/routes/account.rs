@@ -309,12 +309,12 @@ impl CrudAuth {
             return Ok(0);
         };
         let revoked = sessions
-            .revoke_all(&updated.id, keep.map(|s| s.handle.as_str()))
+            .revoke_all(&updated.id, keep.map(LoadedSession::handle))
             .await?;
         if let Some(current) = keep {
             let mut record = current.record.clone();
             record.token_version = updated.token_version;
-            sessions.update(&current.handle, &record).await?;
+            sessions.update(current.handle(), &record).await?;
         }
         Ok(revoked)
     }

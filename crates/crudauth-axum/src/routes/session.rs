@@ -86,7 +86,7 @@ pub(super) async fn login(
     let csrf = if auth.csrf_enabled() {
         sessions
             .csrf()
-            .token(&created.id, &created.record.csrf_nonce)
+            .token(&created.id, created.record.csrf_nonce())
             .expose()
             .to_owned()
     } else {
@@ -107,12 +107,12 @@ pub(super) async fn logout(
     let sessions = sessions(&auth)?;
     if let Some(cookie) = cookies::read(&headers, SESSION_COOKIE) {
         let id = SessionId::from_client(cookie);
-        if let Some(session) = sessions.load(&id).await? {
+        if let Some(session) = sessions.load(id).await? {
             // A live session is only ended by a request that proves it came from our page.
             if auth.csrf_enabled() {
                 check_csrf(sessions, &session, &headers)?;
             }
-            sessions.revoke(&session.handle).await?;
+            sessions.revoke(session.handle()).await?;
         }
     }
     // Every transport's cookies go, and the refresh token's family with its cookie.
@@ -132,14 +132,14 @@ pub(super) async fn csrf_refresh(
     let cookie =
         cookies::read(&headers, SESSION_COOKIE).ok_or_else(AuthError::not_authenticated)?;
     let session = sessions
-        .load(&SessionId::from_client(cookie))
+        .load(SessionId::from_client(cookie))
         .await?
         .ok_or_else(AuthError::not_authenticated)?;
     // A healthy token is returned as it is: a cross-site call can never rotate it away.
     if let Some(current) = cookies::read(&headers, CSRF_COOKIE) {
         if sessions
             .csrf()
-            .verify(&session.id, &session.record.csrf_nonce, current)
+            .verify(&session.id, session.record.csrf_nonce(), current)
         {
             return Ok(reply(
                 StatusCode::OK,
@@ -151,7 +151,7 @@ pub(super) async fn csrf_refresh(
     let Some(record) = sessions.rotate_csrf(&session).await? else {
         return Ok(reply(StatusCode::OK, json!({"csrf_token": ""}), vec![]));
     };
-    let token = sessions.csrf().token(&session.id, &record.csrf_nonce);
+    let token = sessions.csrf().token(&session.id, record.csrf_nonce());
     let max_age = record
         .remember_me
         .then(|| sessions.config().remember_me.as_secs());
@@ -185,11 +185,11 @@ pub(super) async fn list(
         .map(|s| {
             json!({
                 "id": s.handle,
-                "device": DeviceInfo::parse(&s.record.user_agent),
-                "ip": s.record.ip,
+                "device": DeviceInfo::parse(s.record.user_agent()),
+                "ip": s.record.ip(),
                 "created_at": iso(s.record.created_at),
                 "last_activity": iso(s.record.last_activity),
-                "current": s.handle == caller.session.handle,
+                "current": s.handle == caller.session.handle(),
             })
         })
         .collect();
@@ -210,7 +210,7 @@ pub(super) async fn revoke(
     {
         return Err(AuthError::not_found("Session not found."));
     }
-    let set = if handle == caller.session.handle {
+    let set = if handle == caller.session.handle() {
         clear_session_cookies(&auth)
     } else {
         vec![]

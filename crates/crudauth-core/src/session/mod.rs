@@ -17,10 +17,10 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let sessions = Sessions::new(Arc::new(MemoryStore::new()), SecretKey::new([1u8; 32]).unwrap(), SessionConfig::default());
 //! let created = sessions.create(&UserId::Int(7), 0, NewSession::default()).await?;
-//! let loaded = sessions.load(&created.id).await?.unwrap();
+//! let loaded = sessions.load(created.id.clone()).await?.unwrap();
 //! assert_eq!(loaded.record.user_id, UserId::Int(7));
-//! sessions.revoke(&loaded.handle).await?;
-//! assert!(sessions.load(&created.id).await?.is_none());
+//! sessions.revoke(loaded.handle()).await?;
+//! assert!(sessions.load(created.id).await?.is_none());
 //! # Ok::<(), crudauth_core::StoreError>(()) }).unwrap();
 //! ```
 
@@ -98,10 +98,17 @@ pub struct CreatedSession {
 pub struct LoadedSession {
     /// The id from the client's cookie.
     pub id: SessionId,
-    /// The public handle.
-    pub handle: String,
+    /// The record's store key, `s:` and the handle (one allocation for both).
+    key: String,
     /// The record.
     pub record: SessionRecord,
+}
+
+impl LoadedSession {
+    /// The public handle.
+    pub fn handle(&self) -> &str {
+        &self.key[RECORD_PREFIX.len()..]
+    }
 }
 
 /// A user's session as listed on the device page.
@@ -114,8 +121,8 @@ pub struct ListedSession {
 }
 
 const REMEMBER_PREFIX: &str = "r.";
+const RECORD_PREFIX: &str = "s:";
 const INDEX_MARGIN: Duration = Duration::from_secs(3600);
-const MAX_USER_AGENT: usize = 512;
 
 /// The session service over a [`Store`].
 #[derive(Debug, Clone)]
@@ -184,8 +191,8 @@ impl Sessions {
     }
 
     fn record_key(handle: &str) -> String {
-        let mut key = String::with_capacity(2 + handle.len());
-        key.push_str("s:");
+        let mut key = String::with_capacity(RECORD_PREFIX.len() + handle.len());
+        key.push_str(RECORD_PREFIX);
         key.push_str(handle);
         key
     }
@@ -217,20 +224,13 @@ impl Sessions {
             random
         });
         let handle = self.handle_of(&id);
-        let mut user_agent = new.user_agent;
-        truncate_utf8(&mut user_agent, MAX_USER_AGENT);
-        let record = SessionRecord {
-            user_id: user_id.clone(),
+        let record = SessionRecord::new(
+            user_id.clone(),
             token_version,
-            created_at: now,
-            last_activity: now,
-            remember_me: new.remember_me,
-            ip: new.ip,
-            user_agent,
-            csrf_nonce: Csrf::new_nonce(),
-            sudo_until: None,
-            login_type: new.login_type,
-        };
+            now,
+            &new,
+            &Csrf::new_nonce(),
+        );
         let key = Self::record_key(&handle);
         self.store
             .set(
@@ -264,13 +264,13 @@ impl Sessions {
     /// Reads a live session and slides its idle expiry — one store operation. Records past the
     /// absolute timeout are deleted and read as absent. Every `activity_write_interval` the
     /// recorded last activity is rewritten too (a second operation, at most once a minute).
-    pub async fn load(&self, id: &SessionId) -> StoreResult<Option<LoadedSession>> {
+    pub async fn load(&self, id: SessionId) -> StoreResult<Option<LoadedSession>> {
         if id.expose().is_empty() || id.expose().len() > 64 {
             return Ok(None);
         }
-        let handle = self.handle_of(id);
-        let key = Self::record_key(&handle);
-        let window = self.idle_window_of(id);
+        let key = self.key.digest_after(RECORD_PREFIX, "session", id.expose());
+        let handle = &key[RECORD_PREFIX.len()..];
+        let window = self.idle_window_of(&id);
         let raw = self.store.get_and_touch(&key, window).await?;
         let Some(mut record) =
             decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
@@ -281,7 +281,7 @@ impl Sessions {
         let now = self.clock.now_millis();
         if let Some(limit) = self.config.absolute_timeout {
             if now.saturating_sub(record.created_at) >= duration_ms(limit) {
-                self.remove(&handle, &record.user_id).await?;
+                self.remove(handle, &record.user_id).await?;
                 tracing::debug!(reason = "session_absolute_timeout", "session ended");
                 return Ok(None);
             }
@@ -300,18 +300,14 @@ impl Sessions {
             self.store
                 .index_add(
                     &Self::index_key(&record.user_id),
-                    &handle,
+                    handle,
                     now as f64,
                     None,
                     self.index_ttl(),
                 )
                 .await?;
         }
-        Ok(Some(LoadedSession {
-            id: id.clone(),
-            handle,
-            record,
-        }))
+        Ok(Some(LoadedSession { id, key, record }))
     }
 
     /// Replaces a live session's record (never resurrecting a deleted one), keeping its expiry.
@@ -326,9 +322,9 @@ impl Sessions {
     /// session is gone.
     pub async fn rotate_csrf(&self, session: &LoadedSession) -> StoreResult<Option<SessionRecord>> {
         let mut record = session.record.clone();
-        record.csrf_nonce = Csrf::new_nonce();
+        record.set_csrf_nonce(&Csrf::new_nonce());
         Ok(self
-            .update(&session.handle, &record)
+            .update(session.handle(), &record)
             .await?
             .then_some(record))
     }
@@ -415,16 +411,6 @@ impl Sessions {
     }
 }
 
-fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,10 +437,10 @@ mod tests {
             .unwrap();
         for _ in 0..4 {
             clock.advance(Duration::from_secs(20 * 60));
-            assert!(s.load(&created.id).await.unwrap().is_some());
+            assert!(s.load(created.id.clone()).await.unwrap().is_some());
         }
         clock.advance(Duration::from_secs(31 * 60));
-        assert!(s.load(&created.id).await.unwrap().is_none());
+        assert!(s.load(created.id.clone()).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -474,9 +460,9 @@ mod tests {
             .unwrap();
         assert!(created.id.expose().starts_with("r."));
         clock.advance(Duration::from_secs(29 * 24 * 3600));
-        assert!(s.load(&created.id).await.unwrap().is_some());
+        assert!(s.load(created.id.clone()).await.unwrap().is_some());
         let stripped = SessionId::from_client(created.id.expose().trim_start_matches("r."));
-        assert!(s.load(&stripped).await.unwrap().is_none());
+        assert!(s.load(stripped.clone()).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -495,10 +481,10 @@ mod tests {
             .unwrap();
         for _ in 0..5 {
             clock.advance(Duration::from_secs(10 * 60));
-            assert!(s.load(&created.id).await.unwrap().is_some());
+            assert!(s.load(created.id.clone()).await.unwrap().is_some());
         }
         clock.advance(Duration::from_secs(10 * 60));
-        assert!(s.load(&created.id).await.unwrap().is_none());
+        assert!(s.load(created.id.clone()).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -512,12 +498,12 @@ mod tests {
             clock.advance(Duration::from_secs(120));
         }
         // Activity on the first makes the second the least recently active.
-        assert!(s.load(&ids[0]).await.unwrap().is_some());
+        assert!(s.load(ids[0].clone()).await.unwrap().is_some());
         clock.advance(Duration::from_secs(120));
         let sixth = s.create(&user, 0, NewSession::default()).await.unwrap();
         assert_eq!(sixth.evicted, 1);
-        assert!(s.load(&ids[1]).await.unwrap().is_none());
-        assert!(s.load(&ids[0]).await.unwrap().is_some());
+        assert!(s.load(ids[1].clone()).await.unwrap().is_none());
+        assert!(s.load(ids[0].clone()).await.unwrap().is_some());
         assert_eq!(s.list(&user).await.unwrap().len(), 5);
     }
 

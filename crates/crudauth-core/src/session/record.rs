@@ -1,24 +1,39 @@
 //! The session record and its compact binary encoding.
 //!
 //! Reading a session is the hot path of every authenticated request, so the record is not
-//! JSON: a fixed layout decodes in a fraction of the time. Layout (little-endian):
+//! JSON: a fixed layout decodes in a fraction of the time, and its text fields share one
+//! buffer, so a read makes one allocation and one UTF-8 check whatever the record holds.
+//! Layout (little-endian):
 //!
 //! ```text
-//! version u8 (=1) | user id: tag u8 (0 int: i64 | 1 text: str) | token_version i64
+//! version u8 (=2) | user id: tag u8 (0 int: i64 | 1 text: u16 length) | token_version i64
 //! | created_at u64 | last_activity u64 | flags u8 (1 remember_me, 2 sudo_until, 4 login_type)
-//! | [sudo_until u64] | ip str | user_agent str | csrf_nonce str | [login_type str]
+//! | [sudo_until u64] | lengths u16 × 4 (ip, user_agent, csrf_nonce, login_type)
+//! | text: [user id] ip user_agent csrf_nonce [login_type], UTF-8
 //! ```
 //!
-//! where `str` is a u16 length and UTF-8 bytes. Anything else — a short read, trailing bytes,
-//! an unknown version, bad UTF-8 — is corrupt, and corrupt records read as absent.
+//! Anything else — a short read, trailing bytes, an unknown version, bad UTF-8 — is corrupt,
+//! and corrupt records read as absent.
+//!
+//! ```
+//! use crudauth_core::session::{NewSession, SessionRecord};
+//! use crudauth_core::user::UserId;
+//!
+//! let client = NewSession { ip: "203.0.113.9".into(), user_agent: "curl/8.5".into(), ..Default::default() };
+//! let record = SessionRecord::new(UserId::Int(7), 0, 1_700_000_000_000, &client, "nonce");
+//! let read = SessionRecord::from_bytes(&record.to_bytes()).unwrap();
+//! assert_eq!((read.ip(), read.user_agent(), read.login_type()), ("203.0.113.9", "curl/8.5", None));
+//! assert_eq!(read, record);
+//! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
 
+use super::NewSession;
 use crate::user::UserId;
 
-/// What the store keeps for a session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the store keeps for a session. The text fields are read through accessors; they live
+/// in one buffer.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
     /// The owner.
     pub user_id: UserId,
@@ -31,40 +46,110 @@ pub struct SessionRecord {
     pub last_activity: u64,
     /// Whether this is a remember-me session.
     pub remember_me: bool,
-    /// Client address at creation.
-    pub ip: String,
-    /// User agent at creation (at most 512 bytes).
-    pub user_agent: String,
-    /// The CSRF nonce: the client's token is derived from it (see [`crate::csrf`]).
-    pub csrf_nonce: String,
     /// Sudo mode until this time, ms since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sudo_until: Option<u64>,
-    /// How the session was made (`password`, `oauth`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login_type: Option<String>,
+    /// ip ‖ user_agent ‖ csrf_nonce ‖ login_type.
+    text: String,
+    /// Where ip, user_agent and csrf_nonce end in `text`; login_type is the rest.
+    ends: [usize; 3],
+    has_login_type: bool,
 }
 
-const VERSION: u8 = 1;
+/// The longest user agent kept, in bytes (cut on a character boundary).
+pub(crate) const MAX_USER_AGENT: usize = 512;
+
+const VERSION: u8 = 2;
 const REMEMBER_ME: u8 = 1;
 const HAS_SUDO: u8 = 2;
 const HAS_LOGIN_TYPE: u8 = 4;
 
 impl SessionRecord {
+    /// A new record for `user_id` at credential epoch `token_version`, created at `now` (ms)
+    /// by `client`, with CSRF nonce `csrf_nonce`. The user agent is cut to 512 bytes and every
+    /// text field to 64 KiB.
+    pub fn new(
+        user_id: UserId,
+        token_version: i64,
+        now: u64,
+        client: &NewSession,
+        csrf_nonce: &str,
+    ) -> Self {
+        let mut record = Self {
+            user_id,
+            token_version,
+            created_at: now,
+            last_activity: now,
+            remember_me: client.remember_me,
+            sudo_until: None,
+            text: String::new(),
+            ends: [0; 3],
+            has_login_type: false,
+        };
+        record.set_text(
+            &client.ip,
+            cut(&client.user_agent, MAX_USER_AGENT),
+            csrf_nonce,
+            client.login_type.as_deref(),
+        );
+        record
+    }
+
+    /// Client address at creation.
+    pub fn ip(&self) -> &str {
+        &self.text[..self.ends[0]]
+    }
+
+    /// User agent at creation (at most 512 bytes).
+    pub fn user_agent(&self) -> &str {
+        &self.text[self.ends[0]..self.ends[1]]
+    }
+
+    /// The CSRF nonce: the client's token is derived from it (see [`crate::csrf`]).
+    pub fn csrf_nonce(&self) -> &str {
+        &self.text[self.ends[1]..self.ends[2]]
+    }
+
+    /// How the session was made (`password`, `oauth`, …).
+    pub fn login_type(&self) -> Option<&str> {
+        self.has_login_type.then(|| &self.text[self.ends[2]..])
+    }
+
+    /// Replaces the CSRF nonce (rotation).
+    pub fn set_csrf_nonce(&mut self, nonce: &str) {
+        let old = std::mem::take(&mut self.text);
+        let [ip_end, ua_end, nonce_end] = self.ends;
+        let login_type = self.has_login_type.then(|| &old[nonce_end..]);
+        self.set_text(&old[..ip_end], &old[ip_end..ua_end], nonce, login_type);
+    }
+
+    fn set_text(&mut self, ip: &str, user_agent: &str, nonce: &str, login_type: Option<&str>) {
+        let fields = [ip, user_agent, nonce, login_type.unwrap_or("")].map(|f| cut(f, MAX_TEXT));
+        self.text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
+        for (i, field) in fields.iter().enumerate() {
+            self.text.push_str(field);
+            if let Some(end) = self.ends.get_mut(i) {
+                *end = self.text.len();
+            }
+        }
+        self.has_login_type = login_type.is_some();
+    }
+
     /// The record's stored form.
     pub fn to_bytes(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(
-            64 + self.ip.len() + self.user_agent.len() + self.csrf_nonce.len(),
-        );
+        let user_text = match &self.user_id {
+            UserId::Int(_) => "",
+            UserId::Text(s) => cut(s, MAX_TEXT),
+        };
+        let mut out = BytesMut::with_capacity(64 + user_text.len() + self.text.len());
         out.put_u8(VERSION);
         match &self.user_id {
             UserId::Int(n) => {
                 out.put_u8(0);
                 out.put_i64_le(*n);
             }
-            UserId::Text(s) => {
+            UserId::Text(_) => {
                 out.put_u8(1);
-                put_str(&mut out, s);
+                out.put_u16_le(user_text.len() as u16);
             }
         }
         out.put_i64_le(self.token_version);
@@ -77,32 +162,34 @@ impl SessionRecord {
         if self.sudo_until.is_some() {
             flags |= HAS_SUDO;
         }
-        if self.login_type.is_some() {
+        if self.has_login_type {
             flags |= HAS_LOGIN_TYPE;
         }
         out.put_u8(flags);
         if let Some(t) = self.sudo_until {
             out.put_u64_le(t);
         }
-        put_str(&mut out, &self.ip);
-        put_str(&mut out, &self.user_agent);
-        put_str(&mut out, &self.csrf_nonce);
-        if let Some(l) = &self.login_type {
-            put_str(&mut out, l);
+        let mut start = 0;
+        for end in self.ends.into_iter().chain([self.text.len()]) {
+            // Every field was cut to MAX_TEXT, which fits a u16.
+            out.put_u16_le((end - start) as u16);
+            start = end;
         }
+        out.put_slice(user_text.as_bytes());
+        out.put_slice(self.text.as_bytes());
         out.freeze()
     }
 
     /// Reads a stored record; `Err` says why it is corrupt.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, &'static str> {
         let mut r = Reader(bytes);
         if r.u8()? != VERSION {
-            return Err("unknown session record version".into());
+            return Err("unknown session record version");
         }
-        let user_id = match r.u8()? {
-            0 => UserId::Int(r.i64()?),
-            1 => UserId::Text(r.str()?),
-            _ => return Err("unknown user id tag".into()),
+        let (int_id, user_len) = match r.u8()? {
+            0 => (Some(r.i64()?), 0),
+            1 => (None, r.u16()?),
+            _ => return Err("unknown user id tag"),
         };
         let token_version = r.i64()?;
         let created_at = r.u64()?;
@@ -113,16 +200,29 @@ impl SessionRecord {
         } else {
             None
         };
-        let ip = r.str()?;
-        let user_agent = r.str()?;
-        let csrf_nonce = r.str()?;
-        let login_type = if flags & HAS_LOGIN_TYPE != 0 {
-            Some(r.str()?)
-        } else {
-            None
+        let lengths = [r.u16()?, r.u16()?, r.u16()?, r.u16()?];
+        let has_login_type = flags & HAS_LOGIN_TYPE != 0;
+        if !has_login_type && lengths[3] != 0 {
+            return Err("session record has a login type it does not flag");
+        }
+        let user_id = match int_id {
+            Some(n) => UserId::Int(n),
+            None => UserId::Text(text(r.take(user_len)?)?.to_owned()),
         };
+        let total = lengths.iter().sum();
+        let all = text(r.take(total)?)?;
         if !r.0.is_empty() {
-            return Err("trailing bytes after a session record".into());
+            return Err("trailing bytes after a session record");
+        }
+        let mut ends = [0; 3];
+        let mut end = 0;
+        for (slot, len) in ends.iter_mut().zip(lengths) {
+            end += len;
+            *slot = end;
+        }
+        // Each field must end on a character boundary to be sliced out.
+        if !ends.iter().all(|e| all.is_char_boundary(*e)) {
+            return Err("session record splits a character");
         }
         Ok(Self {
             user_id,
@@ -130,58 +230,65 @@ impl SessionRecord {
             created_at,
             last_activity,
             remember_me: flags & REMEMBER_ME != 0,
-            ip,
-            user_agent,
-            csrf_nonce,
             sudo_until,
-            login_type,
+            text: all.to_owned(),
+            ends,
+            has_login_type,
         })
     }
 }
 
-fn put_str(out: &mut BytesMut, s: &str) {
-    // Every string we store is bounded far below 64 KiB (the user agent is cut at 512 bytes).
-    let len = s.len().min(usize::from(u16::MAX));
-    out.put_u16_le(len as u16);
-    out.put_slice(&s.as_bytes()[..len]);
+/// The longest text field stored (its length is a u16).
+const MAX_TEXT: usize = u16::MAX as usize;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+pub(crate) fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn text(bytes: &[u8]) -> Result<&str, &'static str> {
+    std::str::from_utf8(bytes).map_err(|_| "session record holds invalid UTF-8")
 }
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         if self.0.len() < n {
-            return Err("session record is truncated".into());
+            return Err("session record is truncated");
         }
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
         Ok(head)
     }
 
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, &'static str> {
         Ok(self.take(1)?[0])
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], &'static str> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
 
-    fn i64(&mut self) -> Result<i64, String> {
+    fn u16(&mut self) -> Result<usize, &'static str> {
+        Ok(usize::from(u16::from_le_bytes(self.array()?)))
+    }
+
+    fn i64(&mut self) -> Result<i64, &'static str> {
         Ok(i64::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, String> {
+    fn u64(&mut self) -> Result<u64, &'static str> {
         Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    fn str(&mut self) -> Result<String, String> {
-        let len = usize::from(u16::from_le_bytes(self.array()?));
-        let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| "session record holds invalid UTF-8".into())
     }
 }
 
@@ -190,23 +297,29 @@ mod tests {
     use super::*;
 
     fn sample() -> SessionRecord {
-        SessionRecord {
-            user_id: UserId::Int(42),
-            token_version: 3,
-            created_at: 1_700_000_000_000,
-            last_activity: 1_700_000_060_000,
-            remember_me: true,
+        let client = NewSession {
             ip: "2001:db8::1".into(),
             user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0 — ü".into(),
-            csrf_nonce: "nonce".into(),
-            sudo_until: Some(1_700_000_600_000),
+            remember_me: true,
             login_type: Some("password".into()),
-        }
+        };
+        let mut record =
+            SessionRecord::new(UserId::Int(42), 3, 1_700_000_000_000, &client, "nonce");
+        record.last_activity = 1_700_000_060_000;
+        record.sudo_until = Some(1_700_000_600_000);
+        record
     }
 
     #[test]
     fn round_trips() {
         let record = sample();
+        assert_eq!(record.ip(), "2001:db8::1");
+        assert_eq!(
+            record.user_agent(),
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0 — ü"
+        );
+        assert_eq!(record.csrf_nonce(), "nonce");
+        assert_eq!(record.login_type(), Some("password"));
         assert_eq!(
             SessionRecord::from_bytes(&record.to_bytes()).unwrap(),
             record
@@ -215,10 +328,43 @@ mod tests {
             user_id: UserId::Text("0b9c-uuid".into()),
             remember_me: false,
             sudo_until: None,
-            login_type: None,
-            ..sample()
+            ..SessionRecord::new(UserId::Int(0), 3, 5, &NewSession::default(), "n2")
         };
-        assert_eq!(SessionRecord::from_bytes(&plain.to_bytes()).unwrap(), plain);
+        let read = SessionRecord::from_bytes(&plain.to_bytes()).unwrap();
+        assert_eq!(read, plain);
+        assert_eq!(
+            (read.ip(), read.user_agent(), read.login_type()),
+            ("", "", None)
+        );
+        assert_eq!(read.user_id, UserId::Text("0b9c-uuid".into()));
+    }
+
+    #[test]
+    fn the_nonce_rotates_alone() {
+        let mut record = sample();
+        record.set_csrf_nonce("a-longer-nonce-than-before");
+        assert_eq!(record.csrf_nonce(), "a-longer-nonce-than-before");
+        assert_eq!(record.ip(), "2001:db8::1");
+        assert_eq!(record.login_type(), Some("password"));
+        assert_eq!(record.user_agent(), sample().user_agent());
+        assert_eq!(
+            SessionRecord::from_bytes(&record.to_bytes()).unwrap(),
+            record
+        );
+    }
+
+    #[test]
+    fn long_user_agents_are_cut_on_a_character_boundary() {
+        let client = NewSession {
+            user_agent: "é".repeat(400),
+            ..Default::default()
+        };
+        let record = SessionRecord::new(UserId::Int(1), 0, 0, &client, "n");
+        assert_eq!(record.user_agent().len(), 512);
+        assert_eq!(
+            SessionRecord::from_bytes(&record.to_bytes()).unwrap(),
+            record
+        );
     }
 
     #[test]
@@ -234,11 +380,24 @@ mod tests {
         extra.push(0);
         assert!(SessionRecord::from_bytes(&extra).is_err());
         let mut version = bytes.to_vec();
-        version[0] = 9;
-        assert!(SessionRecord::from_bytes(&version).is_err());
+        version[0] = 1;
+        assert!(
+            SessionRecord::from_bytes(&version).is_err(),
+            "the old layout"
+        );
         assert!(
             SessionRecord::from_bytes(br#"{"user_id": 1}"#).is_err(),
             "JSON is not a session record"
         );
+        // Moving a length so a field would end inside "ü" is refused, not a panic.
+        let record = sample();
+        let mut split = record.to_bytes().to_vec();
+        let lengths_at = split.len() - record.text.len() - 8;
+        let ua = u16::from_le_bytes([split[lengths_at + 2], split[lengths_at + 3]]);
+        let ip = u16::from_le_bytes([split[lengths_at], split[lengths_at + 1]]);
+        split[lengths_at + 2..lengths_at + 4].copy_from_slice(&(ua - 1).to_le_bytes());
+        split[lengths_at + 4..lengths_at + 6].copy_from_slice(&(5u16 + 1).to_le_bytes());
+        assert_eq!(ip, 11);
+        assert!(SessionRecord::from_bytes(&split).is_err());
     }
 }

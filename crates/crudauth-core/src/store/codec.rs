@@ -20,19 +20,16 @@ pub async fn decode_or_discard<T: DeserializeOwned>(
     key: &str,
     value: Option<Bytes>,
 ) -> StoreResult<Option<T>> {
-    decode_with_or_discard(store, key, value, |bytes| {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
-    })
-    .await
+    decode_with_or_discard(store, key, value, |bytes| serde_json::from_slice(bytes)).await
 }
 
 /// Decodes a record read from `key` with `decode` (for records with an encoding of their own).
 /// A value that does not decode is deleted and reported as absent.
-pub async fn decode_with_or_discard<T>(
+pub async fn decode_with_or_discard<T, E: std::fmt::Display>(
     store: &dyn Store,
     key: &str,
     value: Option<Bytes>,
-    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
 ) -> StoreResult<Option<T>> {
     let Some(bytes) = value else { return Ok(None) };
     match decode(&bytes) {

@@ -56,15 +56,16 @@ impl CachedUsers {
 
     /// Forgets a cached row.
     pub fn forget(&self, id: &UserId) {
-        let key = cache_key(id);
-        self.rows.lock(&key).remove(&key);
+        let key = CacheKey::of(id);
+        let key = key.as_str();
+        self.rows.lock(key).remove(key);
     }
 
     fn remember(&self, user: Arc<User>) -> Option<u64> {
         if self.ttl.is_zero() {
             return None;
         }
-        let key = cache_key(&user.id);
+        let key = CacheKey::of(&user.id).as_str().to_owned();
         let expires = self.clock.now_millis() + duration_ms(self.ttl);
         let stamp = self.stamps.fetch_add(1, Ordering::Relaxed);
         let row = Row {
@@ -84,10 +85,11 @@ impl CachedUsers {
         if self.ttl.is_zero() {
             return None;
         }
-        let key = cache_key(id);
+        let key = CacheKey::of(id);
+        let key = key.as_str();
         let now = self.clock.now_millis();
-        let rows = self.rows.lock(&key);
-        rows.get(&key)
+        let rows = self.rows.lock(key);
+        rows.get(key)
             .filter(|row| row.expires > now)
             .map(|row| row.stamp)
     }
@@ -99,9 +101,10 @@ impl CachedUsers {
         id: &UserId,
     ) -> Result<Option<(Arc<User>, Option<u64>)>, UserStoreError> {
         if !self.ttl.is_zero() {
-            let key = cache_key(id);
+            let key = CacheKey::of(id);
+            let key = key.as_str();
             let now = self.clock.now_millis();
-            if let Some(row) = self.rows.lock(&key).get(&key) {
+            if let Some(row) = self.rows.lock(key).get(key) {
                 if row.expires > now {
                     return Ok(Some((row.user.clone(), Some(row.stamp))));
                 }
@@ -158,11 +161,44 @@ impl UserStore for CachedUsers {
     }
 }
 
-/// The cache's key for an id (integer formatting without the `fmt` machinery).
-fn cache_key(id: &UserId) -> String {
-    match id {
-        UserId::Int(n) => n.to_string(),
-        UserId::Text(s) => s.clone(),
+/// The cache's key for an id, formatted on the stack: a lookup allocates nothing.
+enum CacheKey<'a> {
+    Int { digits: [u8; 20], start: usize },
+    Text(&'a str),
+}
+
+impl<'a> CacheKey<'a> {
+    fn of(id: &'a UserId) -> Self {
+        match id {
+            UserId::Text(s) => CacheKey::Text(s),
+            UserId::Int(n) => {
+                // Negative ids (rare, but legal) are keyed apart from positive ones by a sign.
+                let mut digits = [0u8; 20];
+                let mut start = digits.len();
+                let mut rest = n.unsigned_abs();
+                loop {
+                    start -= 1;
+                    digits[start] = b'0' + (rest % 10) as u8;
+                    rest /= 10;
+                    if rest == 0 {
+                        break;
+                    }
+                }
+                if *n < 0 {
+                    start -= 1;
+                    digits[start] = b'-';
+                }
+                CacheKey::Int { digits, start }
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            CacheKey::Text(s) => s,
+            // Only ASCII digits and a sign were written.
+            CacheKey::Int { digits, start } => std::str::from_utf8(&digits[*start..]).unwrap_or(""),
+        }
     }
 }
 
@@ -200,6 +236,14 @@ mod tests {
         assert_eq!(users.live_stamp(&ada.id), None);
         users.forget(&ada.id);
         assert_eq!(users.live_stamp(&ada.id), None);
+    }
+
+    #[test]
+    fn integer_keys_match_their_decimal_form() {
+        for n in [0, 7, -7, 1234567890, i64::MAX, i64::MIN] {
+            assert_eq!(CacheKey::of(&UserId::Int(n)).as_str(), n.to_string());
+        }
+        assert_eq!(CacheKey::of(&UserId::Text("abc".into())).as_str(), "abc");
     }
 
     #[tokio::test]

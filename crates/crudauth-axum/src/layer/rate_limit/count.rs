@@ -139,13 +139,13 @@ impl RouteLimiter {
         };
         match &self.key {
             KeyBy::Ip => Ok(address(parts, "")),
-            KeyBy::User => match resolve(parts, auth, None).await? {
+            KeyBy::User => match resolve(parts, None).await? {
                 Some(principal) => Ok(principal.user_id().to_string()),
                 None => Err(AuthError::not_authenticated()),
             },
             // A failed resolution is left in the request's cache for the handler to answer;
             // the request is still counted, against its address.
-            KeyBy::UserOrIp => match resolve(parts, auth, None).await {
+            KeyBy::UserOrIp => match resolve(parts, None).await {
                 Ok(Some(principal)) => Ok(format!("user:{}", principal.user_id())),
                 _ => Ok(address(parts, "ip:")),
             },
