@@ -572,16 +572,22 @@ impl RedisConnection {
     }
 
     /// Runs one command under the timeout and maps its error.
-    pub(crate) async fn run<T>(
-        &self,
+    ///
+    /// fred's command futures are large (about 5 KiB); boxed here, the futures of the store's
+    /// methods stay small instead of carrying (and copying) one or two of them inline.
+    pub(crate) fn run<'a, T: 'a>(
+        &'a self,
         operation: &'static str,
-        key: &str,
-        command: impl Future<Output = Result<T, FredError>>,
-    ) -> StoreResult<T> {
+        key: &'a str,
+        command: impl Future<Output = Result<T, FredError>> + Send + 'a,
+    ) -> impl Future<Output = StoreResult<T>> + Send + 'a {
+        let command = Box::pin(command);
         // fred's per-command timeout (`default_command_timeout`) bounds every command.
-        command
-            .await
-            .map_err(|error| self.error(operation, key, &error))
+        async move {
+            command
+                .await
+                .map_err(|error| self.error(operation, key, &error))
+        }
     }
 
     /// Runs a script on one key: `EVALSHA`, and on `NOSCRIPT` (a restarted or failed-over
@@ -1049,5 +1055,23 @@ fn unexpected(redis: &RedisConnection, operation: &'static str, reply: &Value) -
         url: redis.url().to_owned(),
         operation,
         reason: format!("unexpected reply {:?}", reply.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// fred's command futures are about 5 KiB; kept inline, every store call would allocate and
+    /// copy one or two of them per request. A structural guard, not a timing.
+    #[test]
+    fn store_futures_stay_small() {
+        let config = RedisConfig::from_url("redis://127.0.0.1:6379").unwrap();
+        let store = RedisStore::new(RedisConnection::new(config).unwrap());
+        let ttl = Duration::from_secs(1);
+        let read = store.get_and_touch("s:x", ttl);
+        assert!(std::mem::size_of_val(&*read) < 512);
+        let write = store.set_if_present("s:x", Bytes::new(), Some(ttl));
+        assert!(std::mem::size_of_val(&*write) < 512);
     }
 }
