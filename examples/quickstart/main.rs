@@ -13,7 +13,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use axum::ServiceExt;
+use tower::Layer;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -152,8 +155,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         )
         .route("/v1/items", get(items))
-        .merge(auth.router())
-        .layer(auth.layer());
+        .merge(auth.router());
+    // The auth layer wraps the router once, as a whole, rather than each route
+    // (`Router::layer` would): one service call per request instead of one per route level.
+    let app = auth.layer().layer(app);
 
     let listener = tokio::net::TcpListener::bind(bind).await?;
     println!("crudauth quickstart listening on http://{bind}");
@@ -163,7 +168,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
