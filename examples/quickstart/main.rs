@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::ServiceExt;
-use tower::Layer;
 use axum::routing::{get, post};
+use axum::ServiceExt;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
+use tower::Layer;
 
 use crudauth_axum::extract::{
     BearerOnly, CurrentUser, MaybeUser, SessionOnly, Superuser, Verified,
