@@ -34,7 +34,8 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let id: SessionId = created.id.clone();
     c.bench_function("session_load_memory", |b| {
-        b.iter(|| rt.block_on(sessions.load(id.clone())).unwrap())
+        b.to_async(&rt)
+            .iter(|| async { sessions.load(id.clone()).await.unwrap() })
     });
     c.bench_function("session_handle_hmac", |b| {
         b.iter(|| sessions.handle_of(&id))
@@ -52,7 +53,8 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let cached = CachedUsers::new(Arc::new(users), Duration::from_secs(5));
     c.bench_function("user_cache_hit", |b| {
-        b.iter(|| rt.block_on(cached.find_by_id(&UserId::Int(1))).unwrap())
+        b.to_async(&rt)
+            .iter(|| async { cached.find_shared(&UserId::Int(1)).await.unwrap() })
     });
 }
 
