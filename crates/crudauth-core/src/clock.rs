@@ -37,19 +37,22 @@ pub trait Clock: Send + Sync + Debug + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
-impl Clock for SystemClock {
-    fn now_millis(&self) -> u64 {
+impl SystemClock {
+    /// The time since the Unix epoch; zero for a system clock set before it.
+    fn since_epoch() -> Duration {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        Self::since_epoch().as_millis() as u64
     }
 
     fn now_micros(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0)
+        Self::since_epoch().as_micros() as u64
     }
 }
 
@@ -83,6 +86,11 @@ impl Clock for ManualClock {
     fn now_millis(&self) -> u64 {
         self.millis.load(Ordering::SeqCst)
     }
+}
+
+/// A duration in whole milliseconds, saturating at `u64::MAX` (the unit of every stored expiry).
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The clock used when none is configured.

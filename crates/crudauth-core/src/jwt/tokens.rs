@@ -10,9 +10,8 @@ use super::codec::{
     AccessToken, Claims, JwtCodec, RefreshToken, SignError, TokenRejected, TokenType,
 };
 use super::config::{TokenConfig, TokenConfigError};
-use crate::clock::{self, Clock};
+use crate::clock::{self, duration_ms, Clock};
 use crate::error::StoreError;
-use crate::limit::duration_ms;
 use crate::secret::{random_token, sha256_hex, SecretKey};
 use crate::store::{decode_or_discard, encode, Store};
 use crate::user::{User, UserId, UserStore, UserStoreError};

@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::duration_ms;
+use crate::clock::duration_ms;
 
 /// What a successful sign-in clears besides the identifier's own state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -186,10 +186,6 @@ fn unlimited(budget: Budget) -> Decision {
     }
 }
 
-pub(crate) fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,10 +27,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{self, Clock};
+use crate::clock::{self, duration_ms, Clock};
 use crate::csrf::Csrf;
 use crate::error::StoreResult;
-use crate::limit::duration_ms;
 use crate::secret::{random_token, SecretKey, SessionId};
 use crate::store::{decode_with_or_discard, Store};
 use crate::user::UserId;

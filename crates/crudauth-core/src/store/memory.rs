@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{BackendKind, IndexEntry, Store};
-use crate::clock::{self, Clock};
+use crate::clock::{self, duration_ms, Clock};
 use crate::error::{StoreError, StoreResult};
 use crate::lifespan::Tasks;
 use crate::shard::Shards;
@@ -190,9 +190,9 @@ impl Slot<'_> {
     }
 }
 
+/// When an entry written at `now` with `ttl` expires: at least a millisecond later.
 fn deadline(now: u64, ttl: Duration) -> u64 {
-    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-        .max(now + 1)
+    now.saturating_add(duration_ms(ttl)).max(now + 1)
 }
 
 fn wrong_kind(key: &str, operation: &'static str) -> StoreError {

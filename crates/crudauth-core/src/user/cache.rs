@@ -7,8 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{LoginField, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate};
-use crate::clock::{self, Clock};
-use crate::limit::duration_ms;
+use crate::clock::{self, duration_ms, Clock};
 use crate::shard::Shards;
 
 /// Wraps a [`UserStore`] and remembers rows read by id for a short time.
