@@ -1,7 +1,7 @@
 //! The in-memory rate limiter: one process only.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,10 +29,11 @@ pub struct MemoryRateLimiter {
 
 #[derive(Debug)]
 struct Inner {
-    /// key → theoretical arrival time (ms); the entry is dead once that time has passed.
+    /// key → theoretical arrival time (µs); the entry is dead once that time has passed.
     tats: Shards<u64>,
-    /// The lockout's counters: key → count and expiry (ms).
-    lockout: Mutex<HashMap<String, Counter>>,
+    /// The lockout's counters: key → count and expiry (ms), all in one shard so an attempt
+    /// (several keys) is one step under one lock.
+    lockout: Shards<Counter>,
     clock: Arc<dyn Clock>,
 }
 
@@ -59,7 +60,7 @@ impl MemoryRateLimiter {
         Self {
             inner: Arc::new(Inner {
                 tats: Shards::new(64),
-                lockout: Mutex::new(HashMap::new()),
+                lockout: Shards::new(1),
                 clock,
             }),
         }
@@ -68,14 +69,10 @@ impl MemoryRateLimiter {
     /// Removes every key whose budget is whole again and every expired lockout counter;
     /// returns how many.
     pub fn sweep(&self) -> usize {
-        let now = self.inner.clock.now_millis();
-        let mut lockout = self.lockout();
-        let before = lockout.len();
-        lockout.retain(|_, c| c.expires_at > now);
-        let swept = before - lockout.len();
-        drop(lockout);
         let now_us = self.inner.clock.now_micros();
-        swept + self.inner.tats.retain(|tat| *tat > now_us)
+        let now_ms = now_us / 1000;
+        self.inner.lockout.retain(|c| c.expires_at > now_ms)
+            + self.inner.tats.retain(|tat| *tat > now_us)
     }
 
     /// One GCRA step on `key`, under its shard's lock.
@@ -85,35 +82,22 @@ impl MemoryRateLimiter {
         }
         let now = self.inner.clock.now_micros();
         let mut shard = self.inner.tats.lock(key);
-        match shard.get_mut(key) {
-            Some(tat) => {
-                let (decision, new_tat) = gcra(*tat, now, budget);
-                if let Some(new_tat) = new_tat {
-                    *tat = new_tat;
-                }
-                decision
-            }
-            None => {
-                let (decision, new_tat) = gcra(0, now, budget);
-                if let Some(new_tat) = new_tat {
+        let stored = shard.get_mut(key);
+        let (decision, new_tat) = gcra(stored.as_deref().copied().unwrap_or(0), now, budget);
+        if let Some(new_tat) = new_tat {
+            match stored {
+                Some(tat) => *tat = new_tat,
+                None => {
                     shard.insert(key.to_owned(), new_tat);
                 }
-                decision
             }
         }
+        decision
     }
 
-    /// The lockout counters, locked, as [`Counters`] at the clock's current time.
-    fn lockout(&self) -> MutexGuard<'_, HashMap<String, Counter>> {
-        // A panic elsewhere while held leaves the map consistent: every step is a whole update.
-        self.inner
-            .lockout
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
+    /// Runs `step` on the lockout counters, locked, as [`Counters`] at the clock's current time.
     fn with_counters<T>(&self, step: impl FnOnce(&mut LockedCounters<'_>) -> T) -> T {
-        let mut map = self.lockout();
+        let mut map = self.inner.lockout.lock("");
         let mut counters = LockedCounters {
             map: &mut map,
             now: self.inner.clock.now_millis(),

@@ -73,7 +73,7 @@ impl Budget {
         self.limit == 0
     }
 
-    /// The spacing between requests once the burst is spent, in ms (at least 1).
+    /// The spacing between requests once the burst is spent, in µs (at least 1).
     fn interval_us(&self) -> u64 {
         let period = u64::try_from(self.period.as_micros()).unwrap_or(u64::MAX);
         (period / u64::from(self.limit.max(1))).max(1)
