@@ -55,6 +55,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::secs_rounded_up;
 use crate::clock::duration_ms;
 
 /// What a successful sign-in clears besides the identifier's own state.
@@ -118,17 +119,17 @@ impl LockoutConfig {
         if self.max_attempts == 0 {
             return Err("lockout max_attempts must be at least 1".to_owned());
         }
+        let d = Self::default();
         let durations = [
-            ("attempt_window", self.attempt_window),
-            ("lockout_base", self.lockout_base),
-            ("lockout_max", self.lockout_max),
-            ("round_retention", self.round_retention),
+            ("attempt_window", self.attempt_window, d.attempt_window),
+            ("lockout_base", self.lockout_base, d.lockout_base),
+            ("lockout_max", self.lockout_max, d.lockout_max),
+            ("round_retention", self.round_retention, d.round_retention),
         ];
-        for (name, value) in durations {
+        for (name, value, default) in durations {
             if value < Duration::from_millis(1) {
                 return Err(format!(
-                    "lockout {name} must be positive (got {value:?}); crudauth's default is {:?}",
-                    default_of(name)
+                    "lockout {name} must be positive (got {value:?}); crudauth's default is {default:?}"
                 ));
             }
         }
@@ -145,16 +146,6 @@ impl LockoutConfig {
             retention: duration_ms(self.round_retention).max(1),
             clear_all: self.on_login_success == OnLoginSuccess::ClearAll,
         }
-    }
-}
-
-fn default_of(name: &str) -> Duration {
-    let d = LockoutConfig::default();
-    match name {
-        "attempt_window" => d.attempt_window,
-        "lockout_base" => d.lockout_base,
-        "lockout_max" => d.lockout_max,
-        _ => d.round_retention,
     }
 }
 
@@ -277,7 +268,7 @@ pub struct LockoutDecision {
 impl LockoutDecision {
     /// `Retry-After` in whole seconds, rounded up, at least 1.
     pub fn retry_after_secs(&self) -> u64 {
-        self.retry_after.as_millis().div_ceil(1000).max(1) as u64
+        secs_rounded_up(self.retry_after)
     }
 
     pub(crate) fn allow(remaining: i64) -> Self {
@@ -362,11 +353,8 @@ pub(crate) fn succeeded(c: &mut impl Counters, k: &LockoutKeys, m: LockoutMillis
 /// Gives one attempt back (a right password whose sign-in still needs a second factor);
 /// mirrored by `FORGET_LUA`.
 pub(crate) fn forget(c: &mut impl Counters, k: &LockoutKeys, m: LockoutMillis) {
-    let mut keys = vec![&k.ip, &k.user];
-    if m.clear_all {
-        keys.push(&k.pair);
-    }
-    for key in keys {
+    let pair = m.clear_all.then_some(&k.pair);
+    for key in [&k.ip, &k.user].into_iter().chain(pair) {
         let n = c.get(key);
         if n > 0 {
             c.replace(key, n - 1);
@@ -412,5 +400,25 @@ mod tests {
             ..Default::default()
         };
         assert!(no_window.validate().unwrap_err().contains("attempt_window"));
+    }
+
+    #[test]
+    fn validation_names_each_fields_default() {
+        let no_base = LockoutConfig {
+            lockout_base: Duration::from_micros(999),
+            ..Default::default()
+        };
+        assert_eq!(
+            no_base.validate().unwrap_err(),
+            "lockout lockout_base must be positive (got 999µs); crudauth's default is 60s"
+        );
+        let no_retention = LockoutConfig {
+            round_retention: Duration::ZERO,
+            ..Default::default()
+        };
+        assert_eq!(
+            no_retention.validate().unwrap_err(),
+            "lockout round_retention must be positive (got 0ns); crudauth's default is 3600s"
+        );
     }
 }

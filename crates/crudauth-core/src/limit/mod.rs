@@ -96,8 +96,13 @@ pub struct Decision {
 impl Decision {
     /// `Retry-After` in whole seconds, rounded up, at least 1.
     pub fn retry_after_secs(&self) -> u64 {
-        self.retry_after.as_millis().div_ceil(1000).max(1) as u64
+        secs_rounded_up(self.retry_after)
     }
+}
+
+/// `d` in whole seconds, rounded up, at least 1: a `Retry-After` value.
+pub(crate) fn secs_rounded_up(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000).max(1) as u64
 }
 
 /// A shared, atomic rate limiter.
