@@ -28,7 +28,7 @@ use super::lockout::LockoutMillis;
 use super::{
     gcra, unlimited, Budget, Decision, LockoutConfig, LockoutDecision, LockoutKeys, RateLimiter,
 };
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::lifespan::Tasks;
 use crate::store::{BackendKind, RedisConnection};
 
@@ -152,12 +152,12 @@ return 1
 #[derive(Debug, Clone)]
 pub struct RedisRateLimiter {
     redis: RedisConnection,
-    script: Arc<Script>,
-    lockout: Arc<LockoutScripts>,
+    scripts: Arc<LimiterScripts>,
 }
 
 #[derive(Debug)]
-struct LockoutScripts {
+struct LimiterScripts {
+    gcra: Script,
     attempt: Script,
     success: Script,
     forget: Script,
@@ -168,8 +168,8 @@ impl RedisRateLimiter {
     pub fn new(redis: RedisConnection) -> Self {
         Self {
             redis,
-            script: Arc::new(Script::from_lua(GCRA_LUA)),
-            lockout: Arc::new(LockoutScripts {
+            scripts: Arc::new(LimiterScripts {
+                gcra: Script::from_lua(GCRA_LUA),
                 attempt: Script::from_lua(ATTEMPT_LUA),
                 success: Script::from_lua(SUCCESS_LUA),
                 forget: Script::from_lua(FORGET_LUA),
@@ -190,13 +190,8 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn initialize(&self, _tasks: &mut Tasks) -> StoreResult<()> {
-        let lockout = &self.lockout;
-        let scripts = [
-            &*self.script,
-            &lockout.attempt,
-            &lockout.success,
-            &lockout.forget,
-        ];
+        let s = &self.scripts;
+        let scripts = [&s.gcra, &s.attempt, &s.success, &s.forget];
         self.redis.initialize_with_scripts(&scripts).await
     }
 
@@ -211,11 +206,15 @@ impl RateLimiter for RedisRateLimiter {
         let interval = budget.interval_us();
         let period = interval.saturating_mul(u64::from(budget.limit));
         let args = [int(interval), int(period)];
-        let reply = self.redis.eval("hit", &self.script, key, &args).await?;
-        let (tat, now) = tat_and_now(&reply).ok_or_else(|| StoreError::Backend {
-            url: self.redis.url().to_owned(),
-            operation: "hit",
-            reason: format!("unexpected reply {:?} from the GCRA script", reply.kind()),
+        let reply = self
+            .redis
+            .eval("hit", &self.scripts.gcra, key, &args)
+            .await?;
+        let (tat, now) = tat_and_now(&reply).ok_or_else(|| {
+            self.redis.unexpected(
+                "hit",
+                format!("unexpected reply {:?} from the GCRA script", reply.kind()),
+            )
         })?;
         Ok(gcra(tat, now, budget).0)
     }
@@ -243,22 +242,23 @@ impl RateLimiter for RedisRateLimiter {
         ];
         let reply = self
             .redis
-            .eval_keys("login_attempt", &self.lockout.attempt, &keys.all(), &args)
+            .eval_keys("login_attempt", &self.scripts.attempt, &keys.all(), &args)
             .await?;
-        lockout_decision(&reply).ok_or_else(|| StoreError::Backend {
-            url: self.redis.url().to_owned(),
-            operation: "login_attempt",
-            reason: format!(
-                "unexpected reply {:?} from the lockout script",
-                reply.kind()
-            ),
+        lockout_decision(&reply).ok_or_else(|| {
+            self.redis.unexpected(
+                "login_attempt",
+                format!(
+                    "unexpected reply {:?} from the lockout script",
+                    reply.kind()
+                ),
+            )
         })
     }
 
     async fn login_succeeded(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()> {
         let args = [clear_all(config.millis())];
         self.redis
-            .eval_keys("login_succeeded", &self.lockout.success, &keys.all(), &args)
+            .eval_keys("login_succeeded", &self.scripts.success, &keys.all(), &args)
             .await
             .map(|_| ())
     }
@@ -266,7 +266,7 @@ impl RateLimiter for RedisRateLimiter {
     async fn forget_attempt(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()> {
         let args = [clear_all(config.millis())];
         self.redis
-            .eval_keys("forget_attempt", &self.lockout.forget, &keys.all(), &args)
+            .eval_keys("forget_attempt", &self.scripts.forget, &keys.all(), &args)
             .await
             .map(|_| ())
     }
@@ -278,17 +278,12 @@ fn clear_all(m: LockoutMillis) -> Value {
 
 /// The attempt script's `{allowed, remaining, retry_after_ms}`.
 fn lockout_decision(reply: &Value) -> Option<LockoutDecision> {
-    let Value::Array(items) = reply else {
-        return None;
-    };
-    match items.as_slice() {
-        [allowed, remaining, retry] => Some(if allowed.as_i64()? == 1 {
-            LockoutDecision::allow(remaining.as_i64()?)
-        } else {
-            LockoutDecision::refuse(retry.as_u64()?)
-        }),
-        _ => None,
-    }
+    let [allowed, remaining, retry] = array_of(reply)?;
+    Some(if allowed.as_i64()? == 1 {
+        LockoutDecision::allow(remaining.as_i64()?)
+    } else {
+        LockoutDecision::refuse(retry.as_u64()?)
+    })
 }
 
 fn int(ms: u64) -> Value {
@@ -297,11 +292,14 @@ fn int(ms: u64) -> Value {
 
 /// The script's `{tat, now}`.
 fn tat_and_now(reply: &Value) -> Option<(u64, u64)> {
+    let [tat, now] = array_of(reply)?;
+    Some((tat.as_u64()?, now.as_u64()?))
+}
+
+/// The values of an array reply of exactly `N` values.
+fn array_of<const N: usize>(reply: &Value) -> Option<&[Value; N]> {
     let Value::Array(items) = reply else {
         return None;
     };
-    match items.as_slice() {
-        [tat, now] => Some((tat.as_u64()?, now.as_u64()?)),
-        _ => None,
-    }
+    items.as_slice().try_into().ok()
 }

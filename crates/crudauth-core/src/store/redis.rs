@@ -71,6 +71,9 @@ const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(2);
 const DEFAULT_MAX_QUEUED: usize = 16_384;
 /// How often `initialize()` looks at the connection while it waits for it.
 const CONNECT_POLL: Duration = Duration::from_millis(50);
+/// What a Redis URL looks like, for the errors about one that is not.
+const URL_HINT: &str =
+    "expected redis://[:password@]host[:port][/db] or redis-cluster://host:port?node=host:port";
 /// Longest TTL sent to Redis (100 years), so `now + ttl` never overflows on the server.
 const MAX_TTL_MS: i64 = 100 * 365 * 24 * 3_600 * 1_000;
 
@@ -165,14 +168,12 @@ impl RedisConfig {
         ];
         if !SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
             return Err(StoreError::Config(format!(
-                "`{display_url}` is not a Redis URL; expected redis://[:password@]host[:port][/db] \
-                 or redis-cluster://host:port?node=host:port"
+                "`{display_url}` is not a Redis URL; {URL_HINT}"
             )));
         }
         let fred = Config::from_url(url).map_err(|e| {
             StoreError::Config(format!(
-                "`{display_url}` is not a usable Redis URL ({}); expected \
-                 redis://[:password@]host[:port][/db] or redis-cluster://host:port?node=host:port",
+                "`{display_url}` is not a usable Redis URL ({}); {URL_HINT}",
                 e.details()
             ))
         })?;
@@ -278,7 +279,6 @@ struct Shared {
     namespace: String,
     command_timeout: Duration,
     connect_timeout: Duration,
-    cluster: bool,
     connected_once: AtomicBool,
     life: tokio::sync::Mutex<Lifecycle>,
 }
@@ -294,7 +294,7 @@ impl fmt::Debug for RedisConnection {
         f.debug_struct("RedisConnection")
             .field("url", &self.inner.display_url)
             .field("namespace", &self.inner.namespace)
-            .field("cluster", &self.inner.cluster)
+            .field("cluster", &self.is_cluster())
             .field("command_timeout", &self.inner.command_timeout)
             .finish_non_exhaustive()
     }
@@ -309,7 +309,6 @@ impl RedisConnection {
                 config.display_url
             )));
         }
-        let cluster = config.is_cluster();
         let mut fred = config.fred;
         // The first connection retries under the reconnect policy too; `initialize()` bounds
         // the wait with the connect timeout.
@@ -360,7 +359,6 @@ impl RedisConnection {
                 namespace: config.namespace,
                 command_timeout: config.command_timeout,
                 connect_timeout: config.connect_timeout,
-                cluster,
                 connected_once: AtomicBool::new(false),
                 life: tokio::sync::Mutex::new(Lifecycle::default()),
             }),
@@ -421,7 +419,8 @@ impl RedisConnection {
 
     /// Whether this is a Redis Cluster connection.
     pub fn is_cluster(&self) -> bool {
-        self.inner.cluster
+        // The client keeps the configuration it was built from.
+        self.inner.client.is_clustered()
     }
 
     /// Starts the connection task and waits, at most the connect timeout, until it is
@@ -652,18 +651,19 @@ impl RedisConnection {
 
     /// How a custom command on `key` is routed: by the key's slot on a cluster.
     fn route(&self, key: &[u8]) -> ClusterHash {
-        if self.inner.cluster {
+        if self.is_cluster() {
             ClusterHash::Custom(fred::util::redis_keyslot(key))
         } else {
             ClusterHash::FirstKey
         }
     }
 
-    fn timeout(&self, operation: &'static str) -> StoreError {
-        StoreError::Timeout {
+    /// A reply that is not what the command or script returns, and why.
+    pub(crate) fn unexpected(&self, operation: &'static str, reason: String) -> StoreError {
+        StoreError::Backend {
             url: self.inner.display_url.clone(),
             operation,
-            timeout: self.inner.command_timeout,
+            reason,
         }
     }
 
@@ -683,7 +683,11 @@ impl RedisConnection {
         }
         let url = self.inner.display_url.clone();
         match error.kind() {
-            ErrorKind::Timeout => self.timeout(operation),
+            ErrorKind::Timeout => StoreError::Timeout {
+                url,
+                operation,
+                timeout: self.inner.command_timeout,
+            },
             ErrorKind::Canceled if !self.inner.connected_once.load(Ordering::Relaxed) => {
                 StoreError::Unreachable {
                     url,
@@ -792,6 +796,27 @@ impl RedisStore {
     pub fn connection(&self) -> &RedisConnection {
         &self.redis
     }
+
+    /// `SET` with `expiry`, under `condition` (`NX`, `XX`) if any; `true` when it wrote.
+    async fn set_with(
+        &self,
+        operation: &'static str,
+        key: &str,
+        value: Bytes,
+        expiry: Expiration,
+        condition: Option<SetOptions>,
+    ) -> StoreResult<bool> {
+        let r = &self.redis;
+        let reply = r
+            .run(
+                operation,
+                key,
+                r.ops()
+                    .set::<Value, _, _>(r.key(key), value, Some(expiry), condition, false),
+            )
+            .await?;
+        Ok(!reply.is_null())
+    }
 }
 
 #[async_trait]
@@ -832,29 +857,16 @@ impl Store for RedisStore {
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()> {
-        let r = &self.redis;
-        let expiry = Some(Expiration::PX(ttl_ms(ttl)));
-        r.run(
-            "SET",
-            key,
-            r.ops()
-                .set::<(), _, _>(r.key(key), value, expiry, None, false),
-        )
-        .await
+        let expiry = Expiration::PX(ttl_ms(ttl));
+        self.set_with("SET", key, value, expiry, None)
+            .await
+            .map(|_| ())
     }
 
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<bool> {
-        let r = &self.redis;
-        let expiry = Some(Expiration::PX(ttl_ms(ttl)));
-        let reply = r
-            .run(
-                "SET NX",
-                key,
-                r.ops()
-                    .set::<Value, _, _>(r.key(key), value, expiry, Some(SetOptions::NX), false),
-            )
-            .await?;
-        Ok(!reply.is_null())
+        let expiry = Expiration::PX(ttl_ms(ttl));
+        self.set_with("SET NX", key, value, expiry, Some(SetOptions::NX))
+            .await
     }
 
     async fn set_if_present(
@@ -863,25 +875,12 @@ impl Store for RedisStore {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> StoreResult<bool> {
-        let r = &self.redis;
         let expiry = match ttl {
             Some(ttl) => Expiration::PX(ttl_ms(ttl)),
             None => Expiration::KEEPTTL,
         };
-        let reply = r
-            .run(
-                "SET XX",
-                key,
-                r.ops().set::<Value, _, _>(
-                    r.key(key),
-                    value,
-                    Some(expiry),
-                    Some(SetOptions::XX),
-                    false,
-                ),
-            )
-            .await?;
-        Ok(!reply.is_null())
+        self.set_with("SET XX", key, value, expiry, Some(SetOptions::XX))
+            .await
     }
 
     async fn delete(&self, key: &str) -> StoreResult<bool> {
@@ -934,7 +933,7 @@ impl Store for RedisStore {
             .await?;
         reply
             .as_i64()
-            .ok_or_else(|| unexpected(&self.redis, "incr", &reply))
+            .ok_or_else(|| self.redis.unexpected("incr", unexpected_reply(&reply)))
     }
 
     async fn index_add(
@@ -966,11 +965,11 @@ impl Store for RedisStore {
                 .into_iter()
                 .map(|item| {
                     item.as_string()
-                        .ok_or_else(|| unexpected(&self.redis, "index_add", &item))
+                        .ok_or_else(|| self.redis.unexpected("index_add", unexpected_reply(&item)))
                 })
                 .collect(),
             Value::Null => Ok(Vec::new()),
-            other => Err(unexpected(&self.redis, "index_add", &other)),
+            other => Err(self.redis.unexpected("index_add", unexpected_reply(&other))),
         }
     }
 
@@ -984,10 +983,11 @@ impl Store for RedisStore {
                     .zrange::<Value, _, _, _>(r.key(index), 0, -1, None, false, None, true),
             )
             .await?;
-        members_with_scores(reply).ok_or_else(|| StoreError::Backend {
-            url: r.url().to_owned(),
-            operation: "ZRANGE",
-            reason: "the reply was not a list of members and scores".to_owned(),
+        members_with_scores(reply).ok_or_else(|| {
+            r.unexpected(
+                "ZRANGE",
+                "the reply was not a list of members and scores".to_owned(),
+            )
         })
     }
 
@@ -1050,12 +1050,9 @@ fn members_with_scores(reply: Value) -> Option<Vec<IndexEntry>> {
     Some(entries)
 }
 
-fn unexpected(redis: &RedisConnection, operation: &'static str, reply: &Value) -> StoreError {
-    StoreError::Backend {
-        url: redis.url().to_owned(),
-        operation,
-        reason: format!("unexpected reply {:?}", reply.kind()),
-    }
+/// The reason given with [`RedisConnection::unexpected`] for a reply of the wrong kind.
+fn unexpected_reply(reply: &Value) -> String {
+    format!("unexpected reply {:?}", reply.kind())
 }
 
 #[cfg(test)]
@@ -1073,5 +1070,10 @@ mod tests {
         assert!(std::mem::size_of_val(&*read) < 512);
         let write = store.set_if_present("s:x", Bytes::new(), Some(ttl));
         assert!(std::mem::size_of_val(&*write) < 512);
+        // The other writes share set_with(), and its boxed command, with set_if_present.
+        let set = store.set("s:x", Bytes::new(), ttl);
+        assert!(std::mem::size_of_val(&*set) < 512);
+        let claim = store.set_if_absent("s:x", Bytes::new(), ttl);
+        assert!(std::mem::size_of_val(&*claim) < 512);
     }
 }
