@@ -20,6 +20,8 @@ pub async fn decode_or_discard<T: DeserializeOwned>(
     key: &str,
     value: Option<Bytes>,
 ) -> StoreResult<Option<T>> {
+    // A closure, not `serde_json::from_slice` itself: that function's lifetime is bound to
+    // `T: Deserialize<'a>`, so the bare item is not the `for<'b> FnOnce(&'b [u8])` asked for.
     decode_with_or_discard(store, key, value, |bytes| serde_json::from_slice(bytes)).await
 }
 

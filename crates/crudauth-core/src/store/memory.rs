@@ -146,8 +146,14 @@ impl Slot<'_> {
         self.map.get_mut(self.key)
     }
 
-    fn remove(&mut self) -> Option<Entry> {
-        self.map.remove(self.key)
+    /// Removes the entry, handing back its key too so it can be put back without allocating.
+    fn remove(&mut self) -> Option<(String, Entry)> {
+        self.map.remove_entry(self.key)
+    }
+
+    /// Puts back an entry taken by [`Self::remove`].
+    fn restore(&mut self, (key, entry): (String, Entry)) {
+        self.map.insert(key, entry);
     }
 
     /// Writes an entry, refusing a new key when the shard is at capacity.
@@ -271,18 +277,19 @@ impl Store for MemoryStore {
     }
 
     async fn take(&self, key: &str) -> StoreResult<Option<Bytes>> {
-        self.slot(key, |slot| match slot.live() {
-            Some(Entry {
-                value: Value::Bytes(_),
-                ..
-            }) => match slot.remove() {
-                Some(Entry {
+        self.slot(key, |slot| match slot.remove() {
+            Some((
+                _,
+                Entry {
                     value: Value::Bytes(b),
                     ..
-                }) => Ok(Some(b)),
-                _ => Ok(None),
-            },
-            Some(_) => Err(wrong_kind(key, "take")),
+                },
+            )) => Ok(Some(b)),
+            Some(other) => {
+                // Not a value: left as it was, under the same lock.
+                slot.restore(other);
+                Err(wrong_kind(key, "take"))
+            }
             None => Ok(None),
         })
     }
@@ -346,11 +353,8 @@ impl Store for MemoryStore {
     }
 
     async fn index_members(&self, index: &str) -> StoreResult<Vec<IndexEntry>> {
-        self.slot(index, |slot| match slot.live() {
-            Some(Entry {
-                value: Value::Index(members),
-                ..
-            }) => {
+        self.with_live(index, |entry, _| match &entry.value {
+            Value::Index(members) => {
                 let mut list: Vec<IndexEntry> = members
                     .iter()
                     .map(|(m, s)| IndexEntry {
@@ -365,22 +369,21 @@ impl Store for MemoryStore {
                 });
                 Ok(list)
             }
-            Some(_) => Err(wrong_kind(index, "index_members")),
-            None => Ok(Vec::new()),
+            _ => Err(wrong_kind(index, "index_members")),
         })
+        .transpose()
+        .map(Option::unwrap_or_default)
     }
 
     async fn index_remove(&self, index: &str, members: &[String]) -> StoreResult<usize> {
-        self.slot(index, |slot| match slot.live() {
-            Some(Entry {
-                value: Value::Index(set),
-                ..
-            }) => Ok(members
+        self.with_live(index, |entry, _| match &mut entry.value {
+            Value::Index(set) => Ok(members
                 .iter()
                 .filter(|m| set.remove(m.as_str()).is_some())
                 .count()),
-            Some(_) => Err(wrong_kind(index, "index_remove")),
-            None => Ok(0),
+            _ => Err(wrong_kind(index, "index_remove")),
         })
+        .transpose()
+        .map(Option::unwrap_or_default)
     }
 }
