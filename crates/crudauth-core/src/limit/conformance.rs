@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Budget, LockoutConfig, LockoutKeys, OnLoginSuccess, RateLimiter};
-use crate::store::conformance::TimeTravel;
+use crate::store::conformance::{all_at_once, TimeTravel};
 
 /// A limiter under test, with its notion of time; isolated by its own key prefix.
 pub struct LimiterSubject {
@@ -38,20 +38,13 @@ const TASKS: usize = 64;
 /// different `remaining`, from 9 down to 0.
 pub async fn concurrent_hits_admit_exactly_the_budget(s: &LimiterSubject) {
     let budget = Budget::new(10, Duration::from_secs(60));
-    let start = Arc::new(tokio::sync::Barrier::new(TASKS));
-    let mut tasks = Vec::new();
-    for _ in 0..TASKS {
+    let hits = (0..TASKS).map(|_| {
         let limiter = s.limiter.clone();
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            limiter.hit("q:burst", budget).await.unwrap()
-        }));
-    }
+        async move { limiter.hit("q:burst", budget).await.unwrap() }
+    });
     let mut remaining = BTreeSet::new();
     let mut refused = 0;
-    for t in tasks {
-        let d = t.await.unwrap();
+    for d in all_at_once(hits).await {
         assert_eq!(d.limit, 10);
         if d.allowed {
             assert!(
@@ -221,24 +214,10 @@ pub async fn concurrent_attempts_allow_exactly_the_budget(s: &LimiterSubject) {
         ..lockout(5)
     };
     let spray = |keys: Vec<LockoutKeys>| {
-        let start = Arc::new(tokio::sync::Barrier::new(keys.len()));
-        let tasks: Vec<_> = keys
-            .into_iter()
-            .map(|keys| {
-                let (limiter, start, config) = (s.limiter.clone(), start.clone(), config.clone());
-                tokio::spawn(async move {
-                    start.wait().await;
-                    limiter.login_attempt(&keys, &config).await.unwrap()
-                })
-            })
-            .collect();
-        async move {
-            let mut decisions = Vec::new();
-            for t in tasks {
-                decisions.push(t.await.unwrap());
-            }
-            decisions
-        }
+        all_at_once(keys.into_iter().map(|keys| {
+            let (limiter, config) = (s.limiter.clone(), config.clone());
+            async move { limiter.login_attempt(&keys, &config).await.unwrap() }
+        }))
     };
     let one_identifier = (0..TASKS)
         .map(|i| LockoutKeys::new(&format!("10.1.0.{i}"), "victim@example.com"))

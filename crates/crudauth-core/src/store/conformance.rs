@@ -23,6 +23,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -266,23 +267,39 @@ pub async fn concurrent_set_if_absent_has_one_winner(s: &Subject) {
 async fn race<F, Fut>(s: &Subject, op: F, key: &str) -> usize
 where
     F: Fn(Arc<dyn Store>, String) -> Fut,
-    Fut: std::future::Future<Output = bool> + Send + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
 {
-    let start = Arc::new(tokio::sync::Barrier::new(TASKS));
-    let mut tasks = Vec::new();
-    for _ in 0..TASKS {
-        let fut = op(s.store.clone(), key.to_owned());
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            fut.await
-        }));
-    }
-    let mut wins = 0;
+    all_at_once((0..TASKS).map(|_| op(s.store.clone(), key.to_owned())))
+        .await
+        .into_iter()
+        .filter(|won| *won)
+        .count()
+}
+
+/// Spawns one task per operation, lets them all start together (behind a barrier), and
+/// returns their outputs in the order given: the store and limiter suites' concurrency cases.
+pub(crate) async fn all_at_once<T, Fut>(ops: impl IntoIterator<Item = Fut>) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let ops: Vec<Fut> = ops.into_iter().collect();
+    let start = Arc::new(tokio::sync::Barrier::new(ops.len()));
+    let tasks: Vec<_> = ops
+        .into_iter()
+        .map(|op| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                op.await
+            })
+        })
+        .collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
     for t in tasks {
-        wins += usize::from(t.await.unwrap());
+        outputs.push(t.await.unwrap());
     }
-    wins
+    outputs
 }
 
 /// Counters start at the increment, accumulate, go negative, and expire a window after the
@@ -377,22 +394,15 @@ pub async fn index_expiry_only_grows(s: &Subject) {
 /// 64 concurrent adds with `keep = 5` leave exactly 5 members; every member is either kept or
 /// evicted exactly once.
 pub async fn concurrent_index_cap_is_exact(s: &Subject) {
-    let start = Arc::new(tokio::sync::Barrier::new(TASKS));
-    let mut tasks = Vec::new();
-    for i in 0..TASKS {
+    let adds = (0..TASKS).map(|i| {
         let st = s.store.clone();
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
+        async move {
             st.index_add("u:cap", &format!("m{i:02}"), i as f64, Some(5), LONG)
                 .await
                 .unwrap()
-        }));
-    }
-    let mut evicted = Vec::new();
-    for t in tasks {
-        evicted.extend(t.await.unwrap());
-    }
+        }
+    });
+    let evicted: Vec<String> = all_at_once(adds).await.into_iter().flatten().collect();
     let kept: Vec<String> = s
         .store
         .index_members("u:cap")
