@@ -65,22 +65,23 @@ impl CachedUsers {
             return None;
         }
         let key = CacheKey::of(&user.id).as_str().to_owned();
-        let expires = self.clock.now_millis() + duration_ms(self.ttl);
+        let expires = self
+            .clock
+            .now_millis()
+            .saturating_add(duration_ms(self.ttl));
         let stamp = self.stamps.fetch_add(1, Ordering::Relaxed);
         let row = Row {
             user,
             expires,
             stamp,
         };
-        self.rows.lock(&key).insert(key.clone(), row);
+        self.rows.lock(&key).insert(key, row);
         Some(stamp)
     }
 
-    /// The stamp of the row cached for `id` while it is live. Every time a row is cached
-    /// (read anew, or refreshed by an update) it gets a new stamp, so a value derived from a
-    /// row may be reused for as long as the row's stamp is still live — it would be derived
-    /// from the very same row. `None` when nothing live is cached (or the cache is off).
-    pub fn live_stamp(&self, id: &UserId) -> Option<u64> {
+    /// Runs `f` on the live row cached for `id`, its shard locked; `None` when nothing live is
+    /// cached (or the cache is off).
+    fn with_live<R>(&self, id: &UserId, f: impl FnOnce(&Row) -> R) -> Option<R> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -88,9 +89,15 @@ impl CachedUsers {
         let key = key.as_str();
         let now = self.clock.now_millis();
         let rows = self.rows.lock(key);
-        rows.get(key)
-            .filter(|row| row.expires > now)
-            .map(|row| row.stamp)
+        rows.get(key).filter(|row| row.expires > now).map(f)
+    }
+
+    /// The stamp of the row cached for `id` while it is live. Every time a row is cached
+    /// (read anew, or refreshed by an update) it gets a new stamp, so a value derived from a
+    /// row may be reused for as long as the row's stamp is still live — it would be derived
+    /// from the very same row. `None` when nothing live is cached (or the cache is off).
+    pub fn live_stamp(&self, id: &UserId) -> Option<u64> {
+        self.with_live(id, |row| row.stamp)
     }
 
     /// [`UserStore::find_by_id`], with the stamp of the cached row the answer is (see
@@ -99,15 +106,8 @@ impl CachedUsers {
         &self,
         id: &UserId,
     ) -> Result<Option<(Arc<User>, Option<u64>)>, UserStoreError> {
-        if !self.ttl.is_zero() {
-            let key = CacheKey::of(id);
-            let key = key.as_str();
-            let now = self.clock.now_millis();
-            if let Some(row) = self.rows.lock(key).get(key) {
-                if row.expires > now {
-                    return Ok(Some((row.user.clone(), Some(row.stamp))));
-                }
-            }
+        if let Some(hit) = self.with_live(id, |row| (row.user.clone(), Some(row.stamp))) {
+            return Ok(Some(hit));
         }
         let found = self.inner.find_by_id(id).await?.map(Arc::new);
         Ok(match found {
@@ -235,6 +235,21 @@ mod tests {
         assert_eq!(users.live_stamp(&ada.id), None);
         users.forget(&ada.id);
         assert_eq!(users.live_stamp(&ada.id), None);
+    }
+
+    #[tokio::test]
+    async fn a_huge_ttl_saturates_instead_of_overflowing() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let mut users = CachedUsers::new(Arc::new(MemoryUsers::new()), Duration::MAX);
+        users.clock = clock.clone();
+        let ada = users
+            .create(NewUser::new("ada@example.com", "ada", "x"))
+            .await
+            .unwrap();
+        let (_, stamp) = users.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        assert!(stamp.is_some());
+        clock.advance(Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(users.live_stamp(&ada.id), stamp);
     }
 
     #[test]
