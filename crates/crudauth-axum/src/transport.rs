@@ -222,7 +222,7 @@ impl SessionAuth {
         };
         if user.token_version != session.record.token_version {
             // A password change or reset ended this session's epoch.
-            sessions.revoke(session.handle()).await?;
+            sessions.end(&session).await?;
             return Ok(None);
         }
         let mut principal = Principal::new(user, "session", Vec::new());

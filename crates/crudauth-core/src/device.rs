@@ -82,7 +82,7 @@ impl DeviceInfo {
     /// Parses a User-Agent header value (only its first [`MAX_USER_AGENT_BYTES`] bytes). Never
     /// fails: what it cannot name is `"Other"`.
     pub fn parse(user_agent: &str) -> Self {
-        let ua = prefix(user_agent, MAX_USER_AGENT_BYTES).trim();
+        let ua = cut(user_agent, MAX_USER_AGENT_BYTES).trim();
         if ua.is_empty() {
             return Self::unknown();
         }
@@ -426,8 +426,9 @@ fn dotted(raw: &str, parts: usize) -> String {
         .join(".")
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-fn prefix(s: &str, max: usize) -> &str {
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary (also
+/// how session records cut the user agent and their text fields).
+pub(crate) fn cut(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -586,7 +587,7 @@ mod tests {
         // A cut inside a multi-byte character does not panic.
         let multibyte = format!("Mozilla/5.0 {}", "\u{e9}".repeat(400));
         assert_eq!(DeviceInfo::parse(&multibyte).browser, "Other");
-        assert_eq!(prefix("ab\u{e9}", 3), "ab");
+        assert_eq!(cut("ab\u{e9}", 3), "ab");
     }
 
     #[test]

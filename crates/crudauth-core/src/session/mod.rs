@@ -27,6 +27,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::clock::{self, duration_ms, Clock};
 use crate::csrf::Csrf;
 use crate::error::StoreResult;
@@ -106,7 +108,7 @@ pub struct LoadedSession {
 impl LoadedSession {
     /// The public handle.
     pub fn handle(&self) -> &str {
-        &self.key[RECORD_PREFIX.len()..]
+        handle_in(&self.key)
     }
 }
 
@@ -122,6 +124,11 @@ pub struct ListedSession {
 const REMEMBER_PREFIX: &str = "r.";
 const RECORD_PREFIX: &str = "s:";
 const INDEX_MARGIN: Duration = Duration::from_secs(3600);
+
+/// The handle in a record key (`s:` and the handle).
+fn handle_in(key: &str) -> &str {
+    &key[RECORD_PREFIX.len()..]
+}
 
 /// The session service over a [`Store`].
 #[derive(Debug, Clone)]
@@ -174,11 +181,7 @@ impl Sessions {
 
     /// The idle window of a session with this id.
     pub fn idle_window_of(&self, id: &SessionId) -> Duration {
-        if id.expose().starts_with(REMEMBER_PREFIX) {
-            self.config.remember_me
-        } else {
-            self.config.idle_timeout
-        }
+        self.idle_window(id.expose().starts_with(REMEMBER_PREFIX))
     }
 
     fn idle_window(&self, remember_me: bool) -> Duration {
@@ -204,6 +207,11 @@ impl Sessions {
         self.config.remember_me.max(self.config.idle_timeout) + INDEX_MARGIN
     }
 
+    /// Decodes a record read from `key`; a corrupt one is deleted and reads as absent.
+    async fn decode(&self, key: &str, raw: Option<Bytes>) -> StoreResult<Option<SessionRecord>> {
+        decode_with_or_discard(self.store.as_ref(), key, raw, SessionRecord::from_bytes).await
+    }
+
     /// Creates a session for `user_id` at credential epoch `token_version`; then, in one step on
     /// the user's index, evicts the least recently active sessions beyond the cap.
     ///
@@ -222,7 +230,8 @@ impl Sessions {
         } else {
             random
         });
-        let handle = self.handle_of(&id);
+        let key = self.key.digest_after(RECORD_PREFIX, "session", id.expose());
+        let handle = handle_in(&key);
         let record = SessionRecord::new(
             user_id.clone(),
             token_version,
@@ -230,7 +239,6 @@ impl Sessions {
             &new,
             &Csrf::new_nonce(),
         );
-        let key = Self::record_key(&handle);
         self.store
             .set(
                 &key,
@@ -242,7 +250,7 @@ impl Sessions {
             .store
             .index_add(
                 &Self::index_key(user_id),
-                &handle,
+                handle,
                 now as f64,
                 Some(self.config.max_sessions_per_user.max(1)),
                 self.index_ttl(),
@@ -254,7 +262,7 @@ impl Sessions {
         }
         Ok(CreatedSession {
             id,
-            handle,
+            handle: handle.to_owned(),
             record,
             evicted: evicted.len(),
         })
@@ -262,25 +270,23 @@ impl Sessions {
 
     /// Reads a live session and slides its idle expiry — one store operation. Records past the
     /// absolute timeout are deleted and read as absent. Every `activity_write_interval` the
-    /// recorded last activity is rewritten too (a second operation, at most once a minute).
+    /// recorded last activity is rewritten too (two more operations, the record's rewrite and
+    /// its re-scoring in the user's index, at most once per interval).
     pub async fn load(&self, id: SessionId) -> StoreResult<Option<LoadedSession>> {
         if id.expose().is_empty() || id.expose().len() > 64 {
             return Ok(None);
         }
         let key = self.key.digest_after(RECORD_PREFIX, "session", id.expose());
-        let handle = &key[RECORD_PREFIX.len()..];
+        let handle = handle_in(&key);
         let window = self.idle_window_of(&id);
         let raw = self.store.get_and_touch(&key, window).await?;
-        let Some(mut record) =
-            decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
-                .await?
-        else {
+        let Some(mut record) = self.decode(&key, raw).await? else {
             return Ok(None);
         };
         let now = self.clock.now_millis();
         if let Some(limit) = self.config.absolute_timeout {
             if now.saturating_sub(record.created_at) >= duration_ms(limit) {
-                self.remove(handle, &record.user_id).await?;
+                self.remove(&key, &record.user_id).await?;
                 tracing::debug!(reason = "session_absolute_timeout", "session ended");
                 return Ok(None);
             }
@@ -332,10 +338,7 @@ impl Sessions {
     pub async fn revoke(&self, handle: &str) -> StoreResult<bool> {
         let key = Self::record_key(handle);
         let raw = self.store.take(&key).await?;
-        let Some(record) =
-            decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
-                .await?
-        else {
+        let Some(record) = self.decode(&key, raw).await? else {
             return Ok(false);
         };
         self.store
@@ -348,18 +351,24 @@ impl Sessions {
     pub async fn revoke_owned(&self, handle: &str, owner: &UserId) -> StoreResult<bool> {
         let key = Self::record_key(handle);
         let raw = self.store.get(&key).await?;
-        match decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
-            .await?
-        {
-            Some(record) if &record.user_id == owner => self.remove(handle, owner).await,
+        match self.decode(&key, raw).await? {
+            Some(record) if &record.user_id == owner => self.remove(&key, owner).await,
             _ => Ok(false),
         }
     }
 
-    async fn remove(&self, handle: &str, user_id: &UserId) -> StoreResult<bool> {
-        let deleted = self.store.delete(&Self::record_key(handle)).await?;
+    /// Ends a session already loaded for this request (its record read moments ago), without
+    /// reading it again. `true` when it was still live.
+    pub async fn end(&self, session: &LoadedSession) -> StoreResult<bool> {
+        self.remove(&session.key, &session.record.user_id).await
+    }
+
+    /// Deletes the record at `key` and takes its handle out of `user_id`'s index; `true` when
+    /// the record was there.
+    async fn remove(&self, key: &str, user_id: &UserId) -> StoreResult<bool> {
+        let deleted = self.store.delete(key).await?;
         self.store
-            .index_remove(&Self::index_key(user_id), &[handle.to_owned()])
+            .index_remove(&Self::index_key(user_id), &[handle_in(key).to_owned()])
             .await?;
         Ok(deleted)
     }
@@ -373,9 +382,7 @@ impl Sessions {
         for entry in self.store.index_members(&index).await? {
             let key = Self::record_key(&entry.member);
             let raw = self.store.get(&key).await?;
-            match decode_with_or_discard(self.store.as_ref(), &key, raw, SessionRecord::from_bytes)
-                .await?
-            {
+            match self.decode(&key, raw).await? {
                 Some(record) if &record.user_id == user_id => live.push(ListedSession {
                     handle: entry.member,
                     record,
@@ -504,6 +511,22 @@ mod tests {
         assert!(s.load(ids[1].clone()).await.unwrap().is_none());
         assert!(s.load(ids[0].clone()).await.unwrap().is_some());
         assert_eq!(s.list(&user).await.unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn end_removes_a_loaded_session_and_its_index_entry() {
+        let s = service(ManualClock::starting_now());
+        let user = UserId::Int(4);
+        let created = s.create(&user, 0, NewSession::default()).await.unwrap();
+        let other = s.create(&user, 0, NewSession::default()).await.unwrap();
+        let loaded = s.load(created.id.clone()).await.unwrap().unwrap();
+        assert_eq!(loaded.handle(), created.handle);
+        assert!(s.end(&loaded).await.unwrap());
+        assert!(s.load(created.id).await.unwrap().is_none());
+        let left = s.list(&user).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].handle, other.handle);
+        assert!(!s.end(&loaded).await.unwrap(), "already ended");
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::NewSession;
+use crate::device::{cut, MAX_USER_AGENT_BYTES};
 use crate::user::UserId;
 
 /// What the store keeps for a session. The text fields are read through accessors; they live
@@ -54,9 +55,6 @@ pub struct SessionRecord {
     ends: [usize; 3],
     has_login_type: bool,
 }
-
-/// The longest user agent kept, in bytes (cut on a character boundary).
-pub(crate) const MAX_USER_AGENT: usize = 512;
 
 const VERSION: u8 = 2;
 const REMEMBER_ME: u8 = 1;
@@ -87,7 +85,7 @@ impl SessionRecord {
         };
         record.set_text(
             &client.ip,
-            cut(&client.user_agent, MAX_USER_AGENT),
+            cut(&client.user_agent, MAX_USER_AGENT_BYTES),
             csrf_nonce,
             client.login_type.as_deref(),
         );
@@ -240,18 +238,6 @@ impl SessionRecord {
 
 /// The longest text field stored (its length is a u16).
 const MAX_TEXT: usize = u16::MAX as usize;
-
-/// `s` cut to at most `max` bytes, on a character boundary.
-pub(crate) fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
 
 fn text(bytes: &[u8]) -> Result<&str, &'static str> {
     std::str::from_utf8(bytes).map_err(|_| "session record holds invalid UTF-8")
