@@ -496,8 +496,27 @@ mod tests {
     const PYTHON_BCRYPT_FULL_WIDTH: &str =
         "$2b$04$7kYcrhqwaicGx3ApHZsEreM07K./xovo2/DfSVH9zJxsZNWlr2UdW";
 
+    /// "correct horse" in crudauth's format (bcrypt over base64(SHA-256)) at cost 4; the
+    /// `verify` doctest shows the same hash.
+    const CRUDAUTH_BCRYPT_4: &str = "$2b$04$8uN3XmaJfxPqFibAM3DSRuV/UXI9Jsi38F9/OnhKHBBQ9IrWqgx4i";
+
     fn passwords() -> Passwords {
         Passwords::fast_for_tests()
+    }
+
+    /// A service with one hashing slot and room for `max_waiting` callers in line.
+    fn one_slot(max_waiting: usize) -> Passwords {
+        Passwords::builder()
+            .argon2_params(64, 1, 1)
+            .max_concurrency(1)
+            .max_waiting(max_waiting)
+            .build()
+            .unwrap()
+    }
+
+    /// Whether `typed` matches `stored`.
+    async fn matches(p: &Passwords, typed: &str, stored: &PasswordHash) -> bool {
+        p.verify(&pw(typed), Some(stored)).await.unwrap().matched
     }
 
     fn pw(s: &str) -> Password {
@@ -556,8 +575,8 @@ mod tests {
         let hash = p.hash(&pw(&long)).await.unwrap();
         let mut changed = long.clone();
         changed.replace_range(99.., "y");
-        assert!(p.verify(&pw(&long), Some(&hash)).await.unwrap().matched);
-        assert!(!p.verify(&pw(&changed), Some(&hash)).await.unwrap().matched);
+        assert!(matches(&p, &long, &hash).await);
+        assert!(!matches(&p, &changed, &hash).await);
     }
 
     #[tokio::test]
@@ -585,20 +604,10 @@ mod tests {
                 rehash: None
             }
         );
-        assert!(
-            !p.verify(&pw("tr0ub4dor&4"), Some(&stored))
-                .await
-                .unwrap()
-                .matched
-        );
+        assert!(!matches(&p, "tr0ub4dor&4", &stored).await);
         // bcrypt of the raw password (no pre-hash) is not crudauth's format and must not match.
         let unprehashed = h(&bcrypt::hash("tr0ub4dor&3", 4).unwrap());
-        assert!(
-            !p.verify(&pw("tr0ub4dor&3"), Some(&unprehashed))
-                .await
-                .unwrap()
-                .matched
-        );
+        assert!(!matches(&p, "tr0ub4dor&3", &unprehashed).await);
     }
 
     #[tokio::test]
@@ -621,15 +630,9 @@ mod tests {
     #[tokio::test]
     async fn bcrypt_2a_and_2y_prefixes_are_accepted() {
         let p = passwords();
-        let cost4 = "$2b$04$8uN3XmaJfxPqFibAM3DSRuV/UXI9Jsi38F9/OnhKHBBQ9IrWqgx4i";
         for prefix in ["$2a$", "$2y$"] {
-            let stored = h(&cost4.replacen("$2b$", prefix, 1));
-            assert!(
-                p.verify(&pw("correct horse"), Some(&stored))
-                    .await
-                    .unwrap()
-                    .matched
-            );
+            let stored = h(&CRUDAUTH_BCRYPT_4.replacen("$2b$", prefix, 1));
+            assert!(matches(&p, "correct horse", &stored).await);
         }
     }
 
@@ -666,20 +669,10 @@ mod tests {
             assert!(verdict.matched, "{typed}");
             assert_eq!(verdict.rehash, None, "{typed}");
         }
-        assert!(
-            !p.verify(&pw("finance124"), Some(&hash))
-                .await
-                .unwrap()
-                .matched
-        );
+        assert!(!matches(&p, "finance124", &hash).await);
         // ...and composed and decomposed accents are the same password.
         let hash = p.hash(&pw("caf\u{e9} au lait")).await.unwrap();
-        assert!(
-            p.verify(&pw("cafe\u{301} au lait"), Some(&hash))
-                .await
-                .unwrap()
-                .matched
-        );
+        assert!(matches(&p, "cafe\u{301} au lait", &hash).await);
     }
 
     #[tokio::test]
@@ -694,18 +687,8 @@ mod tests {
         assert!(verdict.matched);
         let rehash = verdict.rehash.unwrap();
         // The ASCII form did not match before the rehash, and does after (crudauth 0.8.2).
-        assert!(
-            !p.verify(&pw("password123"), Some(&stored))
-                .await
-                .unwrap()
-                .matched
-        );
-        assert!(
-            p.verify(&pw("password123"), Some(&rehash))
-                .await
-                .unwrap()
-                .matched
-        );
+        assert!(!matches(&p, "password123", &stored).await);
+        assert!(matches(&p, "password123", &rehash).await);
 
         // The same with an argon2 hash of the typed form: matched on the second try, rehashed
         // even though its costs are current.
@@ -761,12 +744,7 @@ mod tests {
         assert_eq!(verifies(&p), before + 2);
         let stored = p.hash(&pw("something else")).await.unwrap();
         let before = verifies(&p);
-        assert!(
-            !p.verify(&pw("ﬁnance"), Some(&stored))
-                .await
-                .unwrap()
-                .matched
-        );
+        assert!(!matches(&p, "ﬁnance", &stored).await);
         assert_eq!(verifies(&p), before + 2);
         // The dummy hash is made once, at the service's costs.
         let dummy = p.inner.dummy.get().unwrap().clone();
@@ -818,12 +796,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_slot_serialises_many_concurrent_verifies() {
-        let p = Passwords::builder()
-            .argon2_params(64, 1, 1)
-            .max_concurrency(1)
-            .max_waiting(1000)
-            .build()
-            .unwrap();
+        let p = one_slot(1000);
         let stored = p.hash(&pw("correct horse")).await.unwrap();
         let mut tasks = Vec::new();
         for i in 0..40 {
@@ -850,12 +823,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_line_is_refused_at_once() {
-        let p = Passwords::builder()
-            .argon2_params(64, 1, 1)
-            .max_concurrency(1)
-            .max_waiting(1)
-            .build()
-            .unwrap();
+        let p = one_slot(1);
         let stored = p.hash(&pw("correct horse")).await.unwrap();
         // Occupy the only slot, as a long hash would.
         let held = Arc::clone(&p.inner.slots).try_acquire_owned().unwrap();
@@ -887,12 +855,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_that_gives_up_leaves_the_line() {
-        let p = Passwords::builder()
-            .argon2_params(64, 1, 1)
-            .max_concurrency(1)
-            .max_waiting(1)
-            .build()
-            .unwrap();
+        let p = one_slot(1);
         let held = Arc::clone(&p.inner.slots).try_acquire_owned().unwrap();
         let gave_up =
             tokio::time::timeout(Duration::from_millis(20), p.verify(&pw("x"), None)).await;
