@@ -7,6 +7,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
+use crudauth_core::clock::{Clock, SystemClock};
 use crudauth_core::jwt::{BearerTokens, TokenRejected};
 use crudauth_core::principal::Principal;
 
@@ -58,10 +59,6 @@ fn credential(headers: &HeaderMap) -> Credential<'_> {
 #[derive(Debug)]
 pub(crate) struct BearerAuth;
 
-fn now_secs() -> u64 {
-    crudauth_core::clock::Clock::now_millis(&crudauth_core::clock::SystemClock) / 1000
-}
-
 #[async_trait]
 impl Transport for BearerAuth {
     fn name(&self) -> &'static str {
@@ -102,7 +99,7 @@ impl BearerAuth {
             Credential::Token(token) => token,
         };
         let users = auth.users();
-        let now = now_secs();
+        let now = SystemClock.now_secs();
         let leeway = bearer.config.tokens.leeway.as_secs();
         if let Some(known) = bearer.remembered.get(token) {
             if known.exp.saturating_add(leeway) >= now

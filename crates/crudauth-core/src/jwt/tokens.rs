@@ -185,18 +185,22 @@ impl BearerTokens {
 
     /// Mints an access token for `user` with exactly `scopes` (no clamping, no family).
     pub fn access_token(&self, user: &User, scopes: Vec<String>) -> Result<AccessToken, SignError> {
-        let now = self.now_ms() / 1000;
-        let claims = Claims {
+        let claims = self.access_claims(user, scopes, self.inner.clock.now_secs());
+        self.inner.codec.sign(&claims).map(AccessToken)
+    }
+
+    /// The claims of an access token for `user`, issued at `now_s` (seconds).
+    fn access_claims(&self, user: &User, scopes: Vec<String>, now_s: u64) -> Claims {
+        Claims {
             sub: user.id.to_string(),
             ver: user.token_version,
-            exp: now + self.inner.config.access_ttl.as_secs(),
-            iat: Some(now),
+            exp: now_s + self.inner.config.access_ttl.as_secs(),
+            iat: Some(now_s),
             token_type: TokenType::Access,
             scopes,
             fam: None,
             jti: None,
-        };
-        self.inner.codec.sign(&claims).map(AccessToken)
+        }
     }
 
     /// Signs in `user` for bearer use: grants scopes (the default when `requested` is empty,
@@ -224,9 +228,11 @@ impl BearerTokens {
         store
             .set(&live_key(&jti), encode(&family), ttl + KEY_MARGIN)
             .await?;
-        Ok(self.pair(user, scopes, &family, &jti, record.expires_at, now)?)
+        Ok(self.pair(user, scopes, &family, &jti, record.expires_at, now / 1000)?)
     }
 
+    /// Mints the pair at one instant `now_s` (seconds): the refresh token carries the access
+    /// token's claims, retyped, with the family's expiry, the family and the single-use id.
     fn pair(
         &self,
         user: &User,
@@ -234,24 +240,21 @@ impl BearerTokens {
         family: &str,
         jti: &str,
         expires_at: u64,
-        now_ms: u64,
+        now_s: u64,
     ) -> Result<IssuedTokens, SignError> {
-        let refresh = Claims {
-            sub: user.id.to_string(),
-            ver: user.token_version,
-            exp: expires_at,
-            iat: Some(now_ms / 1000),
-            token_type: TokenType::Refresh,
-            scopes: scopes.clone(),
-            fam: Some(family.to_owned()),
-            jti: Some(jti.to_owned()),
-        };
+        let mut claims = self.access_claims(user, scopes, now_s);
+        let access_token = AccessToken(self.inner.codec.sign(&claims)?);
+        claims.token_type = TokenType::Refresh;
+        claims.exp = expires_at;
+        claims.fam = Some(family.to_owned());
+        claims.jti = Some(jti.to_owned());
+        let refresh_token = RefreshToken(self.inner.codec.sign(&claims)?);
         Ok(IssuedTokens {
-            access_token: self.access_token(user, scopes.clone())?,
-            refresh_token: RefreshToken(self.inner.codec.sign(&refresh)?),
+            access_token,
+            refresh_token,
             // Whole seconds, so a sign-in's cookie says exactly `refresh_ttl` (crudauth's Max-Age).
-            refresh_expires_in: Duration::from_secs(expires_at.saturating_sub(now_ms / 1000)),
-            scopes,
+            refresh_expires_in: Duration::from_secs(expires_at.saturating_sub(now_s)),
+            scopes: claims.scopes,
         })
     }
 
@@ -315,7 +318,7 @@ impl BearerTokens {
         };
         store.set(&live_key(&next), encode(&family), ttl).await?;
         let scopes = self.inner.config.clamp(&claims.scopes);
-        Ok(self.pair(&user, scopes, family, &next, record.expires_at, now)?)
+        Ok(self.pair(&user, scopes, family, &next, record.expires_at, now / 1000)?)
     }
 
     /// A token presented after it was spent: within the grace (and while its successor is
