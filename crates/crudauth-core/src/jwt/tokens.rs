@@ -135,7 +135,24 @@ fn live_key(jti: &str) -> String {
 }
 
 fn spent_key(jti: &str) -> String {
-    format!("rc:{}", sha256_hex(jti.as_bytes()))
+    spent_key_of_hash(&sha256_hex(jti.as_bytes()))
+}
+
+/// [`spent_key`] of a `jti` known by its SHA-256 (a spent record's `next`).
+fn spent_key_of_hash(jti_sha256: &str) -> String {
+    format!("rc:{jti_sha256}")
+}
+
+/// Revokes a family over a misused refresh token, and says why in the log.
+async fn revoke_family(
+    store: &dyn Store,
+    fkey: &str,
+    record: &FamilyRecord,
+    why: &'static str,
+) -> Result<(), StoreError> {
+    store.delete(fkey).await?;
+    tracing::warn!(user_id = %record.user_id, "{why}: the refresh family is revoked");
+    Ok(())
 }
 
 impl BearerTokens {
@@ -296,7 +313,7 @@ impl BearerTokens {
         }
         if store.take(&live_key(jti)).await?.is_none() {
             // Spent for the first time, yet not the family's live token: its marker is gone.
-            self.revoke_for(
+            revoke_family(
                 store,
                 &fkey,
                 &record,
@@ -305,13 +322,10 @@ impl BearerTokens {
             .await?;
             return Err(RefreshError::Reused);
         }
-        let user = users
-            .find_by_id(&record.user_id)
-            .await?
-            .filter(|u| u.is_active);
-        let Some(user) = user
-            .filter(|u| u.token_version == claims.ver && u.token_version == record.token_version)
-        else {
+        let user = users.find_by_id(&record.user_id).await?.filter(|u| {
+            u.is_active && u.token_version == claims.ver && u.token_version == record.token_version
+        });
+        let Some(user) = user else {
             // A disabled user or a new epoch ends the family for good.
             store.delete(&fkey).await?;
             return Err(RefreshError::Invalid);
@@ -336,26 +350,13 @@ impl BearerTokens {
             let raw = store.get(skey).await?;
             if let Some(spent) = decode_or_discard::<SpentRecord>(store, skey, raw).await? {
                 let recent = now.saturating_sub(spent.at) <= grace;
-                if recent && store.get(&format!("rc:{}", spent.next)).await?.is_none() {
+                if recent && store.get(&spent_key_of_hash(&spent.next)).await?.is_none() {
                     return Ok(RefreshError::Superseded);
                 }
             }
         }
-        self.revoke_for(store, fkey, record, "refresh token reuse detected")
-            .await?;
+        revoke_family(store, fkey, record, "refresh token reuse detected").await?;
         Ok(RefreshError::Reused)
-    }
-
-    async fn revoke_for(
-        &self,
-        store: &dyn Store,
-        fkey: &str,
-        record: &FamilyRecord,
-        why: &'static str,
-    ) -> Result<(), StoreError> {
-        store.delete(fkey).await?;
-        tracing::warn!(user_id = %record.user_id, "{why}: the refresh family is revoked");
-        Ok(())
     }
 
     /// Revokes the family of a refresh token (bearer logout). `false` when the token is not
