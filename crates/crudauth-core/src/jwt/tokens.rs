@@ -183,21 +183,17 @@ impl BearerTokens {
         self.inner.clock.now_millis()
     }
 
-    /// Verifies an access token: no I/O. The caller still loads the user and compares
-    /// `token_version` (a mismatch means the token was superseded).
+    /// Verifies an access token, fully, every time, with no I/O: signature (HS256 only),
+    /// `exp` and `nbf`, `sub`, the type, no key hints in the header. The caller still loads
+    /// the user and compares `token_version` (a mismatch means the token was superseded).
     pub fn verify_access(&self, token: &str) -> Result<Claims, TokenRejected> {
-        self.verify(token, TokenType::Access)
+        self.inner.codec.verify(token, TokenType::Access)
     }
 
-    /// Verifies a refresh token's signature and claims (not whether it is still live).
+    /// Verifies a refresh token's signature and claims as [`Self::verify_access`] does (not
+    /// whether it is still live).
     pub fn verify_refresh(&self, token: &str) -> Result<Claims, TokenRejected> {
-        self.verify(token, TokenType::Refresh)
-    }
-
-    /// The full verification of a token of the `expected` type, every time: signature
-    /// (HS256 only), `exp` and `nbf`, `sub`, the type, no key hints in the header.
-    pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenRejected> {
-        self.inner.codec.verify(token, expected)
+        self.inner.codec.verify(token, TokenType::Refresh)
     }
 
     /// Mints an access token for `user` with exactly `scopes` (no clamping, no family).
