@@ -129,18 +129,6 @@ pub trait Transport: Send + Sync + Debug + 'static {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Principal>, AuthError>;
-
-    /// [`Transport::authenticate`], answering a shared principal: what the extractors call.
-    /// The default wraps `authenticate`; a transport that keeps the principals it resolves
-    /// (the bearer transport remembers the one each token resolved to) hands them out here
-    /// without building a new one.
-    async fn authenticate_shared(
-        &self,
-        parts: &Parts,
-        auth: &CrudAuth,
-    ) -> Result<Option<Arc<Principal>>, AuthError> {
-        Ok(self.authenticate(parts, auth).await?.map(Arc::new))
-    }
 }
 
 /// Whether a method changes state (and so needs CSRF protection under cookie auth).
@@ -191,7 +179,7 @@ impl CrudAuth {
             }
             Some(TransportKind::Bearer) => BearerAuth::resolve(parts, self).await,
             Some(TransportKind::Custom) | None => match self.transports().get(i) {
-                Some(transport) => transport.authenticate_shared(parts, self).await,
+                Some(transport) => Ok(transport.authenticate(parts, self).await?.map(Arc::new)),
                 None => Ok(None),
             },
         }

@@ -70,18 +70,7 @@ impl Transport for BearerAuth {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Principal>, AuthError> {
-        Ok(self
-            .authenticate_shared(parts, auth)
-            .await?
-            .map(Arc::unwrap_or_clone))
-    }
-
-    async fn authenticate_shared(
-        &self,
-        parts: &Parts,
-        auth: &CrudAuth,
-    ) -> Result<Option<Arc<Principal>>, AuthError> {
-        Self::resolve(parts, auth).await
+        Ok(Self::resolve(parts, auth).await?.map(Arc::unwrap_or_clone))
     }
 }
 
