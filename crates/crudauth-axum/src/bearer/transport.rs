@@ -89,7 +89,7 @@ impl BearerAuth {
         };
         let users = auth.users();
         let now = SystemClock.now_secs();
-        let leeway = bearer.config.tokens.leeway.as_secs();
+        let leeway = bearer.tokens.config().leeway.as_secs();
         if let Some(known) = bearer.remembered.get(token) {
             if known.exp.saturating_add(leeway) >= now
                 && users.live_stamp(known.principal.user_id()) == Some(known.stamp)

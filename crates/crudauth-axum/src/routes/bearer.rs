@@ -35,7 +35,7 @@ fn token_failure(e: TokenError) -> AuthError {
 /// `{access_token, token_type}` and the refresh token where the mode puts it.
 fn answer(bearer: &BearerState, issued: &IssuedTokens) -> Response {
     let access = issued.access_token.expose();
-    match bearer.config.refresh {
+    match bearer.refresh {
         RefreshMode::Cookie => {
             let cookie = bearer.cookie.set(
                 REFRESH_COOKIE,
@@ -65,7 +65,7 @@ pub(super) async fn token(
 ) -> Result<Response, AuthError> {
     let bearer = bearer(&auth)?;
     // A cookie-setting sign-in from another site is login CSRF.
-    if bearer.config.refresh == RefreshMode::Cookie && client.cross_site {
+    if bearer.refresh == RefreshMode::Cookie && client.cross_site {
         return Err(AuthError::forbidden(
             "Cross-site login requests are not allowed.",
         ));
@@ -102,7 +102,7 @@ pub(super) async fn refresh(
     // The cookie first, in both modes; the body only in body mode.
     let token = match cookies::read(&headers, REFRESH_COOKIE) {
         Some(cookie) => Some(cookie.to_owned()),
-        None if bearer.config.refresh == RefreshMode::Body => from_body(&body),
+        None if bearer.refresh == RefreshMode::Body => from_body(&body),
         None => None,
     };
     let Some(token) = token else {
@@ -137,7 +137,7 @@ pub(crate) async fn end_refresh(
     if let Some(token) = cookie {
         bearer.tokens.revoke(token).await?;
     }
-    if bearer.config.refresh == RefreshMode::Cookie || cookie.is_some() {
+    if bearer.refresh == RefreshMode::Cookie || cookie.is_some() {
         Ok(vec![bearer.cookie.clear(REFRESH_COOKIE, true)])
     } else {
         Ok(Vec::new())
