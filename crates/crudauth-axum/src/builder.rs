@@ -512,6 +512,11 @@ impl CrudAuth {
         self.inner.sessions.as_ref()
     }
 
+    /// The bearer transport as built, when it is configured.
+    pub(crate) fn bearer(&self) -> Option<&BearerState> {
+        self.inner.bearer.as_ref()
+    }
+
     /// The user table (behind the per-process row cache).
     pub fn users(&self) -> &CachedUsers {
         &self.inner.users

@@ -79,7 +79,7 @@ impl BearerAuth {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
-        let Some(bearer) = auth.inner.bearer.as_ref() else {
+        let Some(bearer) = auth.bearer() else {
             return Ok(None);
         };
         let token = match credential(&parts.headers) {
@@ -128,7 +128,7 @@ impl CrudAuth {
     /// The bearer-token service, when the bearer transport is configured: issue a pair for a
     /// user you authenticated yourself, verify, refresh, revoke.
     pub fn bearer_tokens(&self) -> Option<&BearerTokens> {
-        self.inner.bearer.as_ref().map(|b| &b.tokens)
+        self.bearer().map(|b| &b.tokens)
     }
 }
 
