@@ -20,7 +20,7 @@ use crate::bearer::{BearerAuth, BearerState, BearerTransport};
 use crate::cookies::CookieConfig;
 use crate::error::AuthError;
 use crate::layer::rate_limit::{BuiltinLimits, RateLimit};
-use crate::transport::{SessionAuth, Transport, TransportKind};
+use crate::transport::{SessionAuth, Transport};
 
 /// Why a configuration was refused at `build()`.
 #[derive(Debug, thiserror::Error)]
@@ -405,20 +405,21 @@ impl CrudAuthBuilder {
             )?),
             None => None,
         };
-        let (transports, transport_kinds): (Vec<Arc<dyn Transport>>, Vec<TransportKind>) = self
+        let transports: Vec<Arc<dyn Transport>> = self
             .order
             .into_iter()
-            .map(|slot| -> (Arc<dyn Transport>, TransportKind) {
+            .map(|slot| -> Arc<dyn Transport> {
                 match slot {
-                    TransportSlot::Session => (Arc::new(SessionAuth), TransportKind::Session),
-                    TransportSlot::Bearer => (Arc::new(BearerAuth), TransportKind::Bearer),
-                    TransportSlot::Custom(t) => (t, TransportKind::Custom),
+                    TransportSlot::Session => Arc::new(SessionAuth),
+                    TransportSlot::Bearer => Arc::new(BearerAuth),
+                    TransportSlot::Custom(t) => t,
                 }
             })
-            .unzip();
+            .collect();
         if transports.is_empty() {
             return Err(ConfigError::NoTransport);
         }
+        // Unique names also let `authenticate_with` tell the built-in transports by name.
         for (i, t) in transports.iter().enumerate() {
             if transports[..i].iter().any(|o| o.name() == t.name()) {
                 return Err(ConfigError::DuplicateTransport(t.name()));
@@ -437,7 +438,6 @@ impl CrudAuthBuilder {
                 sessions,
                 bearer,
                 transports,
-                transport_kinds,
                 cookies: self.cookies,
                 login_fields: self.login_fields,
                 email: self.email,
@@ -490,8 +490,6 @@ pub(crate) struct Inner {
     pub(crate) sessions: Option<Sessions>,
     pub(crate) bearer: Option<BearerState>,
     pub(crate) transports: Vec<Arc<dyn Transport>>,
-    /// How each of `transports` is run, in the same order.
-    pub(crate) transport_kinds: Vec<TransportKind>,
     pub(crate) cookies: CookieConfig,
     pub(crate) login_fields: Vec<LoginField>,
     pub(crate) email: Option<EmailConfig>,
@@ -512,6 +510,11 @@ impl CrudAuth {
     /// The session service, when the session transport is configured.
     pub fn sessions(&self) -> Option<&Sessions> {
         self.inner.sessions.as_ref()
+    }
+
+    /// The bearer transport as built, when it is configured.
+    pub(crate) fn bearer(&self) -> Option<&BearerState> {
+        self.inner.bearer.as_ref()
     }
 
     /// The user table (behind the per-process row cache).

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crudauth_core::jwt::{RefreshError, TokenError};
 use crudauth_core::StoreError;
 
 /// An error answered as crudauth answers it: a status, a JSON `{"detail": …}` body (a message,
@@ -128,6 +129,31 @@ impl From<StoreError> for AuthError {
 impl From<crudauth_core::user::UserStoreError> for AuthError {
     fn from(error: crudauth_core::user::UserStoreError) -> Self {
         Self::unavailable(&error)
+    }
+}
+
+/// Issuing or revoking bearer tokens failed: a backend, so a 503.
+impl From<TokenError> for AuthError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Store(e) => e.into(),
+            TokenError::Sign(e) => Self::unavailable(&e),
+        }
+    }
+}
+
+/// A refused refresh is a 401 "Invalid or expired refresh token", whatever happened to its
+/// family; a failed backend is a 503.
+impl From<RefreshError> for AuthError {
+    fn from(error: RefreshError) -> Self {
+        match error {
+            RefreshError::Invalid | RefreshError::Superseded | RefreshError::Reused => {
+                Self::new(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")
+            }
+            RefreshError::Store(e) => e.into(),
+            RefreshError::Users(e) => e.into(),
+            RefreshError::Sign(e) => Self::unavailable(&e),
+        }
     }
 }
 

@@ -129,18 +129,6 @@ pub trait Transport: Send + Sync + Debug + 'static {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Principal>, AuthError>;
-
-    /// [`Transport::authenticate`], answering a shared principal: what the extractors call.
-    /// The default wraps `authenticate`; a transport that keeps the principals it resolves
-    /// (the bearer transport remembers the one each token resolved to) hands them out here
-    /// without building a new one.
-    async fn authenticate_shared(
-        &self,
-        parts: &Parts,
-        auth: &CrudAuth,
-    ) -> Result<Option<Arc<Principal>>, AuthError> {
-        Ok(self.authenticate(parts, auth).await?.map(Arc::new))
-    }
 }
 
 /// Whether a method changes state (and so needs CSRF protection under cookie auth).
@@ -173,27 +161,21 @@ pub(crate) fn check_csrf(
     Ok(())
 }
 
-/// How a configured transport is run: the built-in ones are called directly, without the
-/// boxed future a `dyn Transport` call costs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum TransportKind {
-    Session,
-    Bearer,
-    Custom,
-}
-
 impl CrudAuth {
-    /// Runs the `i`-th configured transport.
+    /// Runs the `i`-th configured transport. The built-in ones are called directly, without
+    /// the boxed future a `dyn Transport` call costs. Telling them by name relies on `build()`
+    /// refusing duplicate names: while the session (bearer) transport is configured, no custom
+    /// transport can be named `session` (`bearer`); while it is not, one so named is custom.
     pub(crate) async fn authenticate_with(&self, i: usize, parts: &Parts) -> Outcome {
-        match self.inner.transport_kinds.get(i) {
-            Some(TransportKind::Session) => {
+        let Some(transport) = self.transports().get(i) else {
+            return Ok(None);
+        };
+        match transport.name() {
+            "session" if self.inner.session.is_some() => {
                 Ok(SessionAuth::resolve(parts, self).await?.map(Arc::new))
             }
-            Some(TransportKind::Bearer) => BearerAuth::resolve(parts, self).await,
-            Some(TransportKind::Custom) | None => match self.transports().get(i) {
-                Some(transport) => transport.authenticate_shared(parts, self).await,
-                None => Ok(None),
-            },
+            "bearer" if self.inner.bearer.is_some() => BearerAuth::resolve(parts, self).await,
+            _ => Ok(transport.authenticate(parts, self).await?.map(Arc::new)),
         }
     }
 }

@@ -20,6 +20,11 @@ pub trait Clock: Send + Sync + Debug + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_millis(&self) -> u64;
 
+    /// Whole seconds since the Unix epoch (JWT times, for one).
+    fn now_secs(&self) -> u64 {
+        self.now_millis() / 1000
+    }
+
     /// Microseconds since the Unix epoch (rate limits need finer than a millisecond).
     fn now_micros(&self) -> u64 {
         self.now_millis().saturating_mul(1000)

@@ -134,11 +134,11 @@ impl BearerTransport {
     }
 }
 
-/// The bearer transport as built: its configuration, the token service and the refresh
-/// cookie's policy.
+/// The bearer transport as built: where the refresh token travels, the token service (which
+/// keeps the token configuration) and the refresh cookie's policy.
 #[derive(Debug)]
 pub(crate) struct BearerState {
-    pub(crate) config: BearerTransport,
+    pub(crate) refresh: RefreshMode,
     pub(crate) tokens: BearerTokens,
     pub(crate) cookie: CookieConfig,
     pub(crate) remembered: RememberedPrincipals,
@@ -151,19 +151,24 @@ impl BearerState {
         store: Arc<dyn Store>,
         cookies: &CookieConfig,
     ) -> Result<Self, ConfigError> {
+        let BearerTransport {
+            tokens,
+            refresh,
+            refresh_cookie_path,
+        } = config;
         let mut cookie = cookies.clone();
-        if let Some(path) = &config.refresh_cookie_path {
+        if let Some(path) = refresh_cookie_path {
             if !path.starts_with('/') {
                 return Err(ConfigError::Invalid(format!(
                     "refresh_cookie_path `{path}` must start with `/`"
                 )));
             }
-            cookie = cookie.path(path.clone());
+            cookie = cookie.path(path);
         }
-        let tokens = BearerTokens::new(key, store, config.tokens.clone())
+        let tokens = BearerTokens::new(key, store, tokens)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Self {
-            config,
+            refresh,
             tokens,
             cookie,
             remembered: RememberedPrincipals::new(),

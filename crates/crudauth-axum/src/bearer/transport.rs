@@ -7,6 +7,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
+use crudauth_core::clock::{Clock, SystemClock};
 use crudauth_core::jwt::{BearerTokens, TokenRejected};
 use crudauth_core::principal::Principal;
 
@@ -58,10 +59,6 @@ fn credential(headers: &HeaderMap) -> Credential<'_> {
 #[derive(Debug)]
 pub(crate) struct BearerAuth;
 
-fn now_secs() -> u64 {
-    crudauth_core::clock::Clock::now_millis(&crudauth_core::clock::SystemClock) / 1000
-}
-
 #[async_trait]
 impl Transport for BearerAuth {
     fn name(&self) -> &'static str {
@@ -73,18 +70,7 @@ impl Transport for BearerAuth {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Principal>, AuthError> {
-        Ok(self
-            .authenticate_shared(parts, auth)
-            .await?
-            .map(Arc::unwrap_or_clone))
-    }
-
-    async fn authenticate_shared(
-        &self,
-        parts: &Parts,
-        auth: &CrudAuth,
-    ) -> Result<Option<Arc<Principal>>, AuthError> {
-        Self::resolve(parts, auth).await
+        Ok(Self::resolve(parts, auth).await?.map(Arc::unwrap_or_clone))
     }
 }
 
@@ -93,7 +79,7 @@ impl BearerAuth {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
-        let Some(bearer) = auth.inner.bearer.as_ref() else {
+        let Some(bearer) = auth.bearer() else {
             return Ok(None);
         };
         let token = match credential(&parts.headers) {
@@ -102,8 +88,8 @@ impl BearerAuth {
             Credential::Token(token) => token,
         };
         let users = auth.users();
-        let now = now_secs();
-        let leeway = bearer.config.tokens.leeway.as_secs();
+        let now = SystemClock.now_secs();
+        let leeway = bearer.tokens.config().leeway.as_secs();
         if let Some(known) = bearer.remembered.get(token) {
             if known.exp.saturating_add(leeway) >= now
                 && users.live_stamp(known.principal.user_id()) == Some(known.stamp)
@@ -142,7 +128,7 @@ impl CrudAuth {
     /// The bearer-token service, when the bearer transport is configured: issue a pair for a
     /// user you authenticated yourself, verify, refresh, revoke.
     pub fn bearer_tokens(&self) -> Option<&BearerTokens> {
-        self.inner.bearer.as_ref().map(|b| &b.tokens)
+        self.bearer().map(|b| &b.tokens)
     }
 }
 

@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
-use crudauth_core::jwt::{IssuedTokens, RefreshError, TokenError};
+use crudauth_core::jwt::IssuedTokens;
 
 use super::{detail, reply, Client};
 use crate::bearer::{BearerState, RefreshMode, REFRESH_COOKIE};
@@ -15,47 +15,29 @@ use crate::cookies;
 use crate::error::AuthError;
 
 fn bearer(auth: &CrudAuth) -> Result<&BearerState, AuthError> {
-    auth.inner
-        .bearer
-        .as_ref()
-        .ok_or_else(AuthError::not_authenticated)
+    auth.bearer().ok_or_else(AuthError::not_authenticated)
 }
 
-fn invalid_refresh() -> AuthError {
-    AuthError::new(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")
-}
-
-fn token_failure(e: TokenError) -> AuthError {
-    match e {
-        TokenError::Store(e) => e.into(),
-        TokenError::Sign(e) => AuthError::unavailable(&e),
-    }
-}
-
-/// `{access_token, token_type}` and the refresh token where the mode puts it.
+/// `{access_token, token_type}` and the refresh token where the mode puts it: a cookie, or a
+/// last `refresh_token` key.
 fn answer(bearer: &BearerState, issued: &IssuedTokens) -> Response {
-    let access = issued.access_token.expose();
-    match bearer.config.refresh {
-        RefreshMode::Cookie => {
-            let cookie = bearer.cookie.set(
-                REFRESH_COOKIE,
-                issued.refresh_token.expose(),
-                true,
-                Some(issued.refresh_expires_in.as_secs()),
-            );
-            reply(
-                StatusCode::OK,
-                json!({"access_token": access, "token_type": "bearer"}),
-                vec![cookie],
-            )
+    let refresh = issued.refresh_token.expose();
+    let mut body = Map::new();
+    body.insert("access_token".into(), issued.access_token.expose().into());
+    body.insert("token_type".into(), "bearer".into());
+    let set_cookies = match bearer.refresh {
+        RefreshMode::Cookie => vec![bearer.cookie.set(
+            REFRESH_COOKIE,
+            refresh,
+            true,
+            Some(issued.refresh_expires_in.as_secs()),
+        )],
+        RefreshMode::Body => {
+            body.insert("refresh_token".into(), refresh.into());
+            Vec::new()
         }
-        RefreshMode::Body => reply(
-            StatusCode::OK,
-            json!({"access_token": access, "token_type": "bearer",
-                   "refresh_token": issued.refresh_token.expose()}),
-            vec![],
-        ),
-    }
+    };
+    reply(StatusCode::OK, Value::Object(body), set_cookies)
 }
 
 pub(super) async fn token(
@@ -65,7 +47,7 @@ pub(super) async fn token(
 ) -> Result<Response, AuthError> {
     let bearer = bearer(&auth)?;
     // A cookie-setting sign-in from another site is login CSRF.
-    if bearer.config.refresh == RefreshMode::Cookie && client.cross_site {
+    if bearer.refresh == RefreshMode::Cookie && client.cross_site {
         return Err(AuthError::forbidden(
             "Cross-site login requests are not allowed.",
         ));
@@ -78,11 +60,7 @@ pub(super) async fn token(
         .authenticate_password(&identifier, &password, &client.ip)
         .await?;
     let requested: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
-    let issued = bearer
-        .tokens
-        .issue(&user, &requested)
-        .await
-        .map_err(token_failure)?;
+    let issued = bearer.tokens.issue(&user, &requested).await?;
     Ok(answer(bearer, &issued))
 }
 
@@ -102,7 +80,7 @@ pub(super) async fn refresh(
     // The cookie first, in both modes; the body only in body mode.
     let token = match cookies::read(&headers, REFRESH_COOKIE) {
         Some(cookie) => Some(cookie.to_owned()),
-        None if bearer.config.refresh == RefreshMode::Body => from_body(&body),
+        None if bearer.refresh == RefreshMode::Body => from_body(&body),
         None => None,
     };
     let Some(token) = token else {
@@ -113,15 +91,11 @@ pub(super) async fn refresh(
     };
     // The epoch check reads the user row itself, not the per-process cache: a password
     // changed on another worker ends refreshes at once.
-    match bearer.tokens.refresh(&token, auth.users().uncached()).await {
-        Ok(issued) => Ok(answer(bearer, &issued)),
-        Err(RefreshError::Invalid | RefreshError::Superseded | RefreshError::Reused) => {
-            Err(invalid_refresh())
-        }
-        Err(RefreshError::Store(e)) => Err(e.into()),
-        Err(RefreshError::Users(e)) => Err(e.into()),
-        Err(RefreshError::Sign(e)) => Err(AuthError::unavailable(&e)),
-    }
+    let issued = bearer
+        .tokens
+        .refresh(&token, auth.users().uncached())
+        .await?;
+    Ok(answer(bearer, &issued))
 }
 
 /// Ends the refresh token a request carries in its cookie (its family is revoked) and, when
@@ -130,14 +104,14 @@ pub(crate) async fn end_refresh(
     auth: &CrudAuth,
     headers: &HeaderMap,
 ) -> Result<Vec<HeaderValue>, AuthError> {
-    let Some(bearer) = auth.inner.bearer.as_ref() else {
+    let Some(bearer) = auth.bearer() else {
         return Ok(Vec::new());
     };
     let cookie = cookies::read(headers, REFRESH_COOKIE);
     if let Some(token) = cookie {
         bearer.tokens.revoke(token).await?;
     }
-    if bearer.config.refresh == RefreshMode::Cookie || cookie.is_some() {
+    if bearer.refresh == RefreshMode::Cookie || cookie.is_some() {
         Ok(vec![bearer.cookie.clear(REFRESH_COOKIE, true)])
     } else {
         Ok(Vec::new())

@@ -52,7 +52,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
         routes = routes
             .route("/token", post(bearer::token))
             .route("/refresh", post(bearer::refresh));
-        if auth.inner.session.is_none() && bearer.config.refresh == RefreshMode::Cookie {
+        if auth.inner.session.is_none() && bearer.refresh == RefreshMode::Cookie {
             routes = routes.route("/logout", post(bearer::logout));
         }
     }

@@ -130,11 +130,10 @@ impl fmt::Debug for JwtCodec {
 impl JwtCodec {
     /// Keys from the app secret; `exp` and `nbf` checked with `leeway` (at most 60 s).
     pub(crate) fn new(key: &SecretKey, leeway: Duration) -> Self {
-        // The allow-list is HS256 alone: the header's `alg` only ever selects from it.
+        // `Validation::new` makes HS256 the whole allow-list (the header's `alg` only ever
+        // selects from it) and checks `exp`; `nbf` and the leeway are ours.
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = leeway.as_secs().min(60);
-        validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.required_spec_claims = ["exp", "sub"]
             .into_iter()

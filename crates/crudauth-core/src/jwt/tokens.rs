@@ -134,7 +134,24 @@ fn live_key(jti: &str) -> String {
 }
 
 fn spent_key(jti: &str) -> String {
-    format!("rc:{}", sha256_hex(jti.as_bytes()))
+    spent_key_of_hash(&sha256_hex(jti.as_bytes()))
+}
+
+/// [`spent_key`] of a `jti` known by its SHA-256 (a spent record's `next`).
+fn spent_key_of_hash(jti_sha256: &str) -> String {
+    format!("rc:{jti_sha256}")
+}
+
+/// Revokes a family over a misused refresh token, and says why in the log.
+async fn revoke_family(
+    store: &dyn Store,
+    fkey: &str,
+    record: &FamilyRecord,
+    why: &'static str,
+) -> Result<(), StoreError> {
+    store.delete(fkey).await?;
+    tracing::warn!(user_id = %record.user_id, "{why}: the refresh family is revoked");
+    Ok(())
 }
 
 impl BearerTokens {
@@ -165,37 +182,37 @@ impl BearerTokens {
         self.inner.clock.now_millis()
     }
 
-    /// Verifies an access token: no I/O. The caller still loads the user and compares
-    /// `token_version` (a mismatch means the token was superseded).
+    /// Verifies an access token, fully, every time, with no I/O: signature (HS256 only),
+    /// `exp` and `nbf`, `sub`, the type, no key hints in the header. The caller still loads
+    /// the user and compares `token_version` (a mismatch means the token was superseded).
     pub fn verify_access(&self, token: &str) -> Result<Claims, TokenRejected> {
-        self.verify(token, TokenType::Access)
+        self.inner.codec.verify(token, TokenType::Access)
     }
 
-    /// Verifies a refresh token's signature and claims (not whether it is still live).
+    /// Verifies a refresh token's signature and claims as [`Self::verify_access`] does (not
+    /// whether it is still live).
     pub fn verify_refresh(&self, token: &str) -> Result<Claims, TokenRejected> {
-        self.verify(token, TokenType::Refresh)
-    }
-
-    /// The full verification of a token of the `expected` type, every time: signature
-    /// (HS256 only), `exp` and `nbf`, `sub`, the type, no key hints in the header.
-    pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenRejected> {
-        self.inner.codec.verify(token, expected)
+        self.inner.codec.verify(token, TokenType::Refresh)
     }
 
     /// Mints an access token for `user` with exactly `scopes` (no clamping, no family).
     pub fn access_token(&self, user: &User, scopes: Vec<String>) -> Result<AccessToken, SignError> {
-        let now = self.now_ms() / 1000;
-        let claims = Claims {
+        let claims = self.access_claims(user, scopes, self.inner.clock.now_secs());
+        self.inner.codec.sign(&claims).map(AccessToken)
+    }
+
+    /// The claims of an access token for `user`, issued at `now_s` (seconds).
+    fn access_claims(&self, user: &User, scopes: Vec<String>, now_s: u64) -> Claims {
+        Claims {
             sub: user.id.to_string(),
             ver: user.token_version,
-            exp: now + self.inner.config.access_ttl.as_secs(),
-            iat: Some(now),
+            exp: now_s + self.inner.config.access_ttl.as_secs(),
+            iat: Some(now_s),
             token_type: TokenType::Access,
             scopes,
             fam: None,
             jti: None,
-        };
-        self.inner.codec.sign(&claims).map(AccessToken)
+        }
     }
 
     /// Signs in `user` for bearer use: grants scopes (the default when `requested` is empty,
@@ -223,9 +240,11 @@ impl BearerTokens {
         store
             .set(&live_key(&jti), encode(&family), ttl + KEY_MARGIN)
             .await?;
-        Ok(self.pair(user, scopes, &family, &jti, record.expires_at, now)?)
+        Ok(self.pair(user, scopes, &family, &jti, record.expires_at, now / 1000)?)
     }
 
+    /// Mints the pair at one instant `now_s` (seconds): the refresh token carries the access
+    /// token's claims, retyped, with the family's expiry, the family and the single-use id.
     fn pair(
         &self,
         user: &User,
@@ -233,24 +252,21 @@ impl BearerTokens {
         family: &str,
         jti: &str,
         expires_at: u64,
-        now_ms: u64,
+        now_s: u64,
     ) -> Result<IssuedTokens, SignError> {
-        let refresh = Claims {
-            sub: user.id.to_string(),
-            ver: user.token_version,
-            exp: expires_at,
-            iat: Some(now_ms / 1000),
-            token_type: TokenType::Refresh,
-            scopes: scopes.clone(),
-            fam: Some(family.to_owned()),
-            jti: Some(jti.to_owned()),
-        };
+        let mut claims = self.access_claims(user, scopes, now_s);
+        let access_token = AccessToken(self.inner.codec.sign(&claims)?);
+        claims.token_type = TokenType::Refresh;
+        claims.exp = expires_at;
+        claims.fam = Some(family.to_owned());
+        claims.jti = Some(jti.to_owned());
+        let refresh_token = RefreshToken(self.inner.codec.sign(&claims)?);
         Ok(IssuedTokens {
-            access_token: self.access_token(user, scopes.clone())?,
-            refresh_token: RefreshToken(self.inner.codec.sign(&refresh)?),
+            access_token,
+            refresh_token,
             // Whole seconds, so a sign-in's cookie says exactly `refresh_ttl` (crudauth's Max-Age).
-            refresh_expires_in: Duration::from_secs(expires_at.saturating_sub(now_ms / 1000)),
-            scopes,
+            refresh_expires_in: Duration::from_secs(expires_at.saturating_sub(now_s)),
+            scopes: claims.scopes,
         })
     }
 
@@ -292,7 +308,7 @@ impl BearerTokens {
         }
         if store.take(&live_key(jti)).await?.is_none() {
             // Spent for the first time, yet not the family's live token: its marker is gone.
-            self.revoke_for(
+            revoke_family(
                 store,
                 &fkey,
                 &record,
@@ -301,20 +317,17 @@ impl BearerTokens {
             .await?;
             return Err(RefreshError::Reused);
         }
-        let user = users
-            .find_by_id(&record.user_id)
-            .await?
-            .filter(|u| u.is_active);
-        let Some(user) = user
-            .filter(|u| u.token_version == claims.ver && u.token_version == record.token_version)
-        else {
+        let user = users.find_by_id(&record.user_id).await?.filter(|u| {
+            u.is_active && u.token_version == claims.ver && u.token_version == record.token_version
+        });
+        let Some(user) = user else {
             // A disabled user or a new epoch ends the family for good.
             store.delete(&fkey).await?;
             return Err(RefreshError::Invalid);
         };
         store.set(&live_key(&next), encode(&family), ttl).await?;
         let scopes = self.inner.config.clamp(&claims.scopes);
-        Ok(self.pair(&user, scopes, family, &next, record.expires_at, now)?)
+        Ok(self.pair(&user, scopes, family, &next, record.expires_at, now / 1000)?)
     }
 
     /// A token presented after it was spent: within the grace (and while its successor is
@@ -332,26 +345,13 @@ impl BearerTokens {
             let raw = store.get(skey).await?;
             if let Some(spent) = decode_or_discard::<SpentRecord>(store, skey, raw).await? {
                 let recent = now.saturating_sub(spent.at) <= grace;
-                if recent && store.get(&format!("rc:{}", spent.next)).await?.is_none() {
+                if recent && store.get(&spent_key_of_hash(&spent.next)).await?.is_none() {
                     return Ok(RefreshError::Superseded);
                 }
             }
         }
-        self.revoke_for(store, fkey, record, "refresh token reuse detected")
-            .await?;
+        revoke_family(store, fkey, record, "refresh token reuse detected").await?;
         Ok(RefreshError::Reused)
-    }
-
-    async fn revoke_for(
-        &self,
-        store: &dyn Store,
-        fkey: &str,
-        record: &FamilyRecord,
-        why: &'static str,
-    ) -> Result<(), StoreError> {
-        store.delete(fkey).await?;
-        tracing::warn!(user_id = %record.user_id, "{why}: the refresh family is revoked");
-        Ok(())
     }
 
     /// Revokes the family of a refresh token (bearer logout). `false` when the token is not
