@@ -26,6 +26,15 @@ const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const TOO_MANY: &str = "Too many requests. Try again later.";
 
+/// What [`RouteLimiter::count_now`] comes to.
+pub(crate) enum CountNow {
+    /// Settled without waiting: counted in process, or nothing to count.
+    Done(Counted),
+    /// The limiter has to be waited for: with the counter key already built, or `None` when
+    /// the key needs the signed-in user.
+    Wait(Option<String>),
+}
+
 /// What counting a request ends in.
 pub(crate) enum Counted {
     /// Go on, reporting this decision (`None`: nothing was counted).
@@ -76,15 +85,16 @@ impl RouteLimiter {
     }
 
     /// Counts `request` without waiting, when it can: its key needs no principal and the
-    /// limiter decides in-process. `None` (with the request given back) means: take the
-    /// asynchronous path, [`Self::identity`] then [`Self::count`].
+    /// limiter decides in-process. [`CountNow::Wait`] (with the request given back) means:
+    /// take the asynchronous path, with the key already built ([`Self::count_key`]) or, for a
+    /// key that needs the signed-in user, [`Self::identity`] then [`Self::count`].
     pub(crate) fn count_now<B>(
         &self,
         request: Request<B>,
         auth: &CrudAuth,
-    ) -> (Option<Counted>, Request<B>) {
+    ) -> (CountNow, Request<B>) {
         if let Some(settled) = self.settled_without_counting() {
-            return (Some(settled), request);
+            return (CountNow::Done(settled), request);
         }
         match &self.key {
             KeyBy::Ip => {
@@ -106,22 +116,21 @@ impl RouteLimiter {
                 });
                 (counted, Request::from_parts(parts, body))
             }
-            KeyBy::User | KeyBy::UserOrIp => (None, request),
+            KeyBy::User | KeyBy::UserOrIp => (CountNow::Wait(None), request),
         }
     }
 
-    /// The key built by `identity` after the prefix, counted by an in-process limiter.
-    fn count_in_process(
-        &self,
-        auth: &CrudAuth,
-        identity: impl FnOnce(&mut String),
-    ) -> Option<Counted> {
+    /// The key built by `identity` after the prefix, counted by an in-process limiter; a
+    /// limiter across the network is left to wait for, with the key.
+    fn count_in_process(&self, auth: &CrudAuth, identity: impl FnOnce(&mut String)) -> CountNow {
         KEY.with_borrow_mut(|key| {
             key.clear();
             key.push_str(&self.prefix);
             identity(key);
-            let outcome = auth.rate_limiter().hit_in_process(key, self.budget)?;
-            Some(self.settle(outcome))
+            match auth.rate_limiter().hit_in_process(key, self.budget) {
+                Some(outcome) => CountNow::Done(self.settle(outcome)),
+                None => CountNow::Wait(Some(key.as_str().to_owned())),
+            }
         })
     }
 
@@ -161,7 +170,13 @@ impl RouteLimiter {
         let mut key = String::with_capacity(self.prefix.len() + identity.len());
         key.push_str(&self.prefix);
         key.push_str(identity);
-        let outcome = auth.rate_limiter().hit(&key, self.budget).await;
+        self.count_key(auth, &key).await
+    }
+
+    /// Counts one request under `key`, the whole counter key (prefix included), as
+    /// [`Self::count_now`] built it: the limit is known to be on and usable.
+    pub(crate) async fn count_key(&self, auth: &CrudAuth, key: &str) -> Counted {
+        let outcome = auth.rate_limiter().hit(key, self.budget).await;
         self.settle(outcome)
     }
 
