@@ -48,8 +48,9 @@ thread_local! {
     static KEY: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// One action's limit, ready to count: its key prefix, budget, key and fail mode.
-#[derive(Debug)]
+/// One action's limit, ready to count: its key prefix, budget, key and fail mode. Cloning it
+/// copies two short strings (and shares a custom key's closure).
+#[derive(Debug, Clone)]
 pub(crate) struct RouteLimiter {
     /// `q:{action}:`.
     prefix: String,
@@ -77,6 +78,12 @@ impl RouteLimiter {
             fail_open: limit.fail_open,
             problem,
         }
+    }
+
+    /// How callers are told apart.
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> &KeyBy {
+        &self.key
     }
 
     /// Whether nothing is counted.

@@ -37,19 +37,15 @@ impl RateLimitLayer {
     /// A layer counting requests to `action` (any name of yours; the key prefix of its
     /// counters) against `limit`.
     pub fn new(auth: &CrudAuth, action: &str, limit: RateLimit) -> Self {
-        Self::with_default_key(auth, action, &limit, KeyBy::Ip)
+        Self::from_limiter(auth, RouteLimiter::new(action, &limit, KeyBy::Ip))
     }
 
-    pub(crate) fn with_default_key(
-        auth: &CrudAuth,
-        action: &str,
-        limit: &RateLimit,
-        default_key: KeyBy,
-    ) -> Self {
+    /// A layer counting with `limiter` (a built-in action's, or one just made).
+    pub(crate) fn from_limiter(auth: &CrudAuth, limiter: RouteLimiter) -> Self {
         Self {
             shared: Arc::new(Shared {
                 auth: auth.clone(),
-                limiter: RouteLimiter::new(action, limit, default_key),
+                limiter,
             }),
         }
     }
