@@ -16,7 +16,6 @@ use crudauth_core::user::{
 use super::{detail, reply, Client};
 use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
-use crate::client_ip::ip_key;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
 use crate::layer::rate_limit::{report, Counted};
@@ -51,7 +50,7 @@ pub(super) async fn register(
     // Counted once the body is valid, before the duplicate checks (as crudauth): probing for
     // taken addresses uses up the budget too.
     let counted = match auth.builtin_limiter("register") {
-        Some(limiter) => match limiter.count(&auth, &ip_key(&client.ip)).await {
+        Some(limiter) => match limiter.count(&auth, &client.ip_key()).await {
             Counted::Pass(decision) => decision,
             Counted::Refuse(refused) => return Ok(refused),
         },

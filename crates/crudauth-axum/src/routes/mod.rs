@@ -4,9 +4,9 @@ mod account;
 mod bearer;
 mod session;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::bearer::RefreshMode;
 use crate::builder::CrudAuth;
-use crate::client_ip::client_ip;
+use crate::client_ip::{client_address, peer_ip, ClientAddress};
 use crate::cookies;
 use crate::error::AuthError;
 use crate::layer::rate_limit::limited;
@@ -63,9 +63,28 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
 /// Who is calling: address (behind the trusted proxies), user agent, and whether the browser
 /// says the request is cross-site.
 pub(crate) struct Client {
+    /// The address as text (see [`crate::client_ip`]).
     pub(crate) ip: String,
+    /// The address, when it is one (not `unknown`, nor a proxy's entry that is no address).
+    ip_addr: Option<IpAddr>,
     pub(crate) user_agent: String,
     pub(crate) cross_site: bool,
+}
+
+impl Client {
+    /// The key the address is counted under: [`ip_key`](crate::client_ip::ip_key) of
+    /// [`Client::ip`], without parsing it again.
+    pub(crate) fn ip_key(&self) -> String {
+        match self.ip_addr {
+            Some(ip) => {
+                let mut key = String::new();
+                ClientAddress::Ip(ip).write_key(&mut key);
+                key
+            }
+            // Text that is no address is its own key.
+            None => self.ip.clone(),
+        }
+    }
 }
 
 impl FromRequestParts<CrudAuth> for Client {
@@ -75,10 +94,15 @@ impl FromRequestParts<CrudAuth> for Client {
         parts: &mut Parts,
         auth: &CrudAuth,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let address = client_address(
+            &parts.headers,
+            peer_ip(&parts.extensions),
+            auth.inner.trusted_proxy_hops,
+        );
+        let ip_addr = match address {
+            ClientAddress::Ip(ip) => Some(ip),
+            ClientAddress::Other(_) | ClientAddress::Unknown => None,
+        };
         let header = |name: &str| {
             parts
                 .headers
@@ -87,7 +111,8 @@ impl FromRequestParts<CrudAuth> for Client {
                 .unwrap_or("")
         };
         Ok(Client {
-            ip: client_ip(&parts.headers, peer, auth.inner.trusted_proxy_hops),
+            ip: address.text(),
+            ip_addr,
             user_agent: header("user-agent").to_owned(),
             cross_site: header("sec-fetch-site").eq_ignore_ascii_case("cross-site"),
         })

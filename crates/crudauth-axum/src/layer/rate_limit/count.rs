@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use axum::extract::ConnectInfo;
 use axum::http::header::Entry;
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Request};
@@ -16,7 +15,7 @@ use crudauth_core::StoreResult;
 
 use super::config::{KeyBy, RateLimit};
 use crate::builder::CrudAuth;
-use crate::client_ip::write_client_ip_key;
+use crate::client_ip::{peer_ip, write_client_ip_key};
 use crate::error::AuthError;
 use crate::extract::resolve;
 
@@ -219,10 +218,12 @@ impl RouteLimiter {
 
 /// Appends the client's counting key (see [`crate::client_ip`]).
 fn write_address(out: &mut String, headers: &HeaderMap, extensions: &Extensions, auth: &CrudAuth) {
-    let peer = extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    write_client_ip_key(out, headers, peer, auth.inner.trusted_proxy_hops);
+    write_client_ip_key(
+        out,
+        headers,
+        peer_ip(extensions),
+        auth.inner.trusted_proxy_hops,
+    );
 }
 
 /// 429 "Too many requests. Try again later." with `Retry-After` and the budget headers.
