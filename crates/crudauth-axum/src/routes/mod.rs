@@ -85,6 +85,17 @@ impl Client {
             None => self.ip.clone(),
         }
     }
+
+    /// 403 "Cross-site login requests are not allowed." when the browser says the request is
+    /// cross-site: a sign-in that sets cookies from another site is login CSRF.
+    pub(crate) fn refuse_cross_site_login(&self) -> Result<(), AuthError> {
+        if self.cross_site {
+            return Err(AuthError::forbidden(
+                "Cross-site login requests are not allowed.",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl FromRequestParts<CrudAuth> for Client {
