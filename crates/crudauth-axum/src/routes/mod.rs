@@ -67,7 +67,8 @@ pub(crate) struct Client {
     pub(crate) ip: String,
     /// The address, when it is one (not `unknown`, nor a proxy's entry that is no address).
     ip_addr: Option<IpAddr>,
-    pub(crate) user_agent: String,
+    /// The `User-Agent` header, read only by the routes that keep it.
+    user_agent: Option<HeaderValue>,
     pub(crate) cross_site: bool,
 }
 
@@ -84,6 +85,14 @@ impl Client {
             // Text that is no address is its own key.
             None => self.ip.clone(),
         }
+    }
+
+    /// The `User-Agent` header (empty when absent or not visible ASCII).
+    pub(crate) fn user_agent(&self) -> &str {
+        self.user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// 403 "Cross-site login requests are not allowed." when the browser says the request is
@@ -114,18 +123,17 @@ impl FromRequestParts<CrudAuth> for Client {
             ClientAddress::Ip(ip) => Some(ip),
             ClientAddress::Other(_) | ClientAddress::Unknown => None,
         };
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        };
+        let cross_site = parts
+            .headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .eq_ignore_ascii_case("cross-site");
         Ok(Client {
             ip: address.text(),
             ip_addr,
-            user_agent: header("user-agent").to_owned(),
-            cross_site: header("sec-fetch-site").eq_ignore_ascii_case("cross-site"),
+            user_agent: parts.headers.get("user-agent").cloned(),
+            cross_site,
         })
     }
 }

@@ -97,8 +97,8 @@ pub(super) async fn login(
             .await?;
     }
     let new = NewSession {
+        user_agent: client.user_agent().to_owned(),
         ip: client.ip,
-        user_agent: client.user_agent,
         remember_me,
         login_type: Some("password".into()),
     };
