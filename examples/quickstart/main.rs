@@ -119,9 +119,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let users = SqlxUsers::connect(&database_url).await?;
     users.create_default_table().await?;
-    if let Some(admin) = env("CRUDAUTH_ADMIN") {
-        ensure_admin(&users, &admin).await?;
-    }
 
     let email = match env("CRUDAUTH_OUTBOX") {
         Some(path) => EmailConfig::new(FRONTEND, OutboxFile::new(path)),
@@ -139,6 +136,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.redis_url(url);
     }
     let auth = builder.build()?;
+    if let Some(admin) = env("CRUDAUTH_ADMIN") {
+        ensure_admin(&auth, &admin).await?;
+    }
     let guard = auth.initialize().await?;
 
     let app = Router::new()
@@ -176,13 +176,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Creates the `CRUDAUTH_ADMIN` superuser (`username:email:password`) unless it exists.
-async fn ensure_admin(users: &SqlxUsers, spec: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// Creates the `CRUDAUTH_ADMIN` superuser (`username:email:password`) unless it exists, hashed
+/// by the app's configured hasher.
+async fn ensure_admin(auth: &CrudAuth, spec: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut parts = spec.splitn(3, ':');
     let (Some(username), Some(email), Some(password)) = (parts.next(), parts.next(), parts.next())
     else {
         return Err("CRUDAUTH_ADMIN must be username:email:password".into());
     };
+    let users = auth.users();
     if users
         .find_by_field(crudauth_core::user::LoginField::Username, username)
         .await?
@@ -190,7 +192,8 @@ async fn ensure_admin(users: &SqlxUsers, spec: &str) -> Result<(), Box<dyn std::
     {
         return Ok(());
     }
-    let hash = crudauth_core::password::Passwords::new()
+    let hash = auth
+        .passwords()
         .hash(&crudauth_core::password::Password::new(password))
         .await?;
     let mut admin = NewUser::new(email, username, hash.0);

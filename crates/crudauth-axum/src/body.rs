@@ -95,12 +95,17 @@ impl Fields {
 
     /// A required string field.
     pub(crate) fn string(&mut self, name: &str) -> String {
+        self.required_string(name).unwrap_or_default()
+    }
+
+    /// A required string field: `None` when it is missing or not a string (recorded).
+    fn required_string(&mut self, name: &str) -> Option<String> {
         match self.map.get(name) {
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => Some(s.clone()),
             None | Some(Value::Null) => {
                 self.errors
                     .push(entry("missing", &[name], "Field required"));
-                String::new()
+                None
             }
             Some(_) => {
                 self.errors.push(entry(
@@ -108,7 +113,7 @@ impl Fields {
                     &[name],
                     "Input should be a valid string",
                 ));
-                String::new()
+                None
             }
         }
     }
@@ -159,14 +164,14 @@ impl Fields {
 
     /// A required email address field, validated.
     pub(crate) fn email(&mut self, name: &str) -> String {
-        let value = self.string(name);
-        if self.map.get(name).is_some_and(Value::is_string) {
-            if let Err(reason) = check_email(&value) {
-                self.errors.push(json!({
-                    "type": "value_error", "loc": ["body", name],
-                    "msg": format!("value is not a valid email address: {reason}")
-                }));
-            }
+        let Some(value) = self.required_string(name) else {
+            return String::new();
+        };
+        if let Err(reason) = check_email(&value) {
+            self.errors.push(json!({
+                "type": "value_error", "loc": ["body", name],
+                "msg": format!("value is not a valid email address: {reason}")
+            }));
         }
         value.trim().to_owned()
     }

@@ -16,18 +16,59 @@
 //! assert_eq!(ip_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
 //! ```
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use axum::http::HeaderMap;
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap};
 
 /// The client address as text (`"unknown"` when the server was not given peer addresses).
 pub fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trusted_proxy_hops: usize) -> String {
-    let peer_text = || {
-        peer.map(|ip| canonical(ip).to_string())
-            .unwrap_or_else(|| "unknown".to_owned())
-    };
+    client_address(headers, peer, trusted_proxy_hops).text()
+}
+
+/// Where the client's address came from, as [`client_address`] chose it.
+pub(crate) enum ClientAddress<'a> {
+    /// An address: the socket peer, or a proxy's entry that parses as one.
+    Ip(IpAddr),
+    /// A proxy's entry that is not an address, as the header has it (trimmed).
+    Other(&'a str),
+    /// Neither: the server was not given peer addresses.
+    Unknown,
+}
+
+impl ClientAddress<'_> {
+    /// The address as text: IPv4-mapped IPv6 unwrapped; anything else cut to 64 characters.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            ClientAddress::Ip(ip) => canonical(*ip).to_string(),
+            ClientAddress::Other(text) => text.chars().take(64).collect(),
+            ClientAddress::Unknown => "unknown".to_owned(),
+        }
+    }
+
+    /// Appends the key the address is counted under: [`ip_key`] of [`Self::text`], without
+    /// printing and re-parsing an address. (No text of 64 characters parses as an address, so
+    /// the others' text is their key.)
+    pub(crate) fn write_key(&self, out: &mut String) {
+        match self {
+            ClientAddress::Ip(ip) => write_key_of(out, *ip),
+            ClientAddress::Other(text) => out.extend(text.chars().take(64)),
+            ClientAddress::Unknown => out.push_str("unknown"),
+        }
+    }
+}
+
+/// The client's address: with 0 hops (or no `X-Forwarded-For`) the socket peer, else the
+/// `trusted_proxy_hops`-th entry from the right of `X-Forwarded-For` (the leftmost when
+/// there are fewer).
+pub(crate) fn client_address(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted_proxy_hops: usize,
+) -> ClientAddress<'_> {
+    let from_peer = || peer.map_or(ClientAddress::Unknown, ClientAddress::Ip);
     if trusted_proxy_hops == 0 {
-        return peer_text();
+        return from_peer();
     }
     let mut parts: Vec<&str> = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
@@ -36,13 +77,20 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trusted_proxy_hops: 
         }
     }
     if parts.is_empty() {
-        return peer_text();
+        return from_peer();
     }
     let chosen = parts[parts.len() - trusted_proxy_hops.min(parts.len())];
     match chosen.parse::<IpAddr>() {
-        Ok(ip) => canonical(ip).to_string(),
-        Err(_) => chosen.chars().take(64).collect(),
+        Ok(ip) => ClientAddress::Ip(ip),
+        Err(_) => ClientAddress::Other(chosen),
     }
+}
+
+/// The socket peer's address, when the server was started with `ConnectInfo<SocketAddr>`.
+pub(crate) fn peer_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// IPv4-mapped IPv6 addresses become their IPv4 address.
@@ -57,16 +105,13 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// usually holds a whole /64), IPv4-mapped IPv6 unwrapped; anything else unchanged.
 pub fn ip_key(ip: &str) -> String {
     match ip.parse::<IpAddr>() {
-        Ok(addr) => key_of(addr),
+        Ok(addr) => {
+            let mut key = String::new();
+            write_key_of(&mut key, addr);
+            key
+        }
         Err(_) => ip.to_owned(),
     }
-}
-
-/// [`ip_key`] of an address already parsed.
-fn key_of(ip: IpAddr) -> String {
-    let mut key = String::new();
-    write_key_of(&mut key, ip);
-    key
 }
 
 /// Appends [`ip_key`] of an address already parsed.
@@ -106,18 +151,14 @@ fn write_key_of(out: &mut String, ip: IpAddr) {
 }
 
 /// Appends the counting key of the client behind a request, `ip_key(client_ip(…))`, without
-/// printing and re-parsing the socket peer when no proxy is trusted (the rate limiter's hot
-/// path).
+/// printing and re-parsing its address (the rate limiter's hot path).
 pub(crate) fn write_client_ip_key(
     out: &mut String,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     trusted_proxy_hops: usize,
 ) {
-    match (trusted_proxy_hops, peer) {
-        (0, Some(peer)) => write_key_of(out, peer),
-        _ => out.push_str(&ip_key(&client_ip(headers, peer, trusted_proxy_hops))),
-    }
+    client_address(headers, peer, trusted_proxy_hops).write_key(out);
 }
 
 #[cfg(test)]
@@ -175,5 +216,40 @@ mod tests {
             key(&h, Some("::ffff:10.0.0.1".parse().unwrap()), 0),
             "q:10.0.0.1"
         );
+    }
+
+    #[test]
+    fn the_key_is_ip_key_of_the_address_text() {
+        let long = format!("{}1.2.3.4", "x".repeat(70));
+        let lines: [&[&str]; 7] = [
+            &[],
+            &["203.0.113.9, 10.0.0.2"],
+            &["::ffff:192.0.2.1", "2001:db8:9::1 , proxy"],
+            &["not-an-address, , 198.51.100.7"],
+            &[&long],
+            &["ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"],
+            &["unknown, ::1"],
+        ];
+        let peers = [
+            None,
+            Some("9.9.9.9"),
+            Some("::ffff:10.0.0.1"),
+            Some("2001:db8::5"),
+        ];
+        for values in lines {
+            let h = xff(values);
+            for peer in peers {
+                let peer = peer.map(|p| p.parse().unwrap());
+                for hops in 0..4 {
+                    let mut out = String::new();
+                    write_client_ip_key(&mut out, &h, peer, hops);
+                    assert_eq!(
+                        out,
+                        ip_key(&client_ip(&h, peer, hops)),
+                        "{values:?} {peer:?} {hops}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -22,7 +22,7 @@
 //! # Ok::<(), crudauth_axum::ConfigError>(())
 //! ```
 
-use crudauth_core::limit::{LockoutConfig, LockoutKeys};
+use crudauth_core::limit::{LockoutConfig, LockoutDecision, LockoutKeys};
 
 use crate::builder::{CrudAuth, CrudAuthBuilder};
 use crate::client_ip::ip_key;
@@ -69,8 +69,12 @@ impl CrudAuth {
             }
             Err(error) => {
                 tracing::error!(%error, "login lockout backend failed; refusing the sign-in (fail closed)");
-                let retry = config.lockout_base.as_millis().div_ceil(1000).max(1) as u64;
-                Err(AuthError::too_many(LOCKED, retry))
+                let refused = LockoutDecision {
+                    allowed: false,
+                    remaining: 0,
+                    retry_after: config.lockout_base,
+                };
+                Err(AuthError::too_many(LOCKED, refused.retry_after_secs()))
             }
         }
     }

@@ -189,11 +189,7 @@ impl SessionAuth {
         let Some(sessions) = auth.sessions() else {
             return Ok(None);
         };
-        let Some(cookie) = cookies::read(&parts.headers, cookies::SESSION_COOKIE) else {
-            return Ok(None);
-        };
-        let id = SessionId::from_client(cookie);
-        let Some(session) = sessions.load(id).await? else {
+        let Some(session) = presented_session(sessions, &parts.headers).await? else {
             return Ok(None);
         };
         if auth.csrf_enabled() && is_unsafe(&parts.method) {
@@ -210,6 +206,18 @@ impl SessionAuth {
         let mut principal = Principal::new(user, "session", Vec::new());
         principal.session = Some(session);
         Ok(Some(principal))
+    }
+}
+
+/// The live session whose id the request's session cookie carries: `None` without the
+/// cookie, or when that session is gone (expired, revoked, never existed).
+pub(crate) async fn presented_session(
+    sessions: &Sessions,
+    headers: &HeaderMap,
+) -> crudauth_core::StoreResult<Option<LoadedSession>> {
+    match cookies::read(headers, cookies::SESSION_COOKIE) {
+        Some(cookie) => sessions.load(SessionId::from_client(cookie)).await,
+        None => Ok(None),
     }
 }
 

@@ -88,10 +88,80 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        req.extensions_mut().insert(RequestAuth {
-            auth: self.auth.clone(),
-            outcomes: Default::default(),
-        });
+        // Under a second layer of the same auth (crudauth's own routes carry one, and the app
+        // usually wraps everything too), the request keeps the cache it already has.
+        let installed = req
+            .extensions()
+            .get::<RequestAuth>()
+            .is_some_and(|r| Arc::ptr_eq(&r.auth.inner, &self.auth.inner));
+        if !installed {
+            req.extensions_mut().insert(RequestAuth {
+                auth: self.auth.clone(),
+                outcomes: Default::default(),
+            });
+        }
         self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+
+    use axum::body::Body;
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::SessionTransport;
+    use crudauth_core::user::MemoryUsers;
+
+    fn auth() -> CrudAuth {
+        CrudAuth::builder()
+            .secret_key([7u8; 32])
+            .users(MemoryUsers::new())
+            .session_transport(SessionTransport::default())
+            .warn_on_memory_backend(false)
+            .build()
+            .unwrap()
+    }
+
+    /// `outer` around a step that fills the first cache slot, around `inner`, around a service
+    /// answering whose auth the request ends up with and whether the slot is still filled.
+    async fn nested(outer: &CrudAuth, inner: &CrudAuth) -> (CrudAuth, bool) {
+        let innermost = service_fn(|req: Request<Body>| async move {
+            let installed = req.extensions().get::<RequestAuth>().unwrap();
+            Ok::<_, Infallible>((installed.auth.clone(), installed.outcomes[0].is_some()))
+        });
+        let next = inner.layer().layer(innermost);
+        let fill = service_fn(move |mut req: Request<Body>| {
+            let next = next.clone();
+            async move {
+                req.extensions_mut()
+                    .get_mut::<RequestAuth>()
+                    .unwrap()
+                    .outcomes[0] = Some(Ok(None));
+                next.oneshot(req).await
+            }
+        });
+        let service = outer.layer().layer(fill);
+        service.oneshot(Request::new(Body::empty())).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_second_layer_of_the_same_auth_keeps_the_requests_cache() {
+        let auth = auth();
+        let (seen, kept) = nested(&auth, &auth.clone()).await;
+        assert!(Arc::ptr_eq(&seen.inner, &auth.inner));
+        assert!(kept);
+    }
+
+    #[tokio::test]
+    async fn a_layer_of_another_auth_installs_its_own() {
+        let (outer, inner) = (auth(), auth());
+        let (seen, kept) = nested(&outer, &inner).await;
+        assert!(Arc::ptr_eq(&seen.inner, &inner.inner));
+        assert!(!kept);
     }
 }

@@ -6,17 +6,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crudauth_core::email::{EmailKind, EmailMessage};
-use crudauth_core::password::{Password, PasswordPolicy};
+use crudauth_core::password::{Password, PasswordPolicy, Verification};
 use crudauth_core::principal::Principal;
 use crudauth_core::session::LoadedSession;
 use crudauth_core::user::{
-    canonical_email, LoginField, NewUser, User, UserStore, UserStoreError, UserUpdate,
+    canonical_email, LoginField, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate,
 };
 
 use super::{detail, reply, Client};
 use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
-use crate::client_ip::ip_key;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
 use crate::layer::rate_limit::{report, Counted};
@@ -51,7 +50,7 @@ pub(super) async fn register(
     // Counted once the body is valid, before the duplicate checks (as crudauth): probing for
     // taken addresses uses up the budget too.
     let counted = match auth.builtin_limiter("register") {
-        Some(limiter) => match limiter.count(&auth, &ip_key(&client.ip)).await {
+        Some(limiter) => match limiter.count(&auth, &client.ip_key()).await {
             Counted::Pass(decision) => decision,
             Counted::Refuse(refused) => return Ok(refused),
         },
@@ -163,17 +162,7 @@ pub(super) async fn change_password(
             "Current password is incorrect.",
         ));
     }
-    let hashed = auth.hash_password(&new).await?;
-    let changes = UserUpdate {
-        hashed_password: Some(hashed),
-        bump_token_version: true,
-        ..Default::default()
-    };
-    let updated = auth
-        .users()
-        .update(&user.id, changes)
-        .await?
-        .ok_or_else(AuthError::not_authenticated)?;
+    let updated = store_password(&auth, &user.id, &new, true).await?;
     auth.end_other_credentials(&updated, principal.session.as_ref())
         .await?;
     Ok(reply(StatusCode::OK, detail("Password changed."), vec![]))
@@ -198,16 +187,28 @@ pub(super) async fn set_password(
             "Sign in again to continue: this needs a recent sign-in.",
         ));
     }
-    let hashed = auth.hash_password(&new).await?;
+    store_password(&auth, &principal.user.id, &new, false).await?;
+    Ok(reply(StatusCode::OK, detail("Password set."), vec![]))
+}
+
+/// Hashes `new` and stores it as the user's password, bumping the credential epoch when
+/// asked: the updated user, or 401 when the user is gone.
+async fn store_password(
+    auth: &CrudAuth,
+    id: &UserId,
+    new: &str,
+    bump_token_version: bool,
+) -> Result<User, AuthError> {
+    let hashed = auth.hash_password(new).await?;
     let changes = UserUpdate {
         hashed_password: Some(hashed),
+        bump_token_version,
         ..Default::default()
     };
     auth.users()
-        .update(&principal.user.id, changes)
+        .update(id, changes)
         .await?
-        .ok_or_else(AuthError::not_authenticated)?;
-    Ok(reply(StatusCode::OK, detail("Password set."), vec![]))
+        .ok_or_else(AuthError::not_authenticated)
 }
 
 impl CrudAuth {
@@ -230,14 +231,25 @@ impl CrudAuth {
         password: &str,
         stored: Option<&crudauth_core::user::PasswordHash>,
     ) -> Result<bool, AuthError> {
+        let verdict = self.check_password(password, stored).await?;
+        Ok(verdict.is_some_and(|v| v.matched))
+    }
+
+    /// `password` checked against `stored` (or a dummy hash) by the configured hasher; `None`
+    /// for a password over 1 KiB, which is refused before any hashing.
+    async fn check_password(
+        &self,
+        password: &str,
+        stored: Option<&crudauth_core::user::PasswordHash>,
+    ) -> Result<Option<Verification>, AuthError> {
         match self
             .inner
             .passwords
             .verify(&Password::new(password), stored)
             .await
         {
-            Ok(v) => Ok(v.matched),
-            Err(crudauth_core::password::PasswordError::TooLong { .. }) => Ok(false),
+            Ok(v) => Ok(Some(v)),
+            Err(crudauth_core::password::PasswordError::TooLong { .. }) => Ok(None),
             Err(e) => Err(password_failure(e)),
         }
     }
@@ -265,17 +277,8 @@ impl CrudAuth {
         let user =
             crudauth_core::user::find_by_login(users, &self.inner.login_fields, identifier).await?;
         let stored = user.as_ref().and_then(|u| u.hashed_password.as_ref());
-        let verdict = match self
-            .inner
-            .passwords
-            .verify(&Password::new(password), stored)
-            .await
-        {
-            Ok(v) => v,
-            Err(crudauth_core::password::PasswordError::TooLong { .. }) => {
-                return Err(AuthError::bad_credentials())
-            }
-            Err(e) => return Err(password_failure(e)),
+        let Some(verdict) = self.check_password(password, stored).await? else {
+            return Err(AuthError::bad_credentials());
         };
         let Some(user) = user.filter(|_| verdict.matched) else {
             return Err(AuthError::bad_credentials());

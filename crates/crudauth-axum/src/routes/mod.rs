@@ -4,9 +4,9 @@ mod account;
 mod bearer;
 mod session;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::bearer::RefreshMode;
 use crate::builder::CrudAuth;
-use crate::client_ip::client_ip;
+use crate::client_ip::{client_address, peer_ip, ClientAddress};
 use crate::cookies;
 use crate::error::AuthError;
 use crate::layer::rate_limit::limited;
@@ -63,9 +63,48 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
 /// Who is calling: address (behind the trusted proxies), user agent, and whether the browser
 /// says the request is cross-site.
 pub(crate) struct Client {
+    /// The address as text (see [`crate::client_ip`]).
     pub(crate) ip: String,
-    pub(crate) user_agent: String,
+    /// The address, when it is one (not `unknown`, nor a proxy's entry that is no address).
+    ip_addr: Option<IpAddr>,
+    /// The `User-Agent` header, read only by the routes that keep it.
+    user_agent: Option<HeaderValue>,
     pub(crate) cross_site: bool,
+}
+
+impl Client {
+    /// The key the address is counted under: [`ip_key`](crate::client_ip::ip_key) of
+    /// [`Client::ip`], without parsing it again.
+    pub(crate) fn ip_key(&self) -> String {
+        match self.ip_addr {
+            Some(ip) => {
+                let mut key = String::new();
+                ClientAddress::Ip(ip).write_key(&mut key);
+                key
+            }
+            // Text that is no address is its own key.
+            None => self.ip.clone(),
+        }
+    }
+
+    /// The `User-Agent` header (empty when absent or not visible ASCII).
+    pub(crate) fn user_agent(&self) -> &str {
+        self.user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// 403 "Cross-site login requests are not allowed." when the browser says the request is
+    /// cross-site: a sign-in that sets cookies from another site is login CSRF.
+    pub(crate) fn refuse_cross_site_login(&self) -> Result<(), AuthError> {
+        if self.cross_site {
+            return Err(AuthError::forbidden(
+                "Cross-site login requests are not allowed.",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl FromRequestParts<CrudAuth> for Client {
@@ -75,21 +114,26 @@ impl FromRequestParts<CrudAuth> for Client {
         parts: &mut Parts,
         auth: &CrudAuth,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
+        let address = client_address(
+            &parts.headers,
+            peer_ip(&parts.extensions),
+            auth.inner.trusted_proxy_hops,
+        );
+        let ip_addr = match address {
+            ClientAddress::Ip(ip) => Some(ip),
+            ClientAddress::Other(_) | ClientAddress::Unknown => None,
         };
+        let cross_site = parts
+            .headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .eq_ignore_ascii_case("cross-site");
         Ok(Client {
-            ip: client_ip(&parts.headers, peer, auth.inner.trusted_proxy_hops),
-            user_agent: header("user-agent").to_owned(),
-            cross_site: header("sec-fetch-site").eq_ignore_ascii_case("cross-site"),
+            ip: address.text(),
+            ip_addr,
+            user_agent: parts.headers.get("user-agent").cloned(),
+            cross_site,
         })
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crudauth_core::device::DeviceInfo;
 use crudauth_core::secret::SessionId;
-use crudauth_core::session::{NewSession, SessionRecord, Sessions};
+use crudauth_core::session::{CreatedSession, NewSession, SessionRecord, Sessions};
 use crudauth_core::user::{UserStore, UserUpdate};
 
 use super::{detail, reply, Client};
@@ -19,31 +19,55 @@ use crate::builder::CrudAuth;
 use crate::cookies::{self, CSRF_COOKIE, SESSION_COOKIE};
 use crate::error::AuthError;
 use crate::extract::Session;
-use crate::transport::check_csrf;
+use crate::transport::{check_csrf, presented_session};
 
 fn sessions(auth: &CrudAuth) -> Result<&Sessions, AuthError> {
     auth.sessions().ok_or_else(AuthError::not_authenticated)
 }
 
-/// The cookies that carry a session: id (HttpOnly) and CSRF token (readable by scripts).
+/// The `Max-Age` of a session's cookies: a remember-me session's window, else none (they
+/// end with the browser).
+fn cookie_max_age(sessions: &Sessions, record: &SessionRecord) -> Option<u64> {
+    record
+        .remember_me
+        .then(|| sessions.config().remember_me.as_secs())
+}
+
+/// A fresh CSRF token for the session `id`, and the cookie (readable by scripts) that carries
+/// it.
+fn mint_csrf(
+    auth: &CrudAuth,
+    sessions: &Sessions,
+    id: &SessionId,
+    record: &SessionRecord,
+) -> (String, HeaderValue) {
+    let token = sessions.csrf().token(id, record.csrf_nonce());
+    let cookie = auth.inner.cookies.set(
+        CSRF_COOKIE,
+        token.expose(),
+        false,
+        cookie_max_age(sessions, record),
+    );
+    (token.expose().to_owned(), cookie)
+}
+
+/// The cookies that carry a new session: id (HttpOnly) and, with CSRF on, the CSRF token,
+/// returned too (empty with CSRF off).
 fn session_cookies(
     auth: &CrudAuth,
-    id: &SessionId,
-    csrf: &str,
-    record: &SessionRecord,
-) -> Vec<HeaderValue> {
-    let max_age = record.remember_me.then(|| {
-        auth.inner
-            .session
-            .as_ref()
-            .map_or(0, |s| s.config.remember_me.as_secs())
-    });
-    let c = &auth.inner.cookies;
-    let mut out = vec![c.set(SESSION_COOKIE, id.expose(), true, max_age)];
-    if auth.csrf_enabled() {
-        out.push(c.set(CSRF_COOKIE, csrf, false, max_age));
+    sessions: &Sessions,
+    created: &CreatedSession,
+) -> (String, Vec<HeaderValue>) {
+    let max_age = cookie_max_age(sessions, &created.record);
+    let session = auth
+        .inner
+        .cookies
+        .set(SESSION_COOKIE, created.id.expose(), true, max_age);
+    if !auth.csrf_enabled() {
+        return (String::new(), vec![session]);
     }
-    out
+    let (csrf, cookie) = mint_csrf(auth, sessions, &created.id, &created.record);
+    (csrf, vec![session, cookie])
 }
 
 fn clear_session_cookies(auth: &CrudAuth) -> Vec<HeaderValue> {
@@ -57,11 +81,7 @@ pub(super) async fn login(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, AuthError> {
-    if client.cross_site {
-        return Err(AuthError::forbidden(
-            "Cross-site login requests are not allowed.",
-        ));
-    }
+    client.refuse_cross_site_login()?;
     let (mut f, identifier, password) = Fields::password_form(&body);
     let remember_me = f.boolean("remember_me", false);
     f.finish()?;
@@ -77,22 +97,13 @@ pub(super) async fn login(
             .await?;
     }
     let new = NewSession {
+        user_agent: client.user_agent().to_owned(),
         ip: client.ip,
-        user_agent: client.user_agent,
         remember_me,
         login_type: Some("password".into()),
     };
     let created = sessions.create(&user.id, user.token_version, new).await?;
-    let csrf = if auth.csrf_enabled() {
-        sessions
-            .csrf()
-            .token(&created.id, created.record.csrf_nonce())
-            .expose()
-            .to_owned()
-    } else {
-        String::new()
-    };
-    let set = session_cookies(&auth, &created.id, &csrf, &created.record);
+    let (csrf, set) = session_cookies(&auth, sessions, &created);
     Ok(reply(
         StatusCode::OK,
         json!({"id": user.id, "username": user.username, "csrf_token": csrf}),
@@ -105,15 +116,12 @@ pub(super) async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, AuthError> {
     let sessions = sessions(&auth)?;
-    if let Some(cookie) = cookies::read(&headers, SESSION_COOKIE) {
-        let id = SessionId::from_client(cookie);
-        if let Some(session) = sessions.load(id).await? {
-            // A live session is only ended by a request that proves it came from our page.
-            if auth.csrf_enabled() {
-                check_csrf(sessions, &session, &headers)?;
-            }
-            sessions.revoke(session.handle()).await?;
+    if let Some(session) = presented_session(sessions, &headers).await? {
+        // A live session is only ended by a request that proves it came from our page.
+        if auth.csrf_enabled() {
+            check_csrf(sessions, &session, &headers)?;
         }
+        sessions.revoke(session.handle()).await?;
     }
     // Every transport's cookies go, and the refresh token's family with its cookie.
     let mut set = clear_session_cookies(&auth);
@@ -129,10 +137,7 @@ pub(super) async fn csrf_refresh(
         return Err(AuthError::bad_request("CSRF is disabled."));
     }
     let sessions = sessions(&auth)?;
-    let cookie =
-        cookies::read(&headers, SESSION_COOKIE).ok_or_else(AuthError::not_authenticated)?;
-    let session = sessions
-        .load(SessionId::from_client(cookie))
+    let session = presented_session(sessions, &headers)
         .await?
         .ok_or_else(AuthError::not_authenticated)?;
     // A healthy token is returned as it is: a cross-site call can never rotate it away.
@@ -151,18 +156,11 @@ pub(super) async fn csrf_refresh(
     let Some(record) = sessions.rotate_csrf(&session).await? else {
         return Ok(reply(StatusCode::OK, json!({"csrf_token": ""}), vec![]));
     };
-    let token = sessions.csrf().token(&session.id, record.csrf_nonce());
-    let max_age = record
-        .remember_me
-        .then(|| sessions.config().remember_me.as_secs());
-    let set = vec![auth
-        .inner
-        .cookies
-        .set(CSRF_COOKIE, token.expose(), false, max_age)];
+    let (token, cookie) = mint_csrf(&auth, sessions, &session.id, &record);
     Ok(reply(
         StatusCode::OK,
-        json!({"csrf_token": token.expose()}),
-        set,
+        json!({"csrf_token": token}),
+        vec![cookie],
     ))
 }
 

@@ -11,37 +11,21 @@ use crate::builder::{ConfigError, CrudAuth, CrudAuthBuilder};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// How a built-in action tells callers apart.
-#[derive(Debug, Clone, Copy)]
-enum Keyed {
-    Ip,
-    User,
-}
-
-/// The one table of built-in actions: crudauth 0.8's `DEFAULT_RATE_LIMITS`. The email
-/// actions also cap, silently, what is sent to one address, and `existing_account_notice` is
-/// only that cap (for the flows that bring them).
-const BUILTIN: [(&str, u32, Keyed); 10] = [
-    ("register", 5, Keyed::Ip),
-    ("email_verify_request", 5, Keyed::Ip),
-    ("password_reset_request", 5, Keyed::Ip),
-    ("email_change_request", 3, Keyed::Ip),
-    ("existing_account_notice", 5, Keyed::Ip),
-    ("change_password", 5, Keyed::User),
-    ("logout_all", 10, Keyed::User),
-    ("csrf_refresh", 30, Keyed::Ip),
-    ("oauth_authorize", 30, Keyed::Ip),
-    ("mfa_manage", 10, Keyed::User),
+/// The one table of built-in actions: crudauth 0.8's `DEFAULT_RATE_LIMITS`, with how each
+/// tells callers apart. The email actions also cap, silently, what is sent to one address,
+/// and `existing_account_notice` is only that cap (for the flows that bring them).
+const BUILTIN: [(&str, u32, KeyBy); 10] = [
+    ("register", 5, KeyBy::Ip),
+    ("email_verify_request", 5, KeyBy::Ip),
+    ("password_reset_request", 5, KeyBy::Ip),
+    ("email_change_request", 3, KeyBy::Ip),
+    ("existing_account_notice", 5, KeyBy::Ip),
+    ("change_password", 5, KeyBy::User),
+    ("logout_all", 10, KeyBy::User),
+    ("csrf_refresh", 30, KeyBy::Ip),
+    ("oauth_authorize", 30, KeyBy::Ip),
+    ("mfa_manage", 10, KeyBy::User),
 ];
-
-impl Keyed {
-    fn key(self) -> KeyBy {
-        match self {
-            Keyed::Ip => KeyBy::Ip,
-            Keyed::User => KeyBy::User,
-        }
-    }
-}
 
 /// The built-in actions' effective limits (defaults with the overrides applied).
 #[derive(Debug)]
@@ -53,7 +37,6 @@ pub(crate) struct BuiltinLimits {
 struct Builtin {
     action: &'static str,
     limit: RateLimit,
-    default_key: KeyBy,
     limiter: RouteLimiter,
 }
 
@@ -61,9 +44,9 @@ impl BuiltinLimits {
     /// The defaults with `overrides` applied (a later override of one action wins); an
     /// unknown action or an unusable limit is a configuration error.
     pub(crate) fn new(overrides: Vec<(String, RateLimit)>) -> Result<Self, ConfigError> {
-        let mut limits: Vec<(&'static str, RateLimit, Keyed)> = BUILTIN
-            .iter()
-            .map(|&(action, times, keyed)| (action, RateLimit::new(times, HOUR), keyed))
+        let mut limits: Vec<(&'static str, RateLimit, KeyBy)> = BUILTIN
+            .into_iter()
+            .map(|(action, times, key)| (action, RateLimit::new(times, HOUR), key))
             .collect();
         for (action, limit) in overrides {
             let Some(slot) = limits.iter_mut().find(|(name, ..)| *name == action) else {
@@ -84,10 +67,9 @@ impl BuiltinLimits {
         }
         let entries = limits
             .into_iter()
-            .map(|(action, limit, keyed)| Builtin {
+            .map(|(action, limit, key)| Builtin {
                 action,
-                limiter: RouteLimiter::new(action, &limit, keyed.key()),
-                default_key: keyed.key(),
+                limiter: RouteLimiter::new(action, &limit, key),
                 limit,
             })
             .collect();
@@ -184,14 +166,8 @@ impl CrudAuth {
     /// The built-in action's layer; `None` when it is off (the route then costs nothing).
     fn builtin_layer(&self, action: &str) -> Option<RateLimitLayer> {
         let builtin = self.inner.rate_limits.get(action)?;
-        (!builtin.limit.is_disabled()).then(|| {
-            RateLimitLayer::with_default_key(
-                self,
-                action,
-                &builtin.limit,
-                builtin.default_key.clone(),
-            )
-        })
+        (!builtin.limit.is_disabled())
+            .then(|| RateLimitLayer::from_limiter(self, builtin.limiter.clone()))
     }
 }
 
@@ -234,7 +210,7 @@ mod tests {
             );
         }
         assert!(matches!(
-            limits.get("change_password").unwrap().default_key,
+            limits.get("change_password").unwrap().limiter.key(),
             KeyBy::User
         ));
     }

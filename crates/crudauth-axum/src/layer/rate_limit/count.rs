@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use axum::extract::ConnectInfo;
 use axum::http::header::Entry;
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Request};
@@ -16,7 +15,7 @@ use crudauth_core::StoreResult;
 
 use super::config::{KeyBy, RateLimit};
 use crate::builder::CrudAuth;
-use crate::client_ip::write_client_ip_key;
+use crate::client_ip::{peer_ip, write_client_ip_key};
 use crate::error::AuthError;
 use crate::extract::resolve;
 
@@ -25,6 +24,15 @@ const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 /// `X-RateLimit-Remaining`.
 const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const TOO_MANY: &str = "Too many requests. Try again later.";
+
+/// What [`RouteLimiter::count_now`] comes to.
+pub(crate) enum CountNow {
+    /// Settled without waiting: counted in process, or nothing to count.
+    Done(Counted),
+    /// The limiter has to be waited for: with the counter key already built, or `None` when
+    /// the key needs the signed-in user.
+    Wait(Option<String>),
+}
 
 /// What counting a request ends in.
 pub(crate) enum Counted {
@@ -39,8 +47,9 @@ thread_local! {
     static KEY: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// One action's limit, ready to count: its key prefix, budget, key and fail mode.
-#[derive(Debug)]
+/// One action's limit, ready to count: its key prefix, budget, key and fail mode. Cloning it
+/// copies two short strings (and shares a custom key's closure).
+#[derive(Debug, Clone)]
 pub(crate) struct RouteLimiter {
     /// `q:{action}:`.
     prefix: String,
@@ -70,21 +79,28 @@ impl RouteLimiter {
         }
     }
 
+    /// How callers are told apart.
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> &KeyBy {
+        &self.key
+    }
+
     /// Whether nothing is counted.
     pub(crate) fn is_disabled(&self) -> bool {
         self.budget.is_disabled()
     }
 
     /// Counts `request` without waiting, when it can: its key needs no principal and the
-    /// limiter decides in-process. `None` (with the request given back) means: take the
-    /// asynchronous path, [`Self::identity`] then [`Self::count`].
+    /// limiter decides in-process. [`CountNow::Wait`] (with the request given back) means:
+    /// take the asynchronous path, with the key already built ([`Self::count_key`]) or, for a
+    /// key that needs the signed-in user, [`Self::identity`] then [`Self::count`].
     pub(crate) fn count_now<B>(
         &self,
         request: Request<B>,
         auth: &CrudAuth,
-    ) -> (Option<Counted>, Request<B>) {
+    ) -> (CountNow, Request<B>) {
         if let Some(settled) = self.settled_without_counting() {
-            return (Some(settled), request);
+            return (CountNow::Done(settled), request);
         }
         match &self.key {
             KeyBy::Ip => {
@@ -106,22 +122,21 @@ impl RouteLimiter {
                 });
                 (counted, Request::from_parts(parts, body))
             }
-            KeyBy::User | KeyBy::UserOrIp => (None, request),
+            KeyBy::User | KeyBy::UserOrIp => (CountNow::Wait(None), request),
         }
     }
 
-    /// The key built by `identity` after the prefix, counted by an in-process limiter.
-    fn count_in_process(
-        &self,
-        auth: &CrudAuth,
-        identity: impl FnOnce(&mut String),
-    ) -> Option<Counted> {
+    /// The key built by `identity` after the prefix, counted by an in-process limiter; a
+    /// limiter across the network is left to wait for, with the key.
+    fn count_in_process(&self, auth: &CrudAuth, identity: impl FnOnce(&mut String)) -> CountNow {
         KEY.with_borrow_mut(|key| {
             key.clear();
             key.push_str(&self.prefix);
             identity(key);
-            let outcome = auth.rate_limiter().hit_in_process(key, self.budget)?;
-            Some(self.settle(outcome))
+            match auth.rate_limiter().hit_in_process(key, self.budget) {
+                Some(outcome) => CountNow::Done(self.settle(outcome)),
+                None => CountNow::Wait(Some(key.as_str().to_owned())),
+            }
         })
     }
 
@@ -161,7 +176,13 @@ impl RouteLimiter {
         let mut key = String::with_capacity(self.prefix.len() + identity.len());
         key.push_str(&self.prefix);
         key.push_str(identity);
-        let outcome = auth.rate_limiter().hit(&key, self.budget).await;
+        self.count_key(auth, &key).await
+    }
+
+    /// Counts one request under `key`, the whole counter key (prefix included), as
+    /// [`Self::count_now`] built it: the limit is known to be on and usable.
+    pub(crate) async fn count_key(&self, auth: &CrudAuth, key: &str) -> Counted {
+        let outcome = auth.rate_limiter().hit(key, self.budget).await;
         self.settle(outcome)
     }
 
@@ -197,10 +218,12 @@ impl RouteLimiter {
 
 /// Appends the client's counting key (see [`crate::client_ip`]).
 fn write_address(out: &mut String, headers: &HeaderMap, extensions: &Extensions, auth: &CrudAuth) {
-    let peer = extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    write_client_ip_key(out, headers, peer, auth.inner.trusted_proxy_hops);
+    write_client_ip_key(
+        out,
+        headers,
+        peer_ip(extensions),
+        auth.inner.trusted_proxy_hops,
+    );
 }
 
 /// 429 "Too many requests. Try again later." with `Retry-After` and the budget headers.

@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::config::{KeyBy, RateLimit};
-use super::count::{report, Counted, RouteLimiter};
+use super::count::{report, CountNow, Counted, RouteLimiter};
 use crate::builder::CrudAuth;
 
 /// Applies a [`RateLimit`] to the routes it wraps. Made by
@@ -37,19 +37,15 @@ impl RateLimitLayer {
     /// A layer counting requests to `action` (any name of yours; the key prefix of its
     /// counters) against `limit`.
     pub fn new(auth: &CrudAuth, action: &str, limit: RateLimit) -> Self {
-        Self::with_default_key(auth, action, &limit, KeyBy::Ip)
+        Self::from_limiter(auth, RouteLimiter::new(action, &limit, KeyBy::Ip))
     }
 
-    pub(crate) fn with_default_key(
-        auth: &CrudAuth,
-        action: &str,
-        limit: &RateLimit,
-        default_key: KeyBy,
-    ) -> Self {
+    /// A layer counting with `limiter` (a built-in action's, or one just made).
+    pub(crate) fn from_limiter(auth: &CrudAuth, limiter: RouteLimiter) -> Self {
         Self {
             shared: Arc::new(Shared {
                 auth: auth.clone(),
-                limiter: RouteLimiter::new(action, limit, default_key),
+                limiter,
             }),
         }
     }
@@ -113,15 +109,15 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (counted, request) = self.shared.limiter.count_now(request, &self.shared.auth);
         let kind = match counted {
-            Some(Counted::Pass(decision)) => Kind::Counted {
+            CountNow::Done(Counted::Pass(decision)) => Kind::Counted {
                 future: self.inner.call(request),
                 decision,
             },
-            Some(Counted::Refuse(refused)) => Kind::Refused {
+            CountNow::Done(Counted::Refuse(refused)) => Kind::Refused {
                 response: Some(refused),
             },
-            None => Kind::Waiting {
-                future: self.wait_then_call(request),
+            CountNow::Wait(key) => Kind::Waiting {
+                future: self.wait_then_call(request, key),
             },
         };
         ResponseFuture { kind }
@@ -129,9 +125,13 @@ where
 }
 
 impl<S> RateLimitService<S> {
-    /// The asynchronous path: resolve the caller, wait for the limiter, then call the inner
-    /// service.
-    fn wait_then_call<ReqBody>(&mut self, request: Request<ReqBody>) -> BoxedResponse<S::Error>
+    /// The asynchronous path: resolve the caller (unless `key`, the counter key, was built
+    /// already), wait for the limiter, then call the inner service.
+    fn wait_then_call<ReqBody>(
+        &mut self,
+        request: Request<ReqBody>,
+        key: Option<String>,
+    ) -> BoxedResponse<S::Error>
     where
         S: Service<Request<ReqBody>, Response = Response> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -142,13 +142,16 @@ impl<S> RateLimitService<S> {
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
-            let limiter = &shared.limiter;
+            let (limiter, auth) = (&shared.limiter, &shared.auth);
             let (mut parts, body) = request.into_parts();
-            let identity = match limiter.identity(&mut parts, &shared.auth).await {
-                Ok(identity) => identity,
-                Err(refused) => return Ok(refused.into_response()),
+            let counted = match key {
+                Some(key) => limiter.count_key(auth, &key).await,
+                None => match limiter.identity(&mut parts, auth).await {
+                    Ok(identity) => limiter.count(auth, &identity).await,
+                    Err(refused) => return Ok(refused.into_response()),
+                },
             };
-            let decision = match limiter.count(&shared.auth, &identity).await {
+            let decision = match counted {
                 Counted::Pass(decision) => decision,
                 Counted::Refuse(refused) => return Ok(refused),
             };
