@@ -92,13 +92,7 @@ fn with(mut claims: Value, changes: Value) -> Value {
 }
 
 async fn token_as(app: &TestApp, b: &mut Browser, username: &str, password: &str) -> Answer {
-    b.send(
-        "POST",
-        &app.url("/token"),
-        form(&[("username", username), ("password", password)]),
-        &[],
-    )
-    .await
+    b.sign_in(&app.url("/token"), username, password, &[]).await
 }
 
 /// `POST /token` for `username`; asserts 200 and answers the access token (the refresh
@@ -257,10 +251,10 @@ async fn token_contract(backend: Backend) {
     assert_eq!(r.json["detail"][0]["loc"], json!(["body", "grant_type"]));
     // A cookie-setting sign-in from another site is refused.
     let r = Browser::new()
-        .send(
-            "POST",
+        .sign_in(
             &app.url("/token"),
-            form(&[("username", "ada"), ("password", PW)]),
+            "ada",
+            PW,
             &[("sec-fetch-site", "cross-site")],
         )
         .await;
@@ -367,10 +361,10 @@ async fn body_mode(backend: Backend) {
     let mut b = Browser::new();
     // No cookie is set, so a cross-site call cannot plant one: allowed.
     let r = b
-        .send(
-            "POST",
+        .sign_in(
             &app.url("/token"),
-            form(&[("username", "ada"), ("password", PW)]),
+            "ada",
+            PW,
             &[("sec-fetch-site", "cross-site")],
         )
         .await;
@@ -746,12 +740,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     assert!(r.set_cookie("session_id").is_none());
     assert_eq!(refresh_with(&app, &r1).await.detail(), INVALID_REFRESH);
     let r = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", PW, &[])
         .await;
     assert_eq!(r.status, 404, "no session transport, no /login");
 

@@ -20,7 +20,7 @@ use crudauth_core::user::{
     LoginField, MemoryUsers, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate,
 };
 use crudauth_tests::app::{spawn, Backend, Options, TestApp};
-use crudauth_tests::http::{form, Answer, Body, Browser};
+use crudauth_tests::http::{Answer, Body, Browser};
 
 const PW: &str = "correct horse battery";
 const LOCKED: &str = "Too many login attempts. Try again later.";
@@ -133,10 +133,10 @@ async fn behind_a_proxy(backend: Backend, users: &CountingUsers) -> TestApp {
 
 async fn login_from(app: &TestApp, ip: &str, who: &str, password: &str) -> Answer {
     Browser::new()
-        .send(
-            "POST",
+        .sign_in(
             &app.url("/login"),
-            form(&[("username", who), ("password", password)]),
+            who,
+            password,
             &[("x-forwarded-for", ip)],
         )
         .await
@@ -587,15 +587,7 @@ async fn escalation_sequence_with_an_injected_clock() {
     let attempt = |password: &'static str| {
         let url = app.url("/login");
         let mut b = b.clone();
-        async move {
-            b.send(
-                "POST",
-                &url,
-                form(&[("username", "ada"), ("password", password)]),
-                &[],
-            )
-            .await
-        }
+        async move { b.sign_in(&url, "ada", password, &[]).await }
     };
     for lock in [60, 120, 240, 480, 960, 1920, 3600, 3600] {
         for _ in 0..5 {
@@ -621,14 +613,7 @@ async fn escalation_sequence_with_an_injected_clock() {
     }
     assert_locked(&attempt("wrong").await, "60");
     clock.advance(Duration::from_secs(60));
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_eq!(r.status, 200);
 }
 
@@ -661,14 +646,7 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
     );
 
     server.kill();
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_locked(&r, "60");
     assert_eq!(
         users.login_lookups.load(Ordering::SeqCst),
@@ -698,14 +676,7 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
 }
 
@@ -745,32 +716,13 @@ async fn two_workers_share_every_counter() {
 
     for app in [&a, &b, &a, &b, &a] {
         let r = client
-            .send(
-                "POST",
-                &app.url("/login"),
-                form(&[("username", "ada"), ("password", "wrong")]),
-                &[],
-            )
+            .sign_in(&app.url("/login"), "ada", "wrong", &[])
             .await;
         assert_eq!(r.status, 401);
     }
-    let r = client
-        .send(
-            "POST",
-            &b.url("/login"),
-            form(&[("username", "ada"), ("password", "wrong")]),
-            &[],
-        )
-        .await;
+    let r = client.sign_in(&b.url("/login"), "ada", "wrong", &[]).await;
     assert_locked(&r, "60");
-    let r = client
-        .send(
-            "POST",
-            &a.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = client.sign_in(&a.url("/login"), "ada", PW, &[]).await;
     assert_locked(&r, "60");
 }
 

@@ -154,12 +154,7 @@ async fn login_contract(backend: Backend) {
     let user = app.user("ada@example.com", "ada", PW).await;
     let mut b = Browser::new();
     let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", " ADA@example.com "), ("password", PW)]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), " ADA@example.com ", PW, &[])
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json["id"], json!(user.id));
@@ -211,14 +206,7 @@ async fn login_contract(backend: Backend) {
 
     // Failures all look alike.
     for (u, p) in [("ada", "wrong password"), ("nobody", PW), ("", PW)] {
-        let r = Browser::new()
-            .send(
-                "POST",
-                &app.url("/login"),
-                form(&[("username", u), ("password", p)]),
-                &[],
-            )
-            .await;
+        let r = Browser::new().sign_in(&app.url("/login"), u, p, &[]).await;
         assert_eq!(
             (r.status, r.detail()),
             (401, "Incorrect username or password"),
@@ -236,10 +224,10 @@ async fn login_contract(backend: Backend) {
         .await;
     assert_eq!(r.status, 422);
     let r = Browser::new()
-        .send(
-            "POST",
+        .sign_in(
             &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
+            "ada",
+            PW,
             &[("sec-fetch-site", "cross-site")],
         )
         .await;
@@ -268,12 +256,7 @@ async fn disabled_accounts_cannot_sign_in(backend: Backend) {
         "a disabled user's session no longer authenticates"
     );
     let r = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", PW, &[])
         .await;
     assert_eq!(
         (r.status, r.detail()),
@@ -288,24 +271,11 @@ async fn session_fixation_and_logout(backend: Backend) {
     let mut b = Browser::new();
     b.cookies
         .insert("session_id".into(), "attacker-chosen".into());
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_ne!(r.cookie_value("session_id").unwrap(), "attacker-chosen");
     // A second login in the same browser replaces the first session.
     let first = b.cookies["session_id"].clone();
-    b.send(
-        "POST",
-        &app.url("/login"),
-        form(&[("username", "ada"), ("password", PW)]),
-        &[],
-    )
-    .await;
+    b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     let second = b.cookies["session_id"].clone();
     assert_ne!(first, second);
     let mut stale = Browser::new();
@@ -389,14 +359,7 @@ async fn csrf_matrix(backend: Backend) {
     // Safe methods and public routes need no token, even with a cookie riding along.
     assert_eq!(ada.get(&app.url("/dashboard")).await.status, 200);
     assert_eq!(
-        ada.send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "bob"), ("password", PW)]),
-            &[]
-        )
-        .await
-        .status,
+        ada.sign_in(&app.url("/login"), "bob", PW, &[]).await.status,
         200
     );
 }
@@ -452,14 +415,7 @@ async fn device_management(backend: Backend) {
     app.user("bob@example.com", "bob", PW).await;
     let mut phone = Browser::new();
     phone.headers.push(("user-agent".into(), "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1".into()));
-    phone
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    phone.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     let mut laptop = app.signed_in("ada", PW).await;
     let mut bob = app.signed_in("bob", PW).await;
 
@@ -645,21 +601,11 @@ async fn change_and_set_password(backend: Backend) {
         "every other session ends"
     );
     let old = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", PW, &[])
         .await;
     assert_eq!(old.status, 401);
     let new = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", "new password 1")]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", "new password 1", &[])
         .await;
     assert_eq!(new.status, 200);
     let r = here
@@ -707,13 +653,7 @@ async fn concurrent_logins_respect_the_cap(backend: Backend) {
         let url = app.url("/login");
         tasks.push(tokio::spawn(async move {
             let mut b = Browser::new();
-            b.send(
-                "POST",
-                &url,
-                form(&[("username", "ada"), ("password", PW)]),
-                &[],
-            )
-            .await;
+            b.sign_in(&url, "ada", PW, &[]).await;
             b
         }));
     }
@@ -806,12 +746,7 @@ async fn hostile_input_never_5xx(backend: Backend) {
         assert!(r.status == 422 || r.status == 401, "{raw:?}: {}", r.status);
     }
     let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", &"p".repeat(5000))]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", &"p".repeat(5000), &[])
         .await;
     assert_eq!(
         r.status, 401,

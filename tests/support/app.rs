@@ -254,8 +254,9 @@ impl TestApp {
     /// A browser signed in through `POST /login` (the sign-in must succeed).
     pub async fn signed_in(&self, username: &str, password: &str) -> crate::http::Browser {
         let mut b = crate::http::Browser::new();
-        let form = crate::http::form(&[("username", username), ("password", password)]);
-        let r = b.send("POST", &self.url("/login"), form, &[]).await;
+        let r = b
+            .sign_in(&self.url("/login"), username, password, &[])
+            .await;
         assert_eq!(r.status, 200, "{:?}", r.json);
         b
     }

@@ -157,6 +157,19 @@ impl Browser {
         self.send("POST", url, body, &[("x-csrf-token", &token)])
             .await
     }
+
+    /// Signs in: POSTs the form `username=…&password=…` (nothing else) to `url` (`/login` or
+    /// `/token`), with `extra` headers.
+    pub async fn sign_in(
+        &mut self,
+        url: &str,
+        username: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let body = form(&[("username", username), ("password", password)]);
+        self.send("POST", url, body, extra).await
+    }
 }
 
 /// A request body.
