@@ -117,7 +117,7 @@ async fn get_bearer(url: &str, token: &str) -> Answer {
 async fn refresh_with(app: &TestApp, refresh: &str) -> Answer {
     let mut b = Browser::new();
     b.cookies.insert("refresh_token".into(), refresh.into());
-    b.send("POST", &app.url("/refresh"), Body::None, &[]).await
+    b.post(&app.url("/refresh")).await
 }
 
 fn options(backend: Backend, bearer: BearerTransport) -> Options {
@@ -288,7 +288,7 @@ async fn refresh_contract(backend: Backend) {
     let first_access = access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
 
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
     let keys: Vec<&String> = r.json.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["access_token", "token_type"]);
@@ -325,9 +325,7 @@ async fn refresh_contract(backend: Backend) {
 
     // Missing: no cookie; in cookie mode a body does not count.
     let mut none = Browser::new();
-    let r = none
-        .send("POST", &app.url("/refresh"), Body::None, &[])
-        .await;
+    let r = none.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, "Refresh token missing"));
     let r = none
         .send(
@@ -448,7 +446,7 @@ async fn refresh_cookie_path(backend: Backend) {
         cookie.contains("Path=/auth") && !cookie.contains("Path=/;"),
         "{cookie}"
     );
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert!(r
         .set_cookie("refresh_token")
         .unwrap()
@@ -475,7 +473,7 @@ async fn rotation_and_reuse_revokes_the_family(backend: Backend) {
     let mut chain = vec![r1.clone()];
     let mut last_access = String::new();
     for _ in 0..3 {
-        let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+        let r = b.post(&app.url("/refresh")).await;
         assert_eq!(r.status, 200);
         last_access = r.json["access_token"].as_str().unwrap().to_owned();
         chain.push(b.cookies["refresh_token"].clone());
@@ -499,21 +497,19 @@ async fn rotation_and_reuse_revokes_the_family(backend: Backend) {
         200
     );
     // The other sign-in is untouched.
-    let r = other
-        .send("POST", &app.url("/refresh"), Body::None, &[])
-        .await;
+    let r = other.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 200);
 
     // A middle token reused revokes just the same.
     let mut c = Browser::new();
     access_for(&app, &mut c, "ada").await;
     let s1 = c.cookies["refresh_token"].clone();
-    c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    c.post(&app.url("/refresh")).await;
     let s2 = c.cookies["refresh_token"].clone();
-    c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    c.post(&app.url("/refresh")).await;
     assert_ne!(s1, s2);
     assert_eq!(refresh_with(&app, &s2).await.status, 401);
-    let r = c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = c.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 }
 
@@ -524,25 +520,25 @@ async fn reuse_grace(backend: Backend) {
     let mut b = Browser::new();
     access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
-    b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    b.post(&app.url("/refresh")).await;
     // Within the grace, while its successor is unused: refused, family kept.
     let r = refresh_with(&app, &r1).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 200, "the successor still works");
     // Its successor is spent now: no longer a benign race, so the family goes.
     assert_eq!(refresh_with(&app, &r1).await.status, 401);
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 
     // After the grace, reuse revokes even while the successor is unused.
     let mut c = Browser::new();
     access_for(&app, &mut c, "ada").await;
     let s1 = c.cookies["refresh_token"].clone();
-    c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    c.post(&app.url("/refresh")).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(refresh_with(&app, &s1).await.status, 401);
-    let r = c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = c.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 }
 
@@ -567,7 +563,7 @@ async fn concurrent_refresh_has_one_winner(backend: Backend) {
                 let (mut b, barrier, url) = (b.clone(), barrier.clone(), app.url("/refresh"));
                 tasks.push(tokio::spawn(async move {
                     barrier.wait().await;
-                    let r = b.send("POST", &url, Body::None, &[]).await;
+                    let r = b.post(&url).await;
                     (r, b)
                 }));
             }
@@ -582,9 +578,7 @@ async fn concurrent_refresh_has_one_winner(backend: Backend) {
             let (won, mut winner) = answers.remove(0);
             let access = won.json["access_token"].as_str().unwrap();
             assert_eq!(get_bearer(&app.url("/v1/items"), access).await.status, 200);
-            let next = winner
-                .send("POST", &app.url("/refresh"), Body::None, &[])
-                .await;
+            let next = winner.post(&app.url("/refresh")).await;
             let expected = if grace.is_some() { 200 } else { 401 };
             assert_eq!(next.status, expected, "round {round}, grace {grace:?}");
         }
@@ -620,9 +614,7 @@ async fn password_change_and_logout_all_kill_tokens(backend: Backend) {
     }
     let r = refresh_with(&app, &r1).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
-    let r = spare
-        .send("POST", &app.url("/refresh"), Body::None, &[])
-        .await;
+    let r = spare.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 401);
     assert_eq!(
         token_as(&app, &mut Browser::new(), "ada", PW).await.status,
@@ -639,7 +631,7 @@ async fn password_change_and_logout_all_kill_tokens(backend: Backend) {
     let r = s.post_csrf(&app.url("/logout-all"), Body::None).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
     assert_eq!(get_bearer(&app.url("/v1/items"), &access).await.status, 401);
-    let r = t.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = t.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 }
 
@@ -700,9 +692,9 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
     // Without the CSRF token a live session's logout is refused, and nothing is revoked.
-    let r = b.send("POST", &app.url("/logout"), Body::None, &[]).await;
+    let r = b.post(&app.url("/logout")).await;
     assert_eq!((r.status, r.detail()), (403, "Missing CSRF token"));
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 200);
     let r2 = b.cookies["refresh_token"].clone();
     let r = b.post_csrf(&app.url("/logout"), Body::None).await;
@@ -716,9 +708,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
         assert_eq!(refresh_with(&app, t).await.detail(), INVALID_REFRESH);
     }
     // With no cookies at all, /logout still clears every transport's cookies.
-    let r = Browser::new()
-        .send("POST", &app.url("/logout"), Body::None, &[])
-        .await;
+    let r = Browser::new().post(&app.url("/logout")).await;
     assert_eq!(r.status, 200);
     assert!(r.set_cookie("refresh_token").unwrap().contains("Max-Age=0"));
 
@@ -730,7 +720,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     let mut b = Browser::new();
     access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
-    let r = b.send("POST", &app.url("/logout"), Body::None, &[]).await;
+    let r = b.post(&app.url("/logout")).await;
     assert_eq!((r.status, &r.json), (200, &json!({"detail": "Logged out"})));
     let line = r.set_cookie("refresh_token").unwrap();
     assert!(
@@ -748,9 +738,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     let mut o = options(backend, BearerTransport::default().refresh_in_body());
     o.transports = Transports::BearerOnly;
     let app = spawn(o).await;
-    let r = Browser::new()
-        .send("POST", &app.url("/logout"), Body::None, &[])
-        .await;
+    let r = Browser::new().post(&app.url("/logout")).await;
     assert_eq!(r.status, 404);
 }
 
@@ -1046,12 +1034,7 @@ async fn jwt_attack_corpus(backend: Backend) {
     ] {
         let mut nobody = Browser::new();
         let r = nobody
-            .send(
-                "GET",
-                &app.url("/feed"),
-                Body::None,
-                &[("authorization", &value)],
-            )
+            .get_with(&app.url("/feed"), &[("authorization", &value)])
             .await;
         assert_eq!(
             (r.status, &r.json),
@@ -1059,12 +1042,7 @@ async fn jwt_attack_corpus(backend: Backend) {
             "{value}"
         );
         let r = nobody
-            .send(
-                "GET",
-                &app.url("/v1/items"),
-                Body::None,
-                &[("authorization", &value)],
-            )
+            .get_with(&app.url("/v1/items"), &[("authorization", &value)])
             .await;
         assert_eq!(
             (r.status, r.detail()),
@@ -1075,12 +1053,7 @@ async fn jwt_attack_corpus(backend: Backend) {
     // The scheme is case-insensitive.
     let lower = format!("bearer {real}");
     let r = Browser::new()
-        .send(
-            "GET",
-            &app.url("/v1/items"),
-            Body::None,
-            &[("authorization", &lower)],
-        )
+        .get_with(&app.url("/v1/items"), &[("authorization", &lower)])
         .await;
     assert_eq!(r.status, 200);
 }
@@ -1145,7 +1118,7 @@ async fn scopes_are_clamped_and_gated(backend: Backend) {
     let r = s.get(&app.url("/v1/reports")).await;
     assert_eq!((r.status, r.detail()), (403, "Insufficient scope"));
     // A refresh keeps the granted scopes (clamped again to the ceiling).
-    let r = wb.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = wb.post(&app.url("/refresh")).await;
     let refreshed = r.json["access_token"].as_str().unwrap();
     assert_eq!(part(refreshed, 1)["scopes"], json!(["reports:write"]));
 }
@@ -1219,9 +1192,7 @@ async fn transport_precedence_matrix(backend: Backend) {
             let auth = token.map(|t| format!("Bearer {t}"));
             let headers: Vec<(&str, &str)> =
                 auth.iter().map(|a| ("authorization", a.as_str())).collect();
-            let r = b
-                .send("GET", &app.url("/dashboard"), Body::None, &headers)
-                .await;
+            let r = b.get_with(&app.url("/dashboard"), &headers).await;
             let got = if r.status == 200 {
                 r.json["via"].as_str().unwrap_or("").to_owned()
             } else {
@@ -1232,7 +1203,7 @@ async fn transport_precedence_matrix(backend: Backend) {
                 (status, expected),
                 "{order:?}: {name}"
             );
-            let me = b.send("GET", &app.url("/me"), Body::None, &headers).await;
+            let me = b.get_with(&app.url("/me"), &headers).await;
             assert_eq!(me.status, status, "{order:?}: {name} (/me)");
             if status == 200 {
                 assert_eq!(me.json["via"], expected, "{order:?}: {name} (/me)");
@@ -1310,7 +1281,7 @@ async fn transport_precedence_matrix(backend: Backend) {
             (200, &json!({"via": "session"})),
             "{order:?}"
         );
-        let r = s.send("POST", &app.url("/v1/notes"), Body::None, &[]).await;
+        let r = s.post(&app.url("/v1/notes")).await;
         assert_eq!(
             (r.status, r.detail()),
             (403, "Missing CSRF token"),
@@ -1363,41 +1334,21 @@ async fn custom_transport(backend: Backend) {
     let mut b = Browser::new();
     let reader = key("reader-key");
     let r = b
-        .send(
-            "GET",
-            &app.url("/dashboard"),
-            Body::None,
-            &[("x-api-key", &reader)],
-        )
+        .get_with(&app.url("/dashboard"), &[("x-api-key", &reader)])
         .await;
     assert_eq!((r.status, &r.json["via"]), (200, &json!("apikey")));
     let r = b
-        .send(
-            "GET",
-            &app.url("/v1/reports"),
-            Body::None,
-            &[("x-api-key", &reader)],
-        )
+        .get_with(&app.url("/v1/reports"), &[("x-api-key", &reader)])
         .await;
     assert_eq!((r.status, &r.json), (200, &json!({"via": "apikey"})));
     let other = key("other-key");
     let r = b
-        .send(
-            "GET",
-            &app.url("/v1/reports"),
-            Body::None,
-            &[("x-api-key", &other)],
-        )
+        .get_with(&app.url("/v1/reports"), &[("x-api-key", &other)])
         .await;
     assert_eq!((r.status, r.detail()), (403, "Insufficient scope"));
     let wrong = key("nope");
     let r = b
-        .send(
-            "GET",
-            &app.url("/feed"),
-            Body::None,
-            &[("x-api-key", &wrong)],
-        )
+        .get_with(&app.url("/feed"), &[("x-api-key", &wrong)])
         .await;
     assert_eq!((r.status, r.detail()), (401, "Invalid token"));
     let r = b.get(&app.url("/dashboard")).await;
@@ -1406,10 +1357,8 @@ async fn custom_transport(backend: Backend) {
     let access = access_for(&app, &mut Browser::new(), "ada").await;
     let auth = format!("Bearer {access}");
     let r = b
-        .send(
-            "GET",
+        .get_with(
             &app.url("/dashboard"),
-            Body::None,
             &[("x-api-key", &reader), ("authorization", &auth)],
         )
         .await;

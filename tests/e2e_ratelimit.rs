@@ -178,12 +178,12 @@ async fn contact_reports_the_budget_and_refuses_the_sixth(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     let mut b = Browser::new();
     for left in ["4", "3", "2", "1", "0"] {
-        let r = b.send("POST", &app.url("/contact"), Body::None, &[]).await;
+        let r = b.post(&app.url("/contact")).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.json, json!({"sent": true}));
         assert_eq!(budget(&r), (Some("5"), Some(left)));
     }
-    let r = b.send("POST", &app.url("/contact"), Body::None, &[]).await;
+    let r = b.post(&app.url("/contact")).await;
     assert_eq!((r.status, r.detail()), (429, TOO_MANY));
     assert_eq!(budget(&r), (Some("5"), Some("0")));
     // GCRA: the next request fits one interval (60 s / 5) after the burst.
@@ -204,7 +204,7 @@ async fn a_budget_of_five_admits_exactly_five_of_64_concurrent_requests(backend:
             let (url, start) = (url.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                Browser::new().send("POST", &url, Body::None, &[]).await
+                Browser::new().post(&url).await
             })
         })
         .collect();
@@ -314,7 +314,7 @@ async fn limits_keyed_by_user_header_or_nothing(backend: Backend) {
         let url = url.clone();
         async move {
             Browser::new()
-                .send("GET", &url, Body::None, &[("x-tenant", name)])
+                .get_with(&url, &[("x-tenant", name)])
                 .await
                 .status
         }
@@ -431,12 +431,12 @@ async fn builtin_limits_on_register_and_csrf_refresh(backend: Backend) {
 
     // Per address, counted before authentication (as crudauth).
     let url = app.url("/csrf/refresh");
-    let r = Browser::new().send("POST", &url, Body::None, &[]).await;
+    let r = Browser::new().post(&url).await;
     assert_eq!((r.status, budget(&r)), (401, (Some("2"), Some("1"))));
     let mut alice = app.signed_in("alice", PW).await;
-    let r = alice.send("POST", &url, Body::None, &[]).await;
+    let r = alice.post(&url).await;
     assert_eq!((r.status, budget(&r)), (200, (Some("2"), Some("0"))));
-    let r = alice.send("POST", &url, Body::None, &[]).await;
+    let r = alice.post(&url).await;
     assert_eq!(r.status, 429);
 }
 
@@ -638,12 +638,7 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
     users.seed("ada@example.com", "ada").await;
     let app = app_with(Backend::Memory, &users, move |b| b.redis(config)).await;
     let mut b = Browser::new();
-    assert_eq!(
-        b.send("POST", &app.url("/contact"), Body::None, &[])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(b.post(&app.url("/contact")).await.status, 200);
 
     server.kill();
     let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
@@ -653,19 +648,19 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
         0,
         "no password evaluated"
     );
-    let r = b.send("POST", &app.url("/contact"), Body::None, &[]).await;
+    let r = b.post(&app.url("/contact")).await;
     assert_eq!(
         (r.status, r.detail()),
         (503, "Authentication service unavailable")
     );
-    let r = b.send("POST", &app.url("/open"), Body::None, &[]).await;
+    let r = b.post(&app.url("/open")).await;
     assert_eq!((r.status, budget(&r)), (200, (Some("5"), Some("5"))));
     assert_eq!(b.get(&app.url("/hello")).await.status, 200);
 
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = b.send("POST", &app.url("/contact"), Body::None, &[]).await;
+        let r = b.post(&app.url("/contact")).await;
         if r.status == 200 {
             break;
         }
@@ -698,9 +693,7 @@ async fn two_workers_share_every_counter() {
     let b = worker(users.clone(), prefix).await;
     let mut client = Browser::new();
     for (i, app) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
-        let r = client
-            .send("POST", &app.url("/contact"), Body::None, &[])
-            .await;
+        let r = client.post(&app.url("/contact")).await;
         assert_eq!(r.status, 200);
         assert_eq!(
             r.header("x-ratelimit-remaining"),
@@ -708,9 +701,7 @@ async fn two_workers_share_every_counter() {
         );
     }
     for app in [&b, &a] {
-        let r = client
-            .send("POST", &app.url("/contact"), Body::None, &[])
-            .await;
+        let r = client.post(&app.url("/contact")).await;
         assert_eq!(r.status, 429);
     }
 
