@@ -1393,20 +1393,9 @@ fn bearer_configuration_is_validated_at_build() {
     .is_ok());
 }
 
-macro_rules! e2e {
-    ($backend:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case($backend).await;
-            }
-        )*
-    };
-}
-
 macro_rules! all_cases {
     ($backend:expr) => {
-        e2e!($backend; token_contract, refresh_contract, body_mode, refresh_cookie_path,
+        crudauth_tests::per_backend!($backend; token_contract, refresh_contract, body_mode, refresh_cookie_path,
             rotation_and_reuse_revokes_the_family, reuse_grace, concurrent_refresh_has_one_winner,
             password_change_and_logout_all_kill_tokens, remembered_principals_follow_the_user_row,
             logout_revokes_the_refresh_family,
