@@ -33,10 +33,8 @@ pub enum Backend {
     Redis,
 }
 
-/// The Redis the tests use.
-pub fn redis_url() -> String {
-    std::env::var("CRUDAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+/// The Redis the tests use (the same as [`crate::redis::redis_url`]).
+pub use crate::redis::redis_url;
 
 /// A unique, per-test key prefix.
 pub fn unique_prefix(tag: &str) -> String {
