@@ -15,11 +15,10 @@ use serde_json::json;
 
 use crudauth_axum::extract::CurrentUser;
 use crudauth_axum::{CrudAuth, CrudAuthBuilder, KeyBy, RateLimit};
-use crudauth_core::password::{Password, Passwords};
 use crudauth_core::user::{
     LoginField, MemoryUsers, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate,
 };
-use crudauth_tests::app::{spawn, Backend, Options, TestApp};
+use crudauth_tests::app::{new_user, spawn, Backend, Options, TestApp};
 use crudauth_tests::http::{Answer, Body, Browser};
 
 const PW: &str = "correct horse battery";
@@ -66,12 +65,8 @@ impl UserStore for CountingUsers {
 
 impl CountingUsers {
     async fn seed(&self, email: &str, username: &str) -> User {
-        let hash = Passwords::fast_for_tests()
-            .hash(&Password::new(PW))
-            .await
-            .unwrap();
         self.inner
-            .create(NewUser::new(email, username, hash.0))
+            .create(new_user(email, username, PW).await)
             .await
             .unwrap()
     }

@@ -212,26 +212,28 @@ pub async fn spawn(options: Options) -> TestApp {
     }
 }
 
+/// A new user with `password` hashed the way the test apps check it
+/// (`Passwords::fast_for_tests`).
+pub async fn new_user(email: &str, username: &str, password: &str) -> NewUser {
+    let hash = Passwords::fast_for_tests()
+        .hash(&Password::new(password))
+        .await
+        .unwrap();
+    NewUser::new(email, username, hash.0)
+}
+
 impl TestApp {
     /// Creates a user directly in the table.
     pub async fn user(&self, email: &str, username: &str, password: &str) -> User {
-        let hash = Passwords::fast_for_tests()
-            .hash(&Password::new(password))
-            .await
-            .unwrap();
         self.users
-            .create(NewUser::new(email, username, hash.0))
+            .create(new_user(email, username, password).await)
             .await
             .unwrap()
     }
 
     /// Creates a superuser with a verified email.
     pub async fn admin(&self, email: &str, username: &str, password: &str) -> User {
-        let hash = Passwords::fast_for_tests()
-            .hash(&Password::new(password))
-            .await
-            .unwrap();
-        let mut new = NewUser::new(email, username, hash.0);
+        let mut new = new_user(email, username, password).await;
         new.is_superuser = true;
         new.email_verified = true;
         self.users.create(new).await.unwrap()
