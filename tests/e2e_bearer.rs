@@ -53,12 +53,12 @@ fn part(token: &str, i: usize) -> Value {
 
 /// HS256 over `claims` with `key`, through jsonwebtoken.
 fn sign(claims: &Value, key: &[u8]) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(key),
-    )
-    .unwrap()
+    sign_alg(Algorithm::HS256, claims, key)
+}
+
+/// `alg` over `claims` with `key`, through jsonwebtoken.
+fn sign_alg(alg: Algorithm, claims: &Value, key: &[u8]) -> String {
+    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(key)).unwrap()
 }
 
 /// A compact JWT with any header, signed HMAC-SHA256 with `key` whatever the header says.
@@ -92,13 +92,7 @@ fn with(mut claims: Value, changes: Value) -> Value {
 }
 
 async fn token_as(app: &TestApp, b: &mut Browser, username: &str, password: &str) -> Answer {
-    b.send(
-        "POST",
-        &app.url("/token"),
-        form(&[("username", username), ("password", password)]),
-        &[],
-    )
-    .await
+    b.sign_in(&app.url("/token"), username, password, &[]).await
 }
 
 /// `POST /token` for `username`; asserts 200 and answers the access token (the refresh
@@ -123,7 +117,7 @@ async fn get_bearer(url: &str, token: &str) -> Answer {
 async fn refresh_with(app: &TestApp, refresh: &str) -> Answer {
     let mut b = Browser::new();
     b.cookies.insert("refresh_token".into(), refresh.into());
-    b.send("POST", &app.url("/refresh"), Body::None, &[]).await
+    b.post(&app.url("/refresh")).await
 }
 
 fn options(backend: Backend, bearer: BearerTransport) -> Options {
@@ -257,10 +251,10 @@ async fn token_contract(backend: Backend) {
     assert_eq!(r.json["detail"][0]["loc"], json!(["body", "grant_type"]));
     // A cookie-setting sign-in from another site is refused.
     let r = Browser::new()
-        .send(
-            "POST",
+        .sign_in(
             &app.url("/token"),
-            form(&[("username", "ada"), ("password", PW)]),
+            "ada",
+            PW,
             &[("sec-fetch-site", "cross-site")],
         )
         .await;
@@ -294,7 +288,7 @@ async fn refresh_contract(backend: Backend) {
     let first_access = access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
 
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
     let keys: Vec<&String> = r.json.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["access_token", "token_type"]);
@@ -331,9 +325,7 @@ async fn refresh_contract(backend: Backend) {
 
     // Missing: no cookie; in cookie mode a body does not count.
     let mut none = Browser::new();
-    let r = none
-        .send("POST", &app.url("/refresh"), Body::None, &[])
-        .await;
+    let r = none.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, "Refresh token missing"));
     let r = none
         .send(
@@ -367,10 +359,10 @@ async fn body_mode(backend: Backend) {
     let mut b = Browser::new();
     // No cookie is set, so a cross-site call cannot plant one: allowed.
     let r = b
-        .send(
-            "POST",
+        .sign_in(
             &app.url("/token"),
-            form(&[("username", "ada"), ("password", PW)]),
+            "ada",
+            PW,
             &[("sec-fetch-site", "cross-site")],
         )
         .await;
@@ -454,7 +446,7 @@ async fn refresh_cookie_path(backend: Backend) {
         cookie.contains("Path=/auth") && !cookie.contains("Path=/;"),
         "{cookie}"
     );
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert!(r
         .set_cookie("refresh_token")
         .unwrap()
@@ -481,7 +473,7 @@ async fn rotation_and_reuse_revokes_the_family(backend: Backend) {
     let mut chain = vec![r1.clone()];
     let mut last_access = String::new();
     for _ in 0..3 {
-        let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+        let r = b.post(&app.url("/refresh")).await;
         assert_eq!(r.status, 200);
         last_access = r.json["access_token"].as_str().unwrap().to_owned();
         chain.push(b.cookies["refresh_token"].clone());
@@ -505,21 +497,19 @@ async fn rotation_and_reuse_revokes_the_family(backend: Backend) {
         200
     );
     // The other sign-in is untouched.
-    let r = other
-        .send("POST", &app.url("/refresh"), Body::None, &[])
-        .await;
+    let r = other.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 200);
 
     // A middle token reused revokes just the same.
     let mut c = Browser::new();
     access_for(&app, &mut c, "ada").await;
     let s1 = c.cookies["refresh_token"].clone();
-    c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    c.post(&app.url("/refresh")).await;
     let s2 = c.cookies["refresh_token"].clone();
-    c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    c.post(&app.url("/refresh")).await;
     assert_ne!(s1, s2);
     assert_eq!(refresh_with(&app, &s2).await.status, 401);
-    let r = c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = c.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 }
 
@@ -530,25 +520,25 @@ async fn reuse_grace(backend: Backend) {
     let mut b = Browser::new();
     access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
-    b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    b.post(&app.url("/refresh")).await;
     // Within the grace, while its successor is unused: refused, family kept.
     let r = refresh_with(&app, &r1).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 200, "the successor still works");
     // Its successor is spent now: no longer a benign race, so the family goes.
     assert_eq!(refresh_with(&app, &r1).await.status, 401);
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 
     // After the grace, reuse revokes even while the successor is unused.
     let mut c = Browser::new();
     access_for(&app, &mut c, "ada").await;
     let s1 = c.cookies["refresh_token"].clone();
-    c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    c.post(&app.url("/refresh")).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(refresh_with(&app, &s1).await.status, 401);
-    let r = c.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = c.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 }
 
@@ -573,7 +563,7 @@ async fn concurrent_refresh_has_one_winner(backend: Backend) {
                 let (mut b, barrier, url) = (b.clone(), barrier.clone(), app.url("/refresh"));
                 tasks.push(tokio::spawn(async move {
                     barrier.wait().await;
-                    let r = b.send("POST", &url, Body::None, &[]).await;
+                    let r = b.post(&url).await;
                     (r, b)
                 }));
             }
@@ -588,9 +578,7 @@ async fn concurrent_refresh_has_one_winner(backend: Backend) {
             let (won, mut winner) = answers.remove(0);
             let access = won.json["access_token"].as_str().unwrap();
             assert_eq!(get_bearer(&app.url("/v1/items"), access).await.status, 200);
-            let next = winner
-                .send("POST", &app.url("/refresh"), Body::None, &[])
-                .await;
+            let next = winner.post(&app.url("/refresh")).await;
             let expected = if grace.is_some() { 200 } else { 401 };
             assert_eq!(next.status, expected, "round {round}, grace {grace:?}");
         }
@@ -626,9 +614,7 @@ async fn password_change_and_logout_all_kill_tokens(backend: Backend) {
     }
     let r = refresh_with(&app, &r1).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
-    let r = spare
-        .send("POST", &app.url("/refresh"), Body::None, &[])
-        .await;
+    let r = spare.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 401);
     assert_eq!(
         token_as(&app, &mut Browser::new(), "ada", PW).await.status,
@@ -645,7 +631,7 @@ async fn password_change_and_logout_all_kill_tokens(backend: Backend) {
     let r = s.post_csrf(&app.url("/logout-all"), Body::None).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
     assert_eq!(get_bearer(&app.url("/v1/items"), &access).await.status, 401);
-    let r = t.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = t.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
 }
 
@@ -706,9 +692,9 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
     // Without the CSRF token a live session's logout is refused, and nothing is revoked.
-    let r = b.send("POST", &app.url("/logout"), Body::None, &[]).await;
+    let r = b.post(&app.url("/logout")).await;
     assert_eq!((r.status, r.detail()), (403, "Missing CSRF token"));
-    let r = b.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = b.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 200);
     let r2 = b.cookies["refresh_token"].clone();
     let r = b.post_csrf(&app.url("/logout"), Body::None).await;
@@ -722,9 +708,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
         assert_eq!(refresh_with(&app, t).await.detail(), INVALID_REFRESH);
     }
     // With no cookies at all, /logout still clears every transport's cookies.
-    let r = Browser::new()
-        .send("POST", &app.url("/logout"), Body::None, &[])
-        .await;
+    let r = Browser::new().post(&app.url("/logout")).await;
     assert_eq!(r.status, 200);
     assert!(r.set_cookie("refresh_token").unwrap().contains("Max-Age=0"));
 
@@ -736,7 +720,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     let mut b = Browser::new();
     access_for(&app, &mut b, "ada").await;
     let r1 = b.cookies["refresh_token"].clone();
-    let r = b.send("POST", &app.url("/logout"), Body::None, &[]).await;
+    let r = b.post(&app.url("/logout")).await;
     assert_eq!((r.status, &r.json), (200, &json!({"detail": "Logged out"})));
     let line = r.set_cookie("refresh_token").unwrap();
     assert!(
@@ -746,12 +730,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     assert!(r.set_cookie("session_id").is_none());
     assert_eq!(refresh_with(&app, &r1).await.detail(), INVALID_REFRESH);
     let r = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", PW, &[])
         .await;
     assert_eq!(r.status, 404, "no session transport, no /login");
 
@@ -759,9 +738,7 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
     let mut o = options(backend, BearerTransport::default().refresh_in_body());
     o.transports = Transports::BearerOnly;
     let app = spawn(o).await;
-    let r = Browser::new()
-        .send("POST", &app.url("/logout"), Body::None, &[])
-        .await;
+    let r = Browser::new().post(&app.url("/logout")).await;
     assert_eq!(r.status, 404);
 }
 
@@ -813,6 +790,10 @@ async fn jwt_attack_corpus(backend: Backend) {
         )
     };
     let jwk = json!({"kty": "oct", "k": b64(key)});
+    // `good` with `changes`, signed HS256 with `key`.
+    let forged = |changes: Value| sign(&with(good.clone(), changes), key);
+    // `good`, HMAC-signed with `key` under the HS256 header with `changes`.
+    let headed = |changes: Value| hand_signed(&with(hs256.clone(), changes), &good, key);
 
     let corpus: Vec<(&str, String, Expect)> = vec![
         ("control", sign(&good, key), Expect::Valid),
@@ -839,22 +820,12 @@ async fn jwt_attack_corpus(backend: Backend) {
         ("HS256, empty key", sign(&good, b""), Expect::Invalid),
         (
             "HS512, right key (not allowed)",
-            jsonwebtoken::encode(
-                &Header::new(Algorithm::HS512),
-                &good,
-                &EncodingKey::from_secret(key),
-            )
-            .unwrap(),
+            sign_alg(Algorithm::HS512, &good, key),
             Expect::Invalid,
         ),
         (
             "HS384, right key (not allowed)",
-            jsonwebtoken::encode(
-                &Header::new(Algorithm::HS384),
-                &good,
-                &EncodingKey::from_secret(key),
-            )
-            .unwrap(),
+            sign_alg(Algorithm::HS384, &good, key),
             Expect::Invalid,
         ),
         (
@@ -877,42 +848,30 @@ async fn jwt_attack_corpus(backend: Backend) {
             hand_signed(&json!({"alg": "HS257"}), &good, key),
             Expect::Invalid,
         ),
-        (
-            "kid header",
-            hand_signed(&with(hs256.clone(), json!({"kid": "k1"})), &good, key),
-            Expect::Invalid,
-        ),
+        ("kid header", headed(json!({"kid": "k1"})), Expect::Invalid),
         (
             "jku header",
-            hand_signed(
-                &with(hs256.clone(), json!({"jku": "https://evil.example/jwks"})),
-                &good,
-                key,
-            ),
+            headed(json!({"jku": "https://evil.example/jwks"})),
             Expect::Invalid,
         ),
         (
             "x5u header",
-            hand_signed(
-                &with(hs256.clone(), json!({"x5u": "https://evil.example/cert"})),
-                &good,
-                key,
-            ),
+            headed(json!({"x5u": "https://evil.example/cert"})),
             Expect::Invalid,
         ),
         (
             "embedded jwk header",
-            hand_signed(&with(hs256.clone(), json!({"jwk": jwk})), &good, key),
+            headed(json!({"jwk": jwk})),
             Expect::Invalid,
         ),
         (
             "expired a minute ago",
-            sign(&with(good.clone(), json!({"exp": now() - 60})), key),
+            forged(json!({"exp": now() - 60})),
             Expect::Absent,
         ),
         (
             "expired at the epoch",
-            sign(&with(good.clone(), json!({"exp": 1})), key),
+            forged(json!({"exp": 1})),
             Expect::Absent,
         ),
         (
@@ -922,12 +881,12 @@ async fn jwt_attack_corpus(backend: Backend) {
         ),
         (
             "nbf in the future",
-            sign(&with(good.clone(), json!({"nbf": now() + 3600})), key),
+            forged(json!({"nbf": now() + 3600})),
             Expect::Invalid,
         ),
         (
             "nbf in the past",
-            sign(&with(good.clone(), json!({"nbf": now() - 10})), key),
+            forged(json!({"nbf": now() - 10})),
             Expect::Valid,
         ),
         (
@@ -937,47 +896,31 @@ async fn jwt_attack_corpus(backend: Backend) {
         ),
         (
             "token_type refresh",
-            sign(&with(good.clone(), json!({"token_type": "refresh"})), key),
+            forged(json!({"token_type": "refresh"})),
             Expect::Invalid,
         ),
         (
             "token_type id",
-            sign(&with(good.clone(), json!({"token_type": "id"})), key),
+            forged(json!({"token_type": "id"})),
             Expect::Invalid,
         ),
         (
             "no token_type",
-            sign(&with(good.clone(), json!({"token_type": null})), key),
+            forged(json!({"token_type": null})),
             Expect::Invalid,
         ),
-        (
-            "no sub",
-            sign(&with(good.clone(), json!({"sub": null})), key),
-            Expect::Invalid,
-        ),
-        (
-            "empty sub",
-            sign(&with(good.clone(), json!({"sub": ""})), key),
-            Expect::Invalid,
-        ),
-        (
-            "numeric sub",
-            sign(&with(good.clone(), json!({"sub": 1})), key),
-            Expect::Invalid,
-        ),
-        (
-            "no exp",
-            sign(&with(good.clone(), json!({"exp": null})), key),
-            Expect::Invalid,
-        ),
+        ("no sub", forged(json!({"sub": null})), Expect::Invalid),
+        ("empty sub", forged(json!({"sub": ""})), Expect::Invalid),
+        ("numeric sub", forged(json!({"sub": 1})), Expect::Invalid),
+        ("no exp", forged(json!({"exp": null})), Expect::Invalid),
         (
             "exp as a string",
-            sign(&with(good.clone(), json!({"exp": "9999999999"})), key),
+            forged(json!({"exp": "9999999999"})),
             Expect::Invalid,
         ),
         (
             "scopes not a list",
-            sign(&with(good.clone(), json!({"scopes": "admin"})), key),
+            forged(json!({"scopes": "admin"})),
             Expect::Invalid,
         ),
         (
@@ -1005,12 +948,12 @@ async fn jwt_attack_corpus(backend: Backend) {
         ),
         (
             "unknown user",
-            sign(&with(good.clone(), json!({"sub": "999999"})), key),
+            forged(json!({"sub": "999999"})),
             Expect::Absent,
         ),
         (
             "stale token_version",
-            sign(&with(good.clone(), json!({"ver": 7})), key),
+            forged(json!({"ver": 7})),
             Expect::Absent,
         ),
     ];
@@ -1057,12 +1000,7 @@ async fn jwt_attack_corpus(backend: Backend) {
     ] {
         let mut nobody = Browser::new();
         let r = nobody
-            .send(
-                "GET",
-                &app.url("/feed"),
-                Body::None,
-                &[("authorization", &value)],
-            )
+            .get_with(&app.url("/feed"), &[("authorization", &value)])
             .await;
         assert_eq!(
             (r.status, &r.json),
@@ -1070,12 +1008,7 @@ async fn jwt_attack_corpus(backend: Backend) {
             "{value}"
         );
         let r = nobody
-            .send(
-                "GET",
-                &app.url("/v1/items"),
-                Body::None,
-                &[("authorization", &value)],
-            )
+            .get_with(&app.url("/v1/items"), &[("authorization", &value)])
             .await;
         assert_eq!(
             (r.status, r.detail()),
@@ -1086,12 +1019,7 @@ async fn jwt_attack_corpus(backend: Backend) {
     // The scheme is case-insensitive.
     let lower = format!("bearer {real}");
     let r = Browser::new()
-        .send(
-            "GET",
-            &app.url("/v1/items"),
-            Body::None,
-            &[("authorization", &lower)],
-        )
+        .get_with(&app.url("/v1/items"), &[("authorization", &lower)])
         .await;
     assert_eq!(r.status, 200);
 }
@@ -1156,7 +1084,7 @@ async fn scopes_are_clamped_and_gated(backend: Backend) {
     let r = s.get(&app.url("/v1/reports")).await;
     assert_eq!((r.status, r.detail()), (403, "Insufficient scope"));
     // A refresh keeps the granted scopes (clamped again to the ceiling).
-    let r = wb.send("POST", &app.url("/refresh"), Body::None, &[]).await;
+    let r = wb.post(&app.url("/refresh")).await;
     let refreshed = r.json["access_token"].as_str().unwrap();
     assert_eq!(part(refreshed, 1)["scopes"], json!(["reports:write"]));
 }
@@ -1230,9 +1158,7 @@ async fn transport_precedence_matrix(backend: Backend) {
             let auth = token.map(|t| format!("Bearer {t}"));
             let headers: Vec<(&str, &str)> =
                 auth.iter().map(|a| ("authorization", a.as_str())).collect();
-            let r = b
-                .send("GET", &app.url("/dashboard"), Body::None, &headers)
-                .await;
+            let r = b.get_with(&app.url("/dashboard"), &headers).await;
             let got = if r.status == 200 {
                 r.json["via"].as_str().unwrap_or("").to_owned()
             } else {
@@ -1243,7 +1169,7 @@ async fn transport_precedence_matrix(backend: Backend) {
                 (status, expected),
                 "{order:?}: {name}"
             );
-            let me = b.send("GET", &app.url("/me"), Body::None, &headers).await;
+            let me = b.get_with(&app.url("/me"), &headers).await;
             assert_eq!(me.status, status, "{order:?}: {name} (/me)");
             if status == 200 {
                 assert_eq!(me.json["via"], expected, "{order:?}: {name} (/me)");
@@ -1321,7 +1247,7 @@ async fn transport_precedence_matrix(backend: Backend) {
             (200, &json!({"via": "session"})),
             "{order:?}"
         );
-        let r = s.send("POST", &app.url("/v1/notes"), Body::None, &[]).await;
+        let r = s.post(&app.url("/v1/notes")).await;
         assert_eq!(
             (r.status, r.detail()),
             (403, "Missing CSRF token"),
@@ -1374,41 +1300,21 @@ async fn custom_transport(backend: Backend) {
     let mut b = Browser::new();
     let reader = key("reader-key");
     let r = b
-        .send(
-            "GET",
-            &app.url("/dashboard"),
-            Body::None,
-            &[("x-api-key", &reader)],
-        )
+        .get_with(&app.url("/dashboard"), &[("x-api-key", &reader)])
         .await;
     assert_eq!((r.status, &r.json["via"]), (200, &json!("apikey")));
     let r = b
-        .send(
-            "GET",
-            &app.url("/v1/reports"),
-            Body::None,
-            &[("x-api-key", &reader)],
-        )
+        .get_with(&app.url("/v1/reports"), &[("x-api-key", &reader)])
         .await;
     assert_eq!((r.status, &r.json), (200, &json!({"via": "apikey"})));
     let other = key("other-key");
     let r = b
-        .send(
-            "GET",
-            &app.url("/v1/reports"),
-            Body::None,
-            &[("x-api-key", &other)],
-        )
+        .get_with(&app.url("/v1/reports"), &[("x-api-key", &other)])
         .await;
     assert_eq!((r.status, r.detail()), (403, "Insufficient scope"));
     let wrong = key("nope");
     let r = b
-        .send(
-            "GET",
-            &app.url("/feed"),
-            Body::None,
-            &[("x-api-key", &wrong)],
-        )
+        .get_with(&app.url("/feed"), &[("x-api-key", &wrong)])
         .await;
     assert_eq!((r.status, r.detail()), (401, "Invalid token"));
     let r = b.get(&app.url("/dashboard")).await;
@@ -1417,10 +1323,8 @@ async fn custom_transport(backend: Backend) {
     let access = access_for(&app, &mut Browser::new(), "ada").await;
     let auth = format!("Bearer {access}");
     let r = b
-        .send(
-            "GET",
+        .get_with(
             &app.url("/dashboard"),
-            Body::None,
             &[("x-api-key", &reader), ("authorization", &auth)],
         )
         .await;
@@ -1489,20 +1393,9 @@ fn bearer_configuration_is_validated_at_build() {
     .is_ok());
 }
 
-macro_rules! e2e {
-    ($backend:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case($backend).await;
-            }
-        )*
-    };
-}
-
 macro_rules! all_cases {
     ($backend:expr) => {
-        e2e!($backend; token_contract, refresh_contract, body_mode, refresh_cookie_path,
+        crudauth_tests::per_backend!($backend; token_contract, refresh_contract, body_mode, refresh_cookie_path,
             rotation_and_reuse_revokes_the_family, reuse_grace, concurrent_refresh_has_one_winner,
             password_change_and_logout_all_kill_tokens, remembered_principals_follow_the_user_row,
             logout_revokes_the_refresh_family,

@@ -15,12 +15,11 @@ use serde_json::json;
 
 use crudauth_axum::extract::CurrentUser;
 use crudauth_axum::{CrudAuth, CrudAuthBuilder, KeyBy, RateLimit};
-use crudauth_core::password::{Password, Passwords};
 use crudauth_core::user::{
     LoginField, MemoryUsers, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate,
 };
-use crudauth_tests::app::{spawn, Backend, Options, TestApp};
-use crudauth_tests::http::{form, Answer, Body, Browser};
+use crudauth_tests::app::{new_user, spawn, Backend, Options, TestApp};
+use crudauth_tests::http::{Answer, Body, Browser};
 
 const PW: &str = "correct horse battery";
 const LOCKED: &str = "Too many login attempts. Try again later.";
@@ -66,12 +65,8 @@ impl UserStore for CountingUsers {
 
 impl CountingUsers {
     async fn seed(&self, email: &str, username: &str) -> User {
-        let hash = Passwords::fast_for_tests()
-            .hash(&Password::new(PW))
-            .await
-            .unwrap();
         self.inner
-            .create(NewUser::new(email, username, hash.0))
+            .create(new_user(email, username, PW).await)
             .await
             .unwrap()
     }
@@ -133,10 +128,10 @@ async fn behind_a_proxy(backend: Backend, users: &CountingUsers) -> TestApp {
 
 async fn login_from(app: &TestApp, ip: &str, who: &str, password: &str) -> Answer {
     Browser::new()
-        .send(
-            "POST",
+        .sign_in(
             &app.url("/login"),
-            form(&[("username", who), ("password", password)]),
+            who,
+            password,
             &[("x-forwarded-for", ip)],
         )
         .await
@@ -178,12 +173,12 @@ async fn contact_reports_the_budget_and_refuses_the_sixth(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     let mut b = Browser::new();
     for left in ["4", "3", "2", "1", "0"] {
-        let r = b.send("POST", &app.url("/contact"), Body::None, &[]).await;
+        let r = b.post(&app.url("/contact")).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.json, json!({"sent": true}));
         assert_eq!(budget(&r), (Some("5"), Some(left)));
     }
-    let r = b.send("POST", &app.url("/contact"), Body::None, &[]).await;
+    let r = b.post(&app.url("/contact")).await;
     assert_eq!((r.status, r.detail()), (429, TOO_MANY));
     assert_eq!(budget(&r), (Some("5"), Some("0")));
     // GCRA: the next request fits one interval (60 s / 5) after the burst.
@@ -204,7 +199,7 @@ async fn a_budget_of_five_admits_exactly_five_of_64_concurrent_requests(backend:
             let (url, start) = (url.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                Browser::new().send("POST", &url, Body::None, &[]).await
+                Browser::new().post(&url).await
             })
         })
         .collect();
@@ -314,7 +309,7 @@ async fn limits_keyed_by_user_header_or_nothing(backend: Backend) {
         let url = url.clone();
         async move {
             Browser::new()
-                .send("GET", &url, Body::None, &[("x-tenant", name)])
+                .get_with(&url, &[("x-tenant", name)])
                 .await
                 .status
         }
@@ -431,12 +426,12 @@ async fn builtin_limits_on_register_and_csrf_refresh(backend: Backend) {
 
     // Per address, counted before authentication (as crudauth).
     let url = app.url("/csrf/refresh");
-    let r = Browser::new().send("POST", &url, Body::None, &[]).await;
+    let r = Browser::new().post(&url).await;
     assert_eq!((r.status, budget(&r)), (401, (Some("2"), Some("1"))));
     let mut alice = app.signed_in("alice", PW).await;
-    let r = alice.send("POST", &url, Body::None, &[]).await;
+    let r = alice.post(&url).await;
     assert_eq!((r.status, budget(&r)), (200, (Some("2"), Some("0"))));
-    let r = alice.send("POST", &url, Body::None, &[]).await;
+    let r = alice.post(&url).await;
     assert_eq!(r.status, 429);
 }
 
@@ -587,15 +582,7 @@ async fn escalation_sequence_with_an_injected_clock() {
     let attempt = |password: &'static str| {
         let url = app.url("/login");
         let mut b = b.clone();
-        async move {
-            b.send(
-                "POST",
-                &url,
-                form(&[("username", "ada"), ("password", password)]),
-                &[],
-            )
-            .await
-        }
+        async move { b.sign_in(&url, "ada", password, &[]).await }
     };
     for lock in [60, 120, 240, 480, 960, 1920, 3600, 3600] {
         for _ in 0..5 {
@@ -621,14 +608,7 @@ async fn escalation_sequence_with_an_injected_clock() {
     }
     assert_locked(&attempt("wrong").await, "60");
     clock.advance(Duration::from_secs(60));
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_eq!(r.status, 200);
 }
 
@@ -653,41 +633,29 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
     users.seed("ada@example.com", "ada").await;
     let app = app_with(Backend::Memory, &users, move |b| b.redis(config)).await;
     let mut b = Browser::new();
-    assert_eq!(
-        b.send("POST", &app.url("/contact"), Body::None, &[])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(b.post(&app.url("/contact")).await.status, 200);
 
     server.kill();
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_locked(&r, "60");
     assert_eq!(
         users.login_lookups.load(Ordering::SeqCst),
         0,
         "no password evaluated"
     );
-    let r = b.send("POST", &app.url("/contact"), Body::None, &[]).await;
+    let r = b.post(&app.url("/contact")).await;
     assert_eq!(
         (r.status, r.detail()),
         (503, "Authentication service unavailable")
     );
-    let r = b.send("POST", &app.url("/open"), Body::None, &[]).await;
+    let r = b.post(&app.url("/open")).await;
     assert_eq!((r.status, budget(&r)), (200, (Some("5"), Some("5"))));
     assert_eq!(b.get(&app.url("/hello")).await.status, 200);
 
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = b.send("POST", &app.url("/contact"), Body::None, &[]).await;
+        let r = b.post(&app.url("/contact")).await;
         if r.status == 200 {
             break;
         }
@@ -698,14 +666,7 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_eq!(r.status, 200, "{:?}", r.json);
 }
 
@@ -727,9 +688,7 @@ async fn two_workers_share_every_counter() {
     let b = worker(users.clone(), prefix).await;
     let mut client = Browser::new();
     for (i, app) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
-        let r = client
-            .send("POST", &app.url("/contact"), Body::None, &[])
-            .await;
+        let r = client.post(&app.url("/contact")).await;
         assert_eq!(r.status, 200);
         assert_eq!(
             r.header("x-ratelimit-remaining"),
@@ -737,40 +696,19 @@ async fn two_workers_share_every_counter() {
         );
     }
     for app in [&b, &a] {
-        let r = client
-            .send("POST", &app.url("/contact"), Body::None, &[])
-            .await;
+        let r = client.post(&app.url("/contact")).await;
         assert_eq!(r.status, 429);
     }
 
     for app in [&a, &b, &a, &b, &a] {
         let r = client
-            .send(
-                "POST",
-                &app.url("/login"),
-                form(&[("username", "ada"), ("password", "wrong")]),
-                &[],
-            )
+            .sign_in(&app.url("/login"), "ada", "wrong", &[])
             .await;
         assert_eq!(r.status, 401);
     }
-    let r = client
-        .send(
-            "POST",
-            &b.url("/login"),
-            form(&[("username", "ada"), ("password", "wrong")]),
-            &[],
-        )
-        .await;
+    let r = client.sign_in(&b.url("/login"), "ada", "wrong", &[]).await;
     assert_locked(&r, "60");
-    let r = client
-        .send(
-            "POST",
-            &a.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = client.sign_in(&a.url("/login"), "ada", PW, &[]).await;
     assert_locked(&r, "60");
 }
 

@@ -154,12 +154,7 @@ async fn login_contract(backend: Backend) {
     let user = app.user("ada@example.com", "ada", PW).await;
     let mut b = Browser::new();
     let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", " ADA@example.com "), ("password", PW)]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), " ADA@example.com ", PW, &[])
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json["id"], json!(user.id));
@@ -211,14 +206,7 @@ async fn login_contract(backend: Backend) {
 
     // Failures all look alike.
     for (u, p) in [("ada", "wrong password"), ("nobody", PW), ("", PW)] {
-        let r = Browser::new()
-            .send(
-                "POST",
-                &app.url("/login"),
-                form(&[("username", u), ("password", p)]),
-                &[],
-            )
-            .await;
+        let r = Browser::new().sign_in(&app.url("/login"), u, p, &[]).await;
         assert_eq!(
             (r.status, r.detail()),
             (401, "Incorrect username or password"),
@@ -236,10 +224,10 @@ async fn login_contract(backend: Backend) {
         .await;
     assert_eq!(r.status, 422);
     let r = Browser::new()
-        .send(
-            "POST",
+        .sign_in(
             &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
+            "ada",
+            PW,
             &[("sec-fetch-site", "cross-site")],
         )
         .await;
@@ -268,12 +256,7 @@ async fn disabled_accounts_cannot_sign_in(backend: Backend) {
         "a disabled user's session no longer authenticates"
     );
     let r = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", PW, &[])
         .await;
     assert_eq!(
         (r.status, r.detail()),
@@ -288,24 +271,11 @@ async fn session_fixation_and_logout(backend: Backend) {
     let mut b = Browser::new();
     b.cookies
         .insert("session_id".into(), "attacker-chosen".into());
-    let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_ne!(r.cookie_value("session_id").unwrap(), "attacker-chosen");
     // A second login in the same browser replaces the first session.
     let first = b.cookies["session_id"].clone();
-    b.send(
-        "POST",
-        &app.url("/login"),
-        form(&[("username", "ada"), ("password", PW)]),
-        &[],
-    )
-    .await;
+    b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     let second = b.cookies["session_id"].clone();
     assert_ne!(first, second);
     let mut stale = Browser::new();
@@ -319,7 +289,7 @@ async fn session_fixation_and_logout(backend: Backend) {
     // Logout needs CSRF while the session lives, then kills it server-side.
     let mut copy = Browser::new();
     copy.cookies.insert("session_id".into(), second.clone());
-    let r = b.send("POST", &app.url("/logout"), Body::None, &[]).await;
+    let r = b.post(&app.url("/logout")).await;
     assert_eq!((r.status, r.detail()), (403, "Missing CSRF token"));
     assert_eq!(r.header("x-csrf-error"), Some("true"));
     let r = b
@@ -341,9 +311,7 @@ async fn session_fixation_and_logout(backend: Backend) {
         "a copied cookie is dead after logout"
     );
     // Logging out without a live session just clears cookies.
-    let r = copy
-        .send("POST", &app.url("/logout"), Body::None, &[])
-        .await;
+    let r = copy.post(&app.url("/logout")).await;
     assert_eq!(r.status, 200);
 }
 
@@ -354,7 +322,7 @@ async fn csrf_matrix(backend: Backend) {
     let mut ada = app.signed_in("ada", PW).await;
     let bob = app.signed_in("bob", PW).await;
     let url = app.url("/account/settings");
-    let r = ada.send("POST", &url, Body::None, &[]).await;
+    let r = ada.post(&url).await;
     assert_eq!(
         (r.status, r.detail(), r.header("x-csrf-error")),
         (403, "Missing CSRF token", Some("true"))
@@ -371,14 +339,7 @@ async fn csrf_matrix(backend: Backend) {
         (403, "Invalid CSRF token"),
         "another session's token"
     );
-    let r = ada
-        .send(
-            "POST",
-            &format!("{url}?csrf_token={}", ada.csrf()),
-            Body::None,
-            &[],
-        )
-        .await;
+    let r = ada.post(&format!("{url}?csrf_token={}", ada.csrf())).await;
     assert_eq!(
         (r.status, r.detail()),
         (403, "Missing CSRF token"),
@@ -389,14 +350,7 @@ async fn csrf_matrix(backend: Backend) {
     // Safe methods and public routes need no token, even with a cookie riding along.
     assert_eq!(ada.get(&app.url("/dashboard")).await.status, 200);
     assert_eq!(
-        ada.send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "bob"), ("password", PW)]),
-            &[]
-        )
-        .await
-        .status,
+        ada.sign_in(&app.url("/login"), "bob", PW, &[]).await.status,
         200
     );
 }
@@ -406,9 +360,7 @@ async fn csrf_refresh(backend: Backend) {
     app.user("ada@example.com", "ada", PW).await;
     let mut b = app.signed_in("ada", PW).await;
     let token = b.csrf();
-    let r = b
-        .send("POST", &app.url("/csrf/refresh"), Body::None, &[])
-        .await;
+    let r = b.post(&app.url("/csrf/refresh")).await;
     assert_eq!(
         (r.status, r.json["csrf_token"].as_str().unwrap()),
         (200, token.as_str())
@@ -419,9 +371,7 @@ async fn csrf_refresh(backend: Backend) {
     );
     // Lost cookie: a new token, set as a cookie; the old one stops working.
     b.cookies.remove("csrf_token");
-    let r = b
-        .send("POST", &app.url("/csrf/refresh"), Body::None, &[])
-        .await;
+    let r = b.post(&app.url("/csrf/refresh")).await;
     let fresh = r.json["csrf_token"].as_str().unwrap().to_owned();
     assert_ne!(fresh, token);
     assert_eq!(r.cookie_value("csrf_token").unwrap(), fresh);
@@ -440,9 +390,7 @@ async fn csrf_refresh(backend: Backend) {
             .status,
         200
     );
-    let r = Browser::new()
-        .send("POST", &app.url("/csrf/refresh"), Body::None, &[])
-        .await;
+    let r = Browser::new().post(&app.url("/csrf/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, "Not authenticated"));
 }
 
@@ -452,14 +400,7 @@ async fn device_management(backend: Backend) {
     app.user("bob@example.com", "bob", PW).await;
     let mut phone = Browser::new();
     phone.headers.push(("user-agent".into(), "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1".into()));
-    phone
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
-        .await;
+    phone.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     let mut laptop = app.signed_in("ada", PW).await;
     let mut bob = app.signed_in("bob", PW).await;
 
@@ -484,31 +425,14 @@ async fn device_management(backend: Backend) {
 
     // Another user's handle and unknown handles are both "not found".
     let r = bob
-        .send(
-            "DELETE",
-            &app.url(&format!("/sessions/{phone_handle}")),
-            Body::None,
-            &[("x-csrf-token", &bob.csrf())],
-        )
+        .delete_csrf(&app.url(&format!("/sessions/{phone_handle}")))
         .await;
     assert_eq!((r.status, r.detail()), (404, "Session not found."));
     let r = laptop
-        .send(
-            "DELETE",
-            &app.url(&format!("/sessions/{}", "0".repeat(64))),
-            Body::None,
-            &[("x-csrf-token", &laptop.csrf())],
-        )
+        .delete_csrf(&app.url(&format!("/sessions/{}", "0".repeat(64))))
         .await;
     assert_eq!(r.status, 404);
-    let r = laptop
-        .send(
-            "DELETE",
-            &app.url("/sessions/not-a-handle"),
-            Body::None,
-            &[("x-csrf-token", &laptop.csrf())],
-        )
-        .await;
+    let r = laptop.delete_csrf(&app.url("/sessions/not-a-handle")).await;
     assert_eq!(r.status, 404);
     assert_eq!(phone.get(&app.url("/me")).await.status, 200);
     let r = laptop
@@ -521,12 +445,7 @@ async fn device_management(backend: Backend) {
         .await;
     assert_eq!(r.status, 403, "CSRF applies");
     let r = laptop
-        .send(
-            "DELETE",
-            &app.url(&format!("/sessions/{phone_handle}")),
-            Body::None,
-            &[("x-csrf-token", &laptop.csrf())],
-        )
+        .delete_csrf(&app.url(&format!("/sessions/{phone_handle}")))
         .await;
     assert_eq!((r.status, r.detail()), (200, "Session revoked."));
     assert_eq!(phone.get(&app.url("/me")).await.status, 401);
@@ -547,12 +466,7 @@ async fn device_management(backend: Backend) {
         .unwrap()
         .to_owned();
     let r = laptop
-        .send(
-            "DELETE",
-            &app.url(&format!("/sessions/{own}")),
-            Body::None,
-            &[("x-csrf-token", &laptop.csrf())],
-        )
+        .delete_csrf(&app.url(&format!("/sessions/{own}")))
         .await;
     assert!(r.set_cookie("session_id").unwrap().contains("Max-Age=0"));
     assert_eq!(laptop.get(&app.url("/me")).await.status, 401);
@@ -580,18 +494,9 @@ async fn logout_all(backend: Backend) {
     assert_eq!(r.json["revoked"], 2, "the caller's own session counts");
     assert!(r.set_cookie("session_id").unwrap().contains("Max-Age=0"));
     assert_eq!(d.get(&app.url("/me")).await.status, 401);
-    let r = Browser::new()
-        .send("POST", &app.url("/logout-all"), Body::None, &[])
-        .await;
+    let r = Browser::new().post(&app.url("/logout-all")).await;
     assert_eq!(r.status, 401);
-    let r = a
-        .send(
-            "POST",
-            &app.url("/logout-all?keep_current=maybe"),
-            Body::None,
-            &[],
-        )
-        .await;
+    let r = a.post(&app.url("/logout-all?keep_current=maybe")).await;
     assert!(r.status == 401 || r.status == 422);
 }
 
@@ -645,21 +550,11 @@ async fn change_and_set_password(backend: Backend) {
         "every other session ends"
     );
     let old = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", PW)]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", PW, &[])
         .await;
     assert_eq!(old.status, 401);
     let new = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", "new password 1")]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", "new password 1", &[])
         .await;
     assert_eq!(new.status, 200);
     let r = here
@@ -707,13 +602,7 @@ async fn concurrent_logins_respect_the_cap(backend: Backend) {
         let url = app.url("/login");
         tasks.push(tokio::spawn(async move {
             let mut b = Browser::new();
-            b.send(
-                "POST",
-                &url,
-                form(&[("username", "ada"), ("password", PW)]),
-                &[],
-            )
-            .await;
+            b.sign_in(&url, "ada", PW, &[]).await;
             b
         }));
     }
@@ -752,9 +641,7 @@ async fn hostile_input_never_5xx(backend: Backend) {
     ];
     for c in junk_cookies {
         let mut b = Browser::new();
-        let r = b
-            .send("GET", &app.url("/me"), Body::None, &[("cookie", c)])
-            .await;
+        let r = b.get_with(&app.url("/me"), &[("cookie", c)]).await;
         assert_eq!(r.status, 401, "{c}");
         let r = b
             .send(
@@ -806,12 +693,7 @@ async fn hostile_input_never_5xx(backend: Backend) {
         assert!(r.status == 422 || r.status == 401, "{raw:?}: {}", r.status);
     }
     let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", &"p".repeat(5000))]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", &"p".repeat(5000), &[])
         .await;
     assert_eq!(
         r.status, 401,

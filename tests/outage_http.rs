@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crudauth_tests::app::{spawn, unique_prefix, Backend, Options};
-use crudauth_tests::http::{form, Body, Browser};
+use crudauth_tests::http::{Body, Browser};
 use crudauth_tests::server::RedisServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,12 +22,7 @@ async fn redis_outage_fails_closed_and_recovers() {
         .await;
     let mut b = Browser::new();
     let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", "correct horse battery")]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", "correct horse battery", &[])
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(b.get(&app.url("/dashboard")).await.status, 200);
@@ -45,12 +40,7 @@ async fn redis_outage_fails_closed_and_recovers() {
     let r = b.post_csrf(&app.url("/account/settings"), Body::None).await;
     assert_eq!(r.status, 503);
     let r = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "ada"), ("password", "correct horse battery")]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "ada", "correct horse battery", &[])
         .await;
     assert!(
         r.status == 503 || r.status == 429,
@@ -73,12 +63,7 @@ async fn redis_outage_fails_closed_and_recovers() {
     let mut fresh = Browser::new();
     loop {
         let r = fresh
-            .send(
-                "POST",
-                &app.url("/login"),
-                form(&[("username", "ada"), ("password", "correct horse battery")]),
-                &[],
-            )
+            .sign_in(&app.url("/login"), "ada", "correct horse battery", &[])
             .await;
         if r.status == 200 {
             break;

@@ -10,7 +10,7 @@ use crudauth_core::session::{NewSession, SessionConfig, Sessions};
 use crudauth_core::store::{MemoryStore, RedisConfig, RedisConnection, RedisStore, Store};
 use crudauth_core::user::{NewUser, UserId, UserStore};
 use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options};
-use crudauth_tests::http::{form, Body, Browser};
+use crudauth_tests::http::{Body, Browser};
 
 /// "correct horse", hashed by Python's bcrypt with crudauth's recipe
 /// (bcrypt over base64(SHA-256(password)), cost 12).
@@ -88,21 +88,11 @@ async fn crudauth_hash_signs_in_and_is_upgraded(backend: Backend) {
         .unwrap();
     let mut b = Browser::new();
     let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "py"), ("password", "wrong horse")]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "py", "wrong horse", &[])
         .await;
     assert_eq!(r.status, 401);
     let r = b
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "py"), ("password", "correct horse")]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "py", "correct horse", &[])
         .await;
     assert_eq!(r.status, 200);
     let stored = app
@@ -115,12 +105,7 @@ async fn crudauth_hash_signs_in_and_is_upgraded(backend: Backend) {
         .unwrap();
     assert!(stored.0.starts_with("$argon2id$"), "rehashed on sign-in");
     let r = Browser::new()
-        .send(
-            "POST",
-            &app.url("/login"),
-            form(&[("username", "py"), ("password", "correct horse")]),
-            &[],
-        )
+        .sign_in(&app.url("/login"), "py", "correct horse", &[])
         .await;
     assert_eq!(r.status, 200, "the upgraded hash verifies");
 }
@@ -158,12 +143,7 @@ async fn two_workers_share_sessions_through_redis() {
 
     let mut browser = Browser::new();
     let r = browser
-        .send(
-            "POST",
-            &a.url("/login"),
-            form(&[("username", "ada"), ("password", "correct horse battery")]),
-            &[],
-        )
+        .sign_in(&a.url("/login"), "ada", "correct horse battery", &[])
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(

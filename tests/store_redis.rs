@@ -25,7 +25,9 @@ mod redis_backend {
     };
     use crudauth_core::store::{RedisConfig, RedisConnection, RedisStore, Store};
     use crudauth_core::StoreError;
-    use crudauth_tests::redis::{delete_namespace, redis_url, standalone_connection};
+    use crudauth_tests::redis::{
+        delete_namespace, namespace_keys, redis_url, standalone_connection,
+    };
     use crudauth_tests::server::{Monitor, RedisServer};
     use fred::interfaces::{ClientLike, KeysInterface};
     use fred::types::Value;
@@ -283,12 +285,11 @@ mod redis_backend {
         }
         let counted: i64 = redis.client().get(format!("{ns}{ip}")).await.unwrap();
         assert_eq!(counted, 6);
-        let listed = std::process::Command::new("redis-cli")
-            .args(["-u", &redis_url(), "--scan", "--pattern"])
-            .arg(format!("{ns}*"))
-            .output()
-            .unwrap();
-        let listed = String::from_utf8_lossy(&listed.stdout).to_lowercase();
+        let listed: String = namespace_keys(&redis_url(), &ns)
+            .iter()
+            .map(|key| format!("{key}\n"))
+            .collect();
+        let listed = listed.to_lowercase();
         assert_eq!(listed.lines().count(), 7, "{listed}");
         assert!(
             !listed.contains("ada"),

@@ -61,6 +61,15 @@ fn renamed(table: &str) -> ColumnMap {
         .without("oauth_updated_at")
 }
 
+/// Creating `new_user` fails (`expect_err(why)`) as a duplicate of `field`.
+async fn assert_duplicate(users: &SqlxUsers, new_user: NewUser, field: LoginField, why: &str) {
+    let err = users.create(new_user).await.expect_err(why);
+    assert!(
+        matches!(err, UserStoreError::Duplicate { field: f } if f == field),
+        "{err:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // SQLite: a file per test.
 
@@ -322,32 +331,20 @@ async fn mapped_accounts_degrade_gracefully(users: &SqlxUsers, raw: &RawAccounts
     .expect("logging in");
     assert_eq!(found, Some(ada.clone()));
 
-    let err = users
-        .create(NewUser::new("ada@example.com", "ada2", CRUDAUTH_HASH))
-        .await
-        .expect_err("a taken email");
-    assert!(
-        matches!(
-            err,
-            UserStoreError::Duplicate {
-                field: LoginField::Email
-            }
-        ),
-        "{err:?}"
-    );
-    let err = users
-        .create(NewUser::new("bob@example.com", "ada", CRUDAUTH_HASH))
-        .await
-        .expect_err("a taken user name");
-    assert!(
-        matches!(
-            err,
-            UserStoreError::Duplicate {
-                field: LoginField::Username
-            }
-        ),
-        "{err:?}"
-    );
+    assert_duplicate(
+        users,
+        NewUser::new("ada@example.com", "ada2", CRUDAUTH_HASH),
+        LoginField::Email,
+        "a taken email",
+    )
+    .await;
+    assert_duplicate(
+        users,
+        NewUser::new("bob@example.com", "ada", CRUDAUTH_HASH),
+        LoginField::Username,
+        "a taken user name",
+    )
+    .await;
 
     let reset = UserUpdate {
         hashed_password: Some(PasswordHash("$argon2id$v=19$new".to_owned())),
@@ -695,32 +692,20 @@ async fn sqlite_database_made_by_crudauth_is_used_as_it_is() {
     assert_eq!(updated_at, None);
 
     // crudauth's unique indexes name the field.
-    let err = users
-        .create(NewUser::new("ADA@example.com", "someone", CRUDAUTH_HASH))
-        .await
-        .expect_err("a taken email");
-    assert!(
-        matches!(
-            err,
-            UserStoreError::Duplicate {
-                field: LoginField::Email
-            }
-        ),
-        "{err:?}"
-    );
-    let err = users
-        .create(NewUser::new("new@example.com", "octo", CRUDAUTH_HASH))
-        .await
-        .expect_err("a taken user name");
-    assert!(
-        matches!(
-            err,
-            UserStoreError::Duplicate {
-                field: LoginField::Username
-            }
-        ),
-        "{err:?}"
-    );
+    assert_duplicate(
+        &users,
+        NewUser::new("ADA@example.com", "someone", CRUDAUTH_HASH),
+        LoginField::Email,
+        "a taken email",
+    )
+    .await;
+    assert_duplicate(
+        &users,
+        NewUser::new("new@example.com", "octo", CRUDAUTH_HASH),
+        LoginField::Username,
+        "a taken user name",
+    )
+    .await;
     pool.close().await;
 }
 
@@ -826,19 +811,13 @@ async fn postgres_table_made_by_crudauth(subject: &PgSchema) {
     .expect("reading ada's timestamps");
     assert!(created && updated, "updated_at is set by the update");
 
-    let err = users
-        .create(NewUser::new("bob@example.com", "bobby", CRUDAUTH_HASH))
-        .await
-        .expect_err("a taken email");
-    assert!(
-        matches!(
-            err,
-            UserStoreError::Duplicate {
-                field: LoginField::Email
-            }
-        ),
-        "{err:?}"
-    );
+    assert_duplicate(
+        users,
+        NewUser::new("bob@example.com", "bobby", CRUDAUTH_HASH),
+        LoginField::Email,
+        "a taken email",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -33,10 +33,8 @@ pub enum Backend {
     Redis,
 }
 
-/// The Redis the tests use.
-pub fn redis_url() -> String {
-    std::env::var("CRUDAUTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+/// The Redis the tests use (the same as [`crate::redis::redis_url`]).
+pub use crate::redis::redis_url;
 
 /// A unique, per-test key prefix.
 pub fn unique_prefix(tag: &str) -> String {
@@ -214,26 +212,28 @@ pub async fn spawn(options: Options) -> TestApp {
     }
 }
 
+/// A new user with `password` hashed the way the test apps check it
+/// (`Passwords::fast_for_tests`).
+pub async fn new_user(email: &str, username: &str, password: &str) -> NewUser {
+    let hash = Passwords::fast_for_tests()
+        .hash(&Password::new(password))
+        .await
+        .unwrap();
+    NewUser::new(email, username, hash.0)
+}
+
 impl TestApp {
     /// Creates a user directly in the table.
     pub async fn user(&self, email: &str, username: &str, password: &str) -> User {
-        let hash = Passwords::fast_for_tests()
-            .hash(&Password::new(password))
-            .await
-            .unwrap();
         self.users
-            .create(NewUser::new(email, username, hash.0))
+            .create(new_user(email, username, password).await)
             .await
             .unwrap()
     }
 
     /// Creates a superuser with a verified email.
     pub async fn admin(&self, email: &str, username: &str, password: &str) -> User {
-        let hash = Passwords::fast_for_tests()
-            .hash(&Password::new(password))
-            .await
-            .unwrap();
-        let mut new = NewUser::new(email, username, hash.0);
+        let mut new = new_user(email, username, password).await;
         new.is_superuser = true;
         new.email_verified = true;
         self.users.create(new).await.unwrap()
@@ -254,8 +254,9 @@ impl TestApp {
     /// A browser signed in through `POST /login` (the sign-in must succeed).
     pub async fn signed_in(&self, username: &str, password: &str) -> crate::http::Browser {
         let mut b = crate::http::Browser::new();
-        let form = crate::http::form(&[("username", username), ("password", password)]);
-        let r = b.send("POST", &self.url("/login"), form, &[]).await;
+        let r = b
+            .sign_in(&self.url("/login"), username, password, &[])
+            .await;
         assert_eq!(r.status, 200, "{:?}", r.json);
         b
     }

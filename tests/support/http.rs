@@ -151,11 +151,41 @@ impl Browser {
         self.send("GET", url, Body::None, &[]).await
     }
 
+    /// GET with `extra` headers.
+    pub async fn get_with(&mut self, url: &str, extra: &[(&str, &str)]) -> Answer {
+        self.send("GET", url, Body::None, extra).await
+    }
+
+    /// POST with no body and no extra headers.
+    pub async fn post(&mut self, url: &str) -> Answer {
+        self.send("POST", url, Body::None, &[]).await
+    }
+
     /// POST with the CSRF header from the jar.
     pub async fn post_csrf(&mut self, url: &str, body: Body) -> Answer {
         let token = self.csrf();
         self.send("POST", url, body, &[("x-csrf-token", &token)])
             .await
+    }
+
+    /// DELETE, no body, with the CSRF header from the jar.
+    pub async fn delete_csrf(&mut self, url: &str) -> Answer {
+        let token = self.csrf();
+        self.send("DELETE", url, Body::None, &[("x-csrf-token", &token)])
+            .await
+    }
+
+    /// Signs in: POSTs the form `username=…&password=…` (nothing else) to `url` (`/login` or
+    /// `/token`), with `extra` headers.
+    pub async fn sign_in(
+        &mut self,
+        url: &str,
+        username: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let body = form(&[("username", username), ("password", password)]);
+        self.send("POST", url, body, extra).await
     }
 }
 

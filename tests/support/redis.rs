@@ -134,18 +134,27 @@ impl Drop for RealTimeThenCleanUp {
     }
 }
 
-/// Deletes every key under `namespace` (best effort: they all expire anyway).
-pub fn delete_namespace(url: &str, namespace: &str) {
+/// Every key under `namespace`, listed with `redis-cli --scan` (none when redis-cli cannot
+/// run).
+pub fn namespace_keys(url: &str, namespace: &str) -> Vec<String> {
     let Ok(scan) = Command::new("redis-cli")
         .args(["-u", url, "--no-auth-warning", "--scan", "--pattern"])
         .arg(format!("{namespace}*"))
         .stderr(Stdio::null())
         .output()
     else {
-        return;
+        return Vec::new();
     };
-    let listed = String::from_utf8_lossy(&scan.stdout).into_owned();
-    let keys: Vec<&str> = listed.lines().filter(|k| !k.is_empty()).collect();
+    String::from_utf8_lossy(&scan.stdout)
+        .lines()
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Deletes every key under `namespace` (best effort: they all expire anyway).
+pub fn delete_namespace(url: &str, namespace: &str) {
+    let keys = namespace_keys(url, namespace);
     for chunk in keys.chunks(200) {
         let _ = Command::new("redis-cli")
             .args(["-u", url, "--no-auth-warning", "DEL"])

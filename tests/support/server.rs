@@ -52,11 +52,6 @@ impl RedisServer {
         self.port
     }
 
-    /// Its directory (config and log files).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// `redis://127.0.0.1:port`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
