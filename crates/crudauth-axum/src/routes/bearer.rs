@@ -47,10 +47,8 @@ pub(super) async fn token(
 ) -> Result<Response, AuthError> {
     let bearer = bearer(&auth)?;
     // A cookie-setting sign-in from another site is login CSRF.
-    if bearer.refresh == RefreshMode::Cookie && client.cross_site {
-        return Err(AuthError::forbidden(
-            "Cross-site login requests are not allowed.",
-        ));
+    if bearer.refresh == RefreshMode::Cookie {
+        client.refuse_cross_site_login()?;
     }
     // The OAuth2 password form; `client_id` and `client_secret` are accepted and ignored.
     let (mut f, identifier, password) = Fields::password_form(&body);

@@ -48,7 +48,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
                 );
         }
     }
-    if let Some(bearer) = &auth.inner.bearer {
+    if let Some(bearer) = auth.bearer() {
         routes = routes
             .route("/token", post(bearer::token))
             .route("/refresh", post(bearer::refresh));
