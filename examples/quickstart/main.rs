@@ -158,7 +158,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(auth.router());
     // The auth layer wraps the router once, as a whole, rather than each route
     // (`Router::layer` would): one service call per request instead of one per route level.
-    let app = auth.layer().layer(app);
+    // `with_state(())` turns each handler into a ready route now; a `Router` served as a plain
+    // `Service` would otherwise clone and box the matched handler on every request.
+    let app = auth.layer().layer(app.with_state(()));
 
     let listener = tokio::net::TcpListener::bind(bind).await?;
     println!("crudauth quickstart listening on http://{bind}");
