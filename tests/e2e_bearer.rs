@@ -167,17 +167,21 @@ async fn token_contract(backend: Backend) {
     let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert_eq!(lifetime, 900, "crudauth's access_ttl");
 
-    // The refresh token rides in an HttpOnly cookie for the refresh lifetime.
-    let cookie = r.set_cookie("refresh_token").unwrap();
-    for attr in [
-        "HttpOnly",
-        "Secure",
-        "SameSite=Lax",
-        "Path=/",
-        "Max-Age=2592000",
-    ] {
-        assert!(cookie.contains(attr), "{cookie}");
-    }
+    // The refresh token rides in an HttpOnly cookie for the refresh lifetime, on the cookie
+    // policy's path: exactly `/` (a line merely containing `Path=/` would pass `Path=/auth`).
+    let cookie = r.parsed_cookie("refresh_token").unwrap();
+    assert_eq!(
+        (
+            cookie.flag("HttpOnly"),
+            cookie.flag("Secure"),
+            cookie.attr("SameSite"),
+            cookie.attr("Path"),
+            cookie.attr("Max-Age"),
+        ),
+        (true, true, Some("Lax"), Some("/"), Some("2592000")),
+        "{}",
+        cookie.line
+    );
     let refresh = r.cookie_value("refresh_token").unwrap();
     let rc = part(&refresh, 1);
     assert_eq!(rc["token_type"], "refresh");
@@ -293,17 +297,20 @@ async fn refresh_contract(backend: Backend) {
     let keys: Vec<&String> = r.json.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["access_token", "token_type"]);
     assert_eq!(r.json["token_type"], "bearer");
-    let cookie = r.set_cookie("refresh_token").unwrap();
-    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
-        assert!(cookie.contains(attr), "{cookie}");
-    }
-    let max_age: u64 = cookie
-        .split("Max-Age=")
-        .nth(1)
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    // The rotated cookie keeps the attributes, on exactly the policy's path `/`.
+    let cookie = r.parsed_cookie("refresh_token").unwrap();
+    assert_eq!(
+        (
+            cookie.flag("HttpOnly"),
+            cookie.flag("Secure"),
+            cookie.attr("SameSite"),
+            cookie.attr("Path"),
+        ),
+        (true, true, Some("Lax"), Some("/")),
+        "{}",
+        cookie.line
+    );
+    let max_age: u64 = cookie.attr("Max-Age").unwrap().parse().unwrap();
     assert!(
         (2_591_900..=2_592_000).contains(&max_age),
         "what is left of the family: {max_age}"
@@ -441,24 +448,26 @@ async fn refresh_cookie_path(backend: Backend) {
     app.user("ada@example.com", "ada", PW).await;
     let mut b = Browser::new();
     let r = token_as(&app, &mut b, "ada", PW).await;
-    let cookie = r.set_cookie("refresh_token").unwrap();
-    assert!(
-        cookie.contains("Path=/auth") && !cookie.contains("Path=/;"),
-        "{cookie}"
-    );
+    let cookie = r.parsed_cookie("refresh_token").unwrap();
+    assert_eq!(cookie.attr("Path"), Some("/auth"), "{}", cookie.line);
     let r = b.post(&app.url("/refresh")).await;
-    assert!(r
-        .set_cookie("refresh_token")
-        .unwrap()
-        .contains("Path=/auth"));
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let cookie = r.parsed_cookie("refresh_token").unwrap();
+    assert_eq!(cookie.attr("Path"), Some("/auth"), "{}", cookie.line);
     let r = b.post_csrf(&app.url("/logout"), Body::None).await;
-    let cleared = r.set_cookie("refresh_token").unwrap();
-    assert!(
-        cleared.contains("Path=/auth") && cleared.contains("Max-Age=0"),
-        "{cleared}"
+    let cleared = r.parsed_cookie("refresh_token").unwrap();
+    assert_eq!(
+        (cleared.attr("Path"), cleared.attr("Max-Age")),
+        (Some("/auth"), Some("0")),
+        "{}",
+        cleared.line
     );
-    // The session cookies keep the policy's path.
-    assert!(r.set_cookie("session_id").unwrap().contains("Path=/"));
+    // The session cookies keep the policy's path, exactly `/` (not the refresh cookie's
+    // `/auth`, which a `contains("Path=/")` check could not tell apart).
+    for name in ["session_id", "csrf_token"] {
+        let cleared = r.parsed_cookie(name).unwrap();
+        assert_eq!(cleared.attr("Path"), Some("/"), "{}", cleared.line);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ impl Answer {
             .map(str::to_owned)
     }
 
+    /// The `Set-Cookie` line for `name`, parsed into its attributes, if any.
+    pub fn parsed_cookie(&self, name: &str) -> Option<SetCookie> {
+        self.set_cookie(name).map(|line| SetCookie::parse(&line))
+    }
+
     /// The value a `Set-Cookie` for `name` sets.
     pub fn cookie_value(&self, name: &str) -> Option<String> {
         let line = self.set_cookie(name)?;
@@ -43,6 +48,76 @@ impl Answer {
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One `Set-Cookie` line split into its `name=value` pair and its attributes, so a test can
+/// check an attribute exactly (`Path` is `/`, not merely a line containing `Path=/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetCookie {
+    /// The whole line, for failure messages.
+    pub line: String,
+    /// The cookie's name.
+    pub name: String,
+    /// The cookie's value.
+    pub value: String,
+    /// The attributes after the pair, in order, trimmed: `("Path", Some("/"))`,
+    /// `("HttpOnly", None)`.
+    pub attributes: Vec<(String, Option<String>)>,
+}
+
+impl SetCookie {
+    /// Parses a `Set-Cookie` value: split on `;`, each part trimmed, `key=value` or a flag.
+    pub fn parse(line: &str) -> Self {
+        let mut parts = line.split(';').map(str::trim);
+        let pair = parts.next().unwrap_or("");
+        let (name, value) = pair
+            .split_once('=')
+            .unwrap_or_else(|| panic!("no name=value pair in Set-Cookie: {line}"));
+        let attributes = parts
+            .filter(|part| !part.is_empty())
+            .map(|part| match part.split_once('=') {
+                Some((key, value)) => (key.trim().to_owned(), Some(value.trim().to_owned())),
+                None => (part.to_owned(), None),
+            })
+            .collect();
+        Self {
+            line: line.to_owned(),
+            name: name.trim().to_owned(),
+            value: value.trim().to_owned(),
+            attributes,
+        }
+    }
+
+    /// Every occurrence of attribute `key` (names compare case-insensitively).
+    fn all(&self, key: &str) -> Vec<&Option<String>> {
+        self.attributes
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// The value of attribute `key` (`Path`, `Max-Age`, `SameSite`, …), if present. Panics if
+    /// it appears more than once or has no value, which no cookie crudauth sets should do.
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        match self.all(key)[..] {
+            [] => None,
+            [Some(value)] => Some(value.as_str()),
+            [None] => panic!("attribute {key} has no value: {}", self.line),
+            _ => panic!("attribute {key} appears more than once: {}", self.line),
+        }
+    }
+
+    /// Whether flag `key` (`HttpOnly`, `Secure`) is present. Panics if it appears more than
+    /// once or carries a value.
+    pub fn flag(&self, key: &str) -> bool {
+        match self.all(key)[..] {
+            [] => false,
+            [None] => true,
+            [Some(_)] => panic!("flag {key} carries a value: {}", self.line),
+            _ => panic!("flag {key} appears more than once: {}", self.line),
+        }
     }
 }
 
@@ -210,4 +285,29 @@ pub fn form(pairs: &[(&str, &str)]) -> Body {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SetCookie;
+
+    #[test]
+    fn set_cookie_attributes_are_exact() {
+        let c = SetCookie::parse(
+            "refresh_token=abc=; HttpOnly; SameSite=Lax; Secure; Path=/auth; Max-Age=0",
+        );
+        assert_eq!(
+            (c.name.as_str(), c.value.as_str()),
+            ("refresh_token", "abc=")
+        );
+        assert_eq!(c.attr("Path"), Some("/auth"), "not `/`");
+        assert_ne!(c.attr("Path"), Some("/"));
+        assert_eq!(c.attr("path"), Some("/auth"), "names are case-insensitive");
+        assert_eq!(c.attr("Max-Age"), Some("0"));
+        assert_eq!(c.attr("Domain"), None);
+        assert!(c.flag("HttpOnly") && c.flag("Secure"));
+        let plain = SetCookie::parse("csrf_token=x;Path=/ ;SameSite=Lax");
+        assert_eq!(plain.attr("Path"), Some("/"));
+        assert!(!plain.flag("HttpOnly"));
+    }
 }
