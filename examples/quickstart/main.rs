@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::ServiceExt;
@@ -79,6 +80,19 @@ async fn contact() -> Json<Value> {
 
 async fn items(user: CurrentUser<BearerOnly>) -> Json<Value> {
     Json(json!({"user_id": user.user.id}))
+}
+
+/// An unknown path, answered as crudauth (FastAPI) does, so a frontend sees JSON everywhere.
+async fn not_found() -> (StatusCode, Json<Value>) {
+    (StatusCode::NOT_FOUND, Json(json!({"detail": "Not Found"})))
+}
+
+/// A known path with a method it does not take (axum adds the `Allow` header).
+async fn method_not_allowed() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"detail": "Method Not Allowed"})),
+    )
 }
 
 fn env(name: &str) -> Option<String> {
@@ -155,7 +169,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         )
         .route("/v1/items", get(items))
-        .merge(auth.router());
+        .merge(auth.router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     // The auth layer wraps the router once, as a whole, rather than each route
     // (`Router::layer` would): one service call per request instead of one per route level.
     // `with_state(())` turns each handler into a ready route now; a `Router` served as a plain
