@@ -5,17 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use crudauth_tests::app::{spawn, unique_prefix, Backend, Options};
+use crudauth_tests::app::{spawn, unique_prefix, Backend, Options, TestApp};
 use crudauth_tests::http::{Body, Browser};
 use crudauth_tests::server::RedisServer;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_outage_fails_closed_and_recovers() {
-    let mut redis = RedisServer::start(&[]);
+/// An app whose stores and limiter are on `redis` (under a prefix of `tag`), and ada signed in.
+async fn signed_in_on(redis: &RedisServer, tag: &'static str) -> (TestApp, Browser) {
     let url = redis.url();
     let mut options = Options::new(Backend::Memory);
     options.customize = Box::new(move |b: crudauth_axum::CrudAuthBuilder| {
-        b.redis_url(url).redis_prefix(unique_prefix("outage"))
+        b.redis_url(url).redis_prefix(unique_prefix(tag))
     });
     let app = spawn(options).await;
     app.user("ada@example.com", "ada", "correct horse battery")
@@ -25,6 +24,13 @@ async fn redis_outage_fails_closed_and_recovers() {
         .sign_in(&app.url("/login"), "ada", "correct horse battery", &[])
         .await;
     assert_eq!(r.status, 200);
+    (app, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_closed_and_recovers() {
+    let mut redis = RedisServer::start(&[]);
+    let (app, mut b) = signed_in_on(&redis, "outage").await;
     assert_eq!(b.get(&app.url("/dashboard")).await.status, 200);
 
     redis.kill();
@@ -82,4 +88,35 @@ async fn redis_outage_fails_closed_and_recovers() {
     );
     // The old session lived only in the Redis that was killed (it keeps nothing on disk).
     assert_eq!(b.get(&app.url("/dashboard")).await.status, 401);
+}
+
+/// A Redis that hangs (SIGSTOP: the socket stays open, nothing answers) must not hang the
+/// requests waiting on it: each gets its 503 within the command timeout (1 s by default), the
+/// first and every later one, also while the client tries to reconnect to the frozen server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_answers_503_within_the_command_timeout() {
+    let redis = RedisServer::start(&[]);
+    let (app, mut b) = signed_in_on(&redis, "frozen").await;
+
+    redis.pause();
+    // Long enough to cover the client dropping the silent connection (after 3 s) and its
+    // attempts to reconnect to a server that accepts the socket and never answers.
+    let frozen_for = Instant::now();
+    while frozen_for.elapsed() < Duration::from_secs(8) {
+        let started = Instant::now();
+        let r = b.get(&app.url("/dashboard")).await;
+        assert_eq!(
+            (r.status, r.detail()),
+            (503, "Authentication service unavailable"),
+            "after {:?} frozen",
+            frozen_for.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "a 503 took {:?}, {:?} into the freeze",
+            started.elapsed(),
+            frozen_for.elapsed()
+        );
+    }
+    redis.resume();
 }
