@@ -377,6 +377,27 @@ async fn two_quickstart_workers_share_one_redis_and_fail_closed_while_it_is_down
     assert_eq!(anon.post(&one.url("/contact")).await.status, 429);
     assert_eq!(anon.post(&two.url("/contact")).await.status, 429);
 
+    // Redis hangs (the socket stays open, nothing answers): a 503 within the 1 s command
+    // timeout, not a hung request; answers come back once it resumes.
+    redis.pause();
+    let started = Instant::now();
+    assert_detail(
+        &ada.get(&one.url("/dashboard")).await,
+        503,
+        "Authentication service unavailable",
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ada.get(&one.url("/dashboard")).await.status != 200 {
+        assert!(Instant::now() < deadline, "no answer after Redis resumed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Redis stops: every auth path fails closed, public routes still answer.
     redis.kill();
     let down = "Authentication service unavailable";
