@@ -176,7 +176,12 @@ impl Sessions {
 
     /// The public handle of a session id: its keyed digest.
     pub fn handle_of(&self, id: &SessionId) -> String {
-        self.key.digest("session", id.expose())
+        handle_in(&self.key_of(id)).to_owned()
+    }
+
+    /// The record's store key of a session id: `s:` and its handle, in one allocation.
+    fn key_of(&self, id: &SessionId) -> String {
+        self.key.digest_after(RECORD_PREFIX, "session", id.expose())
     }
 
     /// The idle window of a session with this id.
@@ -230,7 +235,7 @@ impl Sessions {
         } else {
             random
         });
-        let key = self.key.digest_after(RECORD_PREFIX, "session", id.expose());
+        let key = self.key_of(&id);
         let handle = handle_in(&key);
         let record = SessionRecord::new(
             user_id.clone(),
@@ -276,7 +281,7 @@ impl Sessions {
         if id.expose().is_empty() || id.expose().len() > 64 {
             return Ok(None);
         }
-        let key = self.key.digest_after(RECORD_PREFIX, "session", id.expose());
+        let key = self.key_of(&id);
         let handle = handle_in(&key);
         let window = self.idle_window_of(&id);
         let raw = self.store.get_and_touch(&key, window).await?;
