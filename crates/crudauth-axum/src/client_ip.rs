@@ -150,17 +150,6 @@ fn write_key_of(out: &mut String, ip: IpAddr) {
     }
 }
 
-/// Appends the counting key of the client behind a request, `ip_key(client_ip(…))`, without
-/// printing and re-parsing its address (the rate limiter's hot path).
-pub(crate) fn write_client_ip_key(
-    out: &mut String,
-    headers: &HeaderMap,
-    peer: Option<IpAddr>,
-    trusted_proxy_hops: usize,
-) {
-    client_address(headers, peer, trusted_proxy_hops).write_key(out);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +190,7 @@ mod tests {
         assert_eq!(ip_key("unknown"), "unknown");
         let key = |headers: &HeaderMap, peer, hops| {
             let mut out = "q:".to_owned();
-            write_client_ip_key(&mut out, headers, peer, hops);
+            client_address(headers, peer, hops).write_key(&mut out);
             out
         };
         let v6 = Some("2001:db8:1:2:3:4:5:6".parse().unwrap());
@@ -242,7 +231,7 @@ mod tests {
                 let peer = peer.map(|p| p.parse().unwrap());
                 for hops in 0..4 {
                     let mut out = String::new();
-                    write_client_ip_key(&mut out, &h, peer, hops);
+                    client_address(&h, peer, hops).write_key(&mut out);
                     assert_eq!(
                         out,
                         ip_key(&client_ip(&h, peer, hops)),

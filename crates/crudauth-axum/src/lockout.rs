@@ -22,7 +22,7 @@
 //! # Ok::<(), crudauth_axum::ConfigError>(())
 //! ```
 
-use crudauth_core::limit::{LockoutConfig, LockoutDecision, LockoutKeys};
+use crudauth_core::limit::{secs_rounded_up, LockoutConfig, LockoutKeys};
 
 use crate::builder::{CrudAuth, CrudAuthBuilder};
 use crate::client_ip::ip_key;
@@ -69,12 +69,10 @@ impl CrudAuth {
             }
             Err(error) => {
                 tracing::error!(%error, "login lockout backend failed; refusing the sign-in (fail closed)");
-                let refused = LockoutDecision {
-                    allowed: false,
-                    remaining: 0,
-                    retry_after: config.lockout_base,
-                };
-                Err(AuthError::too_many(LOCKED, refused.retry_after_secs()))
+                Err(AuthError::too_many(
+                    LOCKED,
+                    secs_rounded_up(config.lockout_base),
+                ))
             }
         }
     }

@@ -101,7 +101,7 @@ impl Decision {
 }
 
 /// `d` in whole seconds, rounded up, at least 1: a `Retry-After` value.
-pub(crate) fn secs_rounded_up(d: Duration) -> u64 {
+pub fn secs_rounded_up(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).max(1) as u64
 }
 

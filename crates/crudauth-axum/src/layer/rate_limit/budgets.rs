@@ -165,9 +165,8 @@ impl CrudAuth {
 
     /// The built-in action's layer; `None` when it is off (the route then costs nothing).
     fn builtin_layer(&self, action: &str) -> Option<RateLimitLayer> {
-        let builtin = self.inner.rate_limits.get(action)?;
-        (!builtin.limit.is_disabled())
-            .then(|| RateLimitLayer::from_limiter(self, builtin.limiter.clone()))
+        self.builtin_limiter(action)
+            .map(|limiter| RateLimitLayer::from_limiter(self, limiter.clone()))
     }
 }
 

@@ -15,7 +15,7 @@ use crudauth_core::StoreResult;
 
 use super::config::{KeyBy, RateLimit};
 use crate::builder::CrudAuth;
-use crate::client_ip::{peer_ip, write_client_ip_key};
+use crate::client_ip::{client_address, peer_ip};
 use crate::error::AuthError;
 use crate::extract::resolve;
 
@@ -218,12 +218,7 @@ impl RouteLimiter {
 
 /// Appends the client's counting key (see [`crate::client_ip`]).
 fn write_address(out: &mut String, headers: &HeaderMap, extensions: &Extensions, auth: &CrudAuth) {
-    write_client_ip_key(
-        out,
-        headers,
-        peer_ip(extensions),
-        auth.inner.trusted_proxy_hops,
-    );
+    client_address(headers, peer_ip(extensions), auth.inner.trusted_proxy_hops).write_key(out);
 }
 
 /// 429 "Too many requests. Try again later." with `Retry-After` and the budget headers.
