@@ -4,8 +4,6 @@ mod account;
 mod bearer;
 mod session;
 
-use std::net::IpAddr;
-
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -16,7 +14,7 @@ use serde_json::Value;
 
 use crate::bearer::RefreshMode;
 use crate::builder::CrudAuth;
-use crate::client_ip::{client_address, peer_ip, ClientAddress};
+use crate::client_ip::{client_address, peer_ip};
 use crate::cookies;
 use crate::error::AuthError;
 use crate::layer::rate_limit::limited;
@@ -65,8 +63,6 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
 pub(crate) struct Client {
     /// The address as text (see [`crate::client_ip`]).
     pub(crate) ip: String,
-    /// The address, when it is one (not `unknown`, nor a proxy's entry that is no address).
-    ip_addr: Option<IpAddr>,
     /// The `User-Agent` header, read only by the routes that keep it.
     user_agent: Option<HeaderValue>,
     pub(crate) cross_site: bool,
@@ -74,17 +70,9 @@ pub(crate) struct Client {
 
 impl Client {
     /// The key the address is counted under: [`ip_key`](crate::client_ip::ip_key) of
-    /// [`Client::ip`], without parsing it again.
+    /// [`Client::ip`].
     pub(crate) fn ip_key(&self) -> String {
-        match self.ip_addr {
-            Some(ip) => {
-                let mut key = String::new();
-                ClientAddress::Ip(ip).write_key(&mut key);
-                key
-            }
-            // Text that is no address is its own key.
-            None => self.ip.clone(),
-        }
+        crate::client_ip::ip_key(&self.ip)
     }
 
     /// The `User-Agent` header (empty when absent or not visible ASCII).
@@ -119,10 +107,6 @@ impl FromRequestParts<CrudAuth> for Client {
             peer_ip(&parts.extensions),
             auth.inner.trusted_proxy_hops,
         );
-        let ip_addr = match address {
-            ClientAddress::Ip(ip) => Some(ip),
-            ClientAddress::Other(_) | ClientAddress::Unknown => None,
-        };
         let cross_site = parts
             .headers
             .get("sec-fetch-site")
@@ -131,7 +115,6 @@ impl FromRequestParts<CrudAuth> for Client {
             .eq_ignore_ascii_case("cross-site");
         Ok(Client {
             ip: address.text(),
-            ip_addr,
             user_agent: parts.headers.get("user-agent").cloned(),
             cross_site,
         })
