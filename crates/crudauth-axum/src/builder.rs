@@ -634,3 +634,18 @@ impl LifespanGuard {
         }
     }
 }
+
+#[cfg(test)]
+impl CrudAuth {
+    /// A session-transport app over an empty in-memory user table, for unit tests.
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn for_tests() -> CrudAuth {
+        CrudAuth::builder()
+            .secret_key([7u8; 32])
+            .users(crudauth_core::user::MemoryUsers::new())
+            .session_transport(crate::SessionTransport::default())
+            .warn_on_memory_backend(false)
+            .build()
+            .unwrap()
+    }
+}

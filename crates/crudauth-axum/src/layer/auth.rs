@@ -114,18 +114,6 @@ mod tests {
     use tower::{service_fn, ServiceExt};
 
     use super::*;
-    use crate::SessionTransport;
-    use crudauth_core::user::MemoryUsers;
-
-    fn auth() -> CrudAuth {
-        CrudAuth::builder()
-            .secret_key([7u8; 32])
-            .users(MemoryUsers::new())
-            .session_transport(SessionTransport::default())
-            .warn_on_memory_backend(false)
-            .build()
-            .unwrap()
-    }
 
     /// `outer` around a step that fills the first cache slot, around `inner`, around a service
     /// answering whose auth the request ends up with and whether the slot is still filled.
@@ -151,7 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_layer_of_the_same_auth_keeps_the_requests_cache() {
-        let auth = auth();
+        let auth = CrudAuth::for_tests();
         let (seen, kept) = nested(&auth, &auth.clone()).await;
         assert!(Arc::ptr_eq(&seen.inner, &auth.inner));
         assert!(kept);
@@ -159,7 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_layer_of_another_auth_installs_its_own() {
-        let (outer, inner) = (auth(), auth());
+        let (outer, inner) = (CrudAuth::for_tests(), CrudAuth::for_tests());
         let (seen, kept) = nested(&outer, &inner).await;
         assert!(Arc::ptr_eq(&seen.inner, &inner.inner));
         assert!(!kept);

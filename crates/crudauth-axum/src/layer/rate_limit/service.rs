@@ -236,18 +236,7 @@ mod tests {
     use axum::Router;
     use tower::ServiceExt;
 
-    use crate::{CrudAuth, KeyBy, RateLimit, SessionTransport};
-    use crudauth_core::user::MemoryUsers;
-
-    fn auth() -> CrudAuth {
-        CrudAuth::builder()
-            .secret_key([7u8; 32])
-            .users(MemoryUsers::new())
-            .session_transport(SessionTransport::default())
-            .warn_on_memory_backend(false)
-            .build()
-            .unwrap()
-    }
+    use crate::{CrudAuth, KeyBy, RateLimit};
 
     async fn call(app: &Router, path: &str) -> (u16, Option<String>, Option<String>) {
         let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
@@ -271,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn stacked_limits_report_the_one_with_fewest_left() {
-        let auth = auth();
+        let auth = CrudAuth::for_tests();
         let minute = Duration::from_secs(60);
         let app = Router::new()
             .route(
@@ -291,7 +280,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_limit_without_a_period_fails_closed_and_a_zero_budget_is_off() {
-        let auth = auth();
+        let auth = CrudAuth::for_tests();
         let app = Router::new()
             .route(
                 "/broken",
@@ -310,7 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_user_limit_answers_401_before_counting() {
-        let auth = auth();
+        let auth = CrudAuth::for_tests();
         let limit = RateLimit::new(1, Duration::from_secs(60)).key(KeyBy::User);
         let app = Router::new()
             .route(
