@@ -19,11 +19,7 @@ async fn signed_in_on(redis: &RedisServer, tag: &'static str) -> (TestApp, Brows
     let app = spawn(options).await;
     app.user("ada@example.com", "ada", "correct horse battery")
         .await;
-    let mut b = Browser::new();
-    let r = b
-        .sign_in(&app.url("/login"), "ada", "correct horse battery", &[])
-        .await;
-    assert_eq!(r.status, 200);
+    let b = app.signed_in("ada", "correct horse battery").await;
     (app, b)
 }
 
@@ -65,22 +61,15 @@ async fn redis_outage_fails_closed_and_recovers() {
     );
 
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(10);
     let mut fresh = Browser::new();
-    loop {
-        let r = fresh
-            .sign_in(&app.url("/login"), "ada", "correct horse battery", &[])
-            .await;
-        if r.status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {} after Redis came back",
-            r.status
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    fresh
+        .sign_in_until_ok(
+            &app.url("/login"),
+            "ada",
+            "correct horse battery",
+            Duration::from_secs(10),
+        )
+        .await;
     assert_eq!(
         fresh.get(&app.url("/dashboard")).await.status,
         200,

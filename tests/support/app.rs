@@ -1,7 +1,7 @@
 //! Serves the real router on a loopback port for end-to-end tests, on memory or Redis.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -212,6 +212,16 @@ pub async fn spawn(options: Options) -> TestApp {
     }
 }
 
+/// The emails in an outbox file (JSON lines, as `OutboxFile` writes them); none when the file
+/// does not exist yet.
+pub fn read_outbox(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// A new user with `password` hashed the way the test apps check it
 /// (`Passwords::fast_for_tests`).
 pub async fn new_user(email: &str, username: &str, password: &str) -> NewUser {
@@ -244,11 +254,7 @@ impl TestApp {
         let Some(path) = &self.outbox else {
             return Vec::new();
         };
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        read_outbox(path)
     }
 
     /// A browser signed in through `POST /login` (the sign-in must succeed).

@@ -176,7 +176,7 @@ impl Drop for RedisServer {
 
 /// Spawns a watchdog that kills `pid` and removes `dir` once this test binary has exited.
 /// It also ends by itself when `pid` is gone first.
-fn watch(pid: u32, dir: &Path) {
+pub fn watch(pid: u32, dir: &Path) {
     let parent = std::process::id();
     let script = format!(
         "while kill -0 {parent} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 0.2; done; \
@@ -189,7 +189,7 @@ fn watch(pid: u32, dir: &Path) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start the redis-server watchdog: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start a watchdog: {e}"));
     // Reap it when it ends, so no zombie lingers while the tests go on.
     std::thread::spawn(move || watchdog.wait());
 }
