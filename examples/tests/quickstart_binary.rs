@@ -13,8 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crudauth_tests::http::{form, Answer, Body, Browser};
-use crudauth_tests::server::{free_ports, RedisServer};
+use crudauth_tests::app::{read_outbox, unique_prefix};
+use crudauth_tests::http::{Answer, Body, Browser};
+use crudauth_tests::server::{free_ports, watch, RedisServer};
 use serde_json::{json, Value};
 
 /// The quickstart binary, as `cargo build` reports it (built once per test run).
@@ -47,11 +48,8 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "crudauth-quickstart-{tag}-{}-{}",
-            std::process::id(),
-            free_ports(1)[0]
-        ));
+        let dir = std::env::temp_dir()
+            .join(unique_prefix(&format!("quickstart-{tag}")).replace(':', "-"));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -92,6 +90,8 @@ impl Worker {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
+        // Killed with the test binary even when it is aborted and drops nothing.
+        watch(child.id(), &scratch.0);
         let mut worker = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -141,6 +141,15 @@ async fn register_ada(browser: &mut Browser, url: &str) {
     assert_eq!(r.status, 202, "{r:?}");
 }
 
+/// The `Authorization` value for a bearer token ada gets from `token_url` (`/token`).
+async fn ada_bearer(token_url: &str) -> String {
+    let t = Browser::new()
+        .sign_in(token_url, "ada", "correct horse", &[])
+        .await;
+    assert_eq!(t.status, 200, "{t:?}");
+    format!("Bearer {}", t.json["access_token"].as_str().unwrap())
+}
+
 fn assert_detail(answer: &Answer, status: u16, detail: &str) {
     assert_eq!(
         (answer.status, answer.detail()),
@@ -166,15 +175,12 @@ async fn quickstart_serves_the_demo_contract_on_memory_stores() {
     );
     let mut anon = Browser::new();
     let hello = anon.get(&app.url("/hello")).await;
-    assert_eq!(
-        (hello.status, hello.json.clone()),
-        (200, json!({"hello": "world"}))
-    );
+    assert_eq!((hello.status, hello.json), (200, json!({"hello": "world"})));
 
     // Registration sends the verification email.
     register_ada(&mut anon, &app.url("/register")).await;
-    let mails = std::fs::read_to_string(&outbox).unwrap();
-    let mail: Value = serde_json::from_str(mails.lines().next().unwrap()).unwrap();
+    let mails = read_outbox(&outbox);
+    let mail = &mails[0];
     assert_eq!(
         (&mail["to"], &mail["kind"]),
         (&json!("ada@example.com"), &json!("verify_email"))
@@ -247,16 +253,7 @@ async fn quickstart_serves_the_demo_contract_on_memory_stores() {
     );
 
     // The bearer half: /v1/items takes a bearer token and nothing else.
-    let token = Browser::new()
-        .send(
-            "POST",
-            &app.url("/token"),
-            form(&[("username", "ada"), ("password", "correct horse")]),
-            &[],
-        )
-        .await;
-    assert_eq!(token.status, 200, "{token:?}");
-    let bearer = format!("Bearer {}", token.json["access_token"].as_str().unwrap());
+    let bearer = ada_bearer(&app.url("/token")).await;
     let items = anon
         .get_with(&app.url("/v1/items"), &[("authorization", &bearer)])
         .await;
@@ -284,9 +281,10 @@ async fn quickstart_serves_the_demo_contract_on_memory_stores() {
 
     // A password change ends the user's other sessions and keeps this one.
     let mut other = Browser::new();
-    other
+    let r = other
         .sign_in(&app.url("/login"), "ada", "correct horse", &[])
         .await;
+    assert_eq!(r.status, 200, "{r:?}");
     let changed = ada
         .post_csrf(
             &app.url("/change-password"),
@@ -304,13 +302,13 @@ async fn quickstart_serves_the_demo_contract_on_memory_stores() {
     assert_eq!(ada.get(&app.url("/dashboard")).await.status, 200);
 
     // Logout ends the record: a copy of the cookie is dead too.
-    let copy = ada.clone();
+    let mut copy = ada.clone();
     assert_eq!(
         ada.post_csrf(&app.url("/logout"), Body::None).await.status,
         200
     );
     assert_detail(
-        &copy.clone().get(&app.url("/dashboard")).await,
+        &copy.get(&app.url("/dashboard")).await,
         401,
         "Not authenticated",
     );
@@ -355,15 +353,7 @@ async fn two_quickstart_workers_share_one_redis_and_fail_closed_while_it_is_down
     assert_eq!(sessions.json.as_array().unwrap().len(), 1, "{sessions:?}");
 
     // A bearer token minted by one worker works on the other.
-    let token = Browser::new()
-        .send(
-            "POST",
-            &one.url("/token"),
-            form(&[("username", "ada"), ("password", "correct horse")]),
-            &[],
-        )
-        .await;
-    let bearer = format!("Bearer {}", token.json["access_token"].as_str().unwrap());
+    let bearer = ada_bearer(&one.url("/token")).await;
     let items = anon
         .get_with(&two.url("/v1/items"), &[("authorization", &bearer)])
         .await;
@@ -419,21 +409,16 @@ async fn two_quickstart_workers_share_one_redis_and_fail_closed_while_it_is_down
     // Redis is back (empty: it keeps nothing on disk): both workers reconnect by themselves.
     redis.restart();
     let mut again = Browser::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = again
-            .sign_in(&one.url("/login"), "ada", "correct horse", &[])
-            .await;
-        if r.status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no sign-in after Redis came back: {r:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    again
+        .sign_in_until_ok(
+            &one.url("/login"),
+            "ada",
+            "correct horse",
+            Duration::from_secs(30),
+        )
+        .await;
     // The other worker reconnects on its own schedule (its backoff): 503 until then.
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = again.get(&two.url("/dashboard")).await;
         if r.status != 503 {
