@@ -93,7 +93,7 @@ impl RouteLimiter {
     /// Counts `request` without waiting, when it can: its key needs no principal and the
     /// limiter decides in-process. [`CountNow::Wait`] (with the request given back) means:
     /// take the asynchronous path, with the key already built ([`Self::count_key`]) or, for a
-    /// key that needs the signed-in user, [`Self::identity`] then [`Self::count`].
+    /// key that needs the signed-in user, [`Self::user_identity`] then [`Self::count`].
     pub(crate) fn count_now<B>(
         &self,
         request: Request<B>,
@@ -140,31 +140,27 @@ impl RouteLimiter {
         })
     }
 
-    /// Who is calling, as this limit tells callers apart: `Err` when the limit needs a user
-    /// and there is none (401), or resolving the user failed.
-    pub(crate) async fn identity(
+    /// Who is calling, for the limits keyed by the signed-in user (`User`, `UserOrIp`; the
+    /// other keys are built by [`Self::count_now`]): `Err` when the limit needs a user and
+    /// there is none (401), or resolving the user failed.
+    pub(crate) async fn user_identity(
         &self,
         parts: &mut Parts,
         auth: &CrudAuth,
     ) -> Result<String, AuthError> {
-        let address = |parts: &Parts, prefix: &str| {
-            let mut key = prefix.to_owned();
-            write_address(&mut key, &parts.headers, &parts.extensions, auth);
-            key
-        };
-        match &self.key {
-            KeyBy::Ip => Ok(address(parts, "")),
-            KeyBy::User => match resolve(parts, None).await? {
-                Some(principal) => Ok(principal.user_id().to_string()),
-                None => Err(AuthError::not_authenticated()),
-            },
+        let or_address = matches!(self.key, KeyBy::UserOrIp);
+        match resolve(parts, None).await {
+            Ok(Some(principal)) if or_address => Ok(format!("user:{}", principal.user_id())),
+            Ok(Some(principal)) => Ok(principal.user_id().to_string()),
             // A failed resolution is left in the request's cache for the handler to answer;
             // the request is still counted, against its address.
-            KeyBy::UserOrIp => match resolve(parts, None).await {
-                Ok(Some(principal)) => Ok(format!("user:{}", principal.user_id())),
-                _ => Ok(address(parts, "ip:")),
-            },
-            KeyBy::Custom(key) => Ok(key(parts).unwrap_or_else(|| address(parts, "ip:"))),
+            _ if or_address => {
+                let mut key = "ip:".to_owned();
+                write_address(&mut key, &parts.headers, &parts.extensions, auth);
+                Ok(key)
+            }
+            Ok(None) => Err(AuthError::not_authenticated()),
+            Err(error) => Err(error),
         }
     }
 

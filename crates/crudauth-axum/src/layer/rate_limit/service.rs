@@ -146,7 +146,7 @@ impl<S> RateLimitService<S> {
             let (mut parts, body) = request.into_parts();
             let counted = match key {
                 Some(key) => limiter.count_key(auth, &key).await,
-                None => match limiter.identity(&mut parts, auth).await {
+                None => match limiter.user_identity(&mut parts, auth).await {
                     Ok(identity) => limiter.count(auth, &identity).await,
                     Err(refused) => return Ok(refused.into_response()),
                 },
