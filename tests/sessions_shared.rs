@@ -9,8 +9,9 @@ use crudauth_core::secret::SecretKey;
 use crudauth_core::session::{NewSession, SessionConfig, Sessions};
 use crudauth_core::store::{MemoryStore, RedisConfig, RedisConnection, RedisStore, Store};
 use crudauth_core::user::{NewUser, UserId, UserStore};
-use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options};
+use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options, TestApp};
 use crudauth_tests::http::{Body, Browser};
+use serde_json::json;
 
 /// "correct horse", hashed by Python's bcrypt with crudauth's recipe
 /// (bcrypt over base64(SHA-256(password)), cost 12).
@@ -122,8 +123,9 @@ async fn crudauth_hash_signs_in_and_is_upgraded_redis() {
 
 /// Two servers (two workers) over one Redis and one user table: a session made on one is
 /// honoured on the other, and a logout on either ends it everywhere.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_share_sessions_through_redis() {
+/// Two servers over one Redis and one user table (each with its own user-row cache), with
+/// ada (password "correct horse battery") in the table.
+async fn two_workers() -> (TestApp, TestApp) {
     let prefix = unique_prefix("workers");
     let users = crudauth_core::user::MemoryUsers::new();
     let worker = |users: crudauth_core::user::MemoryUsers, prefix: String| {
@@ -134,13 +136,18 @@ async fn two_workers_share_sessions_through_redis() {
         options
     };
     let a = spawn(worker(users.clone(), prefix.clone())).await;
-    let b = spawn(worker(users.clone(), prefix.clone())).await;
+    let b = spawn(worker(users.clone(), prefix)).await;
     let hash = a.auth.hash_password("correct horse battery").await.unwrap();
     users
         .create(NewUser::new("ada@example.com", "ada", hash.0))
         .await
         .unwrap();
+    (a, b)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_sessions_through_redis() {
+    let (a, b) = two_workers().await;
     let mut browser = Browser::new();
     let r = browser
         .sign_in(&a.url("/login"), "ada", "correct horse battery", &[])
@@ -177,4 +184,61 @@ async fn two_workers_share_sessions_through_redis() {
         401,
         "logged out on worker A too"
     );
+}
+
+/// A password change on worker A bumps `token_version` while worker B still caches the old
+/// row: B must not judge the credentials minted after the change (the changer's own session,
+/// a new access token) by that stale row, and must still end the other sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_on_one_worker_is_judged_by_the_fresh_row_on_the_other() {
+    let (a, b) = two_workers().await;
+    let mut mine = Browser::new();
+    let mut other = Browser::new();
+    for browser in [&mut mine, &mut other] {
+        let r = browser
+            .sign_in(&a.url("/login"), "ada", "correct horse battery", &[])
+            .await;
+        assert_eq!(r.status, 200);
+        // Worker B now caches ada's row at the old version.
+        assert_eq!(browser.get(&b.url("/dashboard")).await.status, 200);
+    }
+    let url = a.url("/change-password");
+    let r = change_password(
+        &mut mine,
+        &url,
+        "correct horse battery",
+        "a brand new secret",
+    )
+    .await;
+    assert_eq!(r, 200);
+    assert_eq!(
+        mine.get(&b.url("/dashboard")).await.status,
+        200,
+        "the changer's session lives on worker B"
+    );
+    assert_eq!(
+        other.get(&b.url("/dashboard")).await.status,
+        401,
+        "the other session ended"
+    );
+
+    // B now caches the row as of the first change; change it again on A.
+    let r = change_password(&mut mine, &url, "a brand new secret", "and another secret").await;
+    assert_eq!(r, 200);
+    let token = Browser::new()
+        .sign_in(&a.url("/token"), "ada", "and another secret", &[])
+        .await;
+    assert_eq!(token.status, 200);
+    let bearer = format!("Bearer {}", token.json["access_token"].as_str().unwrap());
+    let r = Browser::new()
+        .get_with(&b.url("/v1/items"), &[("authorization", &bearer)])
+        .await;
+    assert_eq!(r.status, 200, "a token minted after the change works on B");
+    assert_eq!(mine.get(&b.url("/dashboard")).await.status, 200);
+    assert_eq!(mine.get(&a.url("/dashboard")).await.status, 200);
+}
+
+async fn change_password(browser: &mut Browser, url: &str, current: &str, new: &str) -> u16 {
+    let body = json!({"current_password": current, "new_password": new});
+    browser.post_csrf(url, Body::Json(body)).await.status
 }

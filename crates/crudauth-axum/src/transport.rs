@@ -195,10 +195,16 @@ impl SessionAuth {
         if auth.csrf_enabled() && is_unsafe(&parts.method) {
             check_csrf(sessions, &session, &parts.headers)?;
         }
-        let Some(user) = auth.load_active_user(&session.record.user_id).await? else {
+        let record = &session.record;
+        let Some((user, _)) = auth
+            .users()
+            .find_for_version(&record.user_id, record.token_version)
+            .await?
+            .filter(|(user, _)| user.is_active)
+        else {
             return Ok(None);
         };
-        if user.token_version != session.record.token_version {
+        if user.token_version != record.token_version {
             // A password change or reset ended this session's epoch.
             sessions.end(&session).await?;
             return Ok(None);

@@ -104,7 +104,10 @@ impl BearerAuth {
             Err(TokenRejected::Expired) => return Ok(None),
             Err(TokenRejected::Invalid) => return Err(AuthError::invalid_token()),
         };
-        let Some((user, stamp)) = users.find_by_id_stamped(&claims.user_id()).await? else {
+        let found = users
+            .find_for_version(&claims.user_id(), claims.ver)
+            .await?;
+        let Some((user, stamp)) = found else {
             return Ok(None);
         };
         // Disabled, or superseded by a password change, reset or logout-all (not forged).

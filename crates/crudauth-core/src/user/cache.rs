@@ -15,8 +15,9 @@ use crate::shard::Shards;
 /// Updates made through this wrapper refresh the cached row at once. Changes made to the table
 /// behind crudauth's back (or by another worker) are seen after at most `ttl` — so disabling a
 /// user directly in SQL takes up to `ttl` to bite. Revocation through sessions is immediate
-/// regardless: a revoked session's record is gone from the shared store. `ttl` zero disables
-/// the cache.
+/// regardless: a revoked session's record is gone from the shared store, and a credential newer
+/// than the cached row is checked against the row read afresh ([`Self::find_for_version`]).
+/// `ttl` zero disables the cache.
 #[derive(Debug, Clone)]
 pub struct CachedUsers {
     inner: Arc<dyn UserStore>,
@@ -109,6 +110,31 @@ impl CachedUsers {
         if let Some(hit) = self.with_live(id, |row| (row.user.clone(), Some(row.stamp))) {
             return Ok(Some(hit));
         }
+        self.reload(id).await
+    }
+
+    /// [`Self::find_by_id_stamped`] for a credential minted at `token_version` (a session
+    /// record's, an access token's): when the cached row is *older* than the credential,
+    /// another worker changed the row (a password change there) after this one cached it, so
+    /// the row is read afresh instead of judging a newer credential by a stale row. Versions
+    /// only grow, so a cached row at or above the credential's version needs no read: a
+    /// superseded credential costs no query, however often it is replayed.
+    pub async fn find_for_version(
+        &self,
+        id: &UserId,
+        token_version: i64,
+    ) -> Result<Option<(Arc<User>, Option<u64>)>, UserStoreError> {
+        match self.find_by_id_stamped(id).await? {
+            Some((user, Some(_))) if user.token_version < token_version => self.reload(id).await,
+            found => Ok(found),
+        }
+    }
+
+    /// Reads the row from the wrapped store and caches it (or forgets it when it is gone).
+    async fn reload(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<(Arc<User>, Option<u64>)>, UserStoreError> {
         let found = self.inner.find_by_id(id).await?.map(Arc::new);
         Ok(match found {
             Some(user) => {
@@ -258,6 +284,46 @@ mod tests {
             assert_eq!(CacheKey::of(&UserId::Int(n)).as_str(), n.to_string());
         }
         assert_eq!(CacheKey::of(&UserId::Text("abc".into())).as_str(), "abc");
+    }
+
+    #[tokio::test]
+    async fn a_credential_newer_than_the_cached_row_rereads_it() {
+        // Two workers' caches over one table: the password changes through the first while
+        // the second holds the old row.
+        let table: Arc<dyn UserStore> = Arc::new(MemoryUsers::new());
+        let here = CachedUsers::new(table.clone(), Duration::from_secs(5));
+        let there = CachedUsers::new(table, Duration::from_secs(5));
+        let ada = here
+            .create(NewUser::new("ada@example.com", "ada", "x"))
+            .await
+            .unwrap();
+        let (old, _) = there.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        let bump = UserUpdate {
+            bump_token_version: true,
+            ..Default::default()
+        };
+        let new = here.update(&ada.id, bump).await.unwrap().unwrap();
+        assert_eq!(new.token_version, old.token_version + 1);
+        // The stale row still answers plain lookups for its time to live…
+        let (stale, _) = there.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        assert_eq!(stale.token_version, old.token_version);
+        // …but not for a credential minted at the new version, and the fresh row is kept.
+        let (fresh, stamp) = there
+            .find_for_version(&ada.id, new.token_version)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh.token_version, new.token_version);
+        assert_eq!(there.live_stamp(&ada.id), stamp);
+        let (cached, _) = there.find_by_id_stamped(&ada.id).await.unwrap().unwrap();
+        assert_eq!(cached.token_version, new.token_version);
+        // A superseded credential is judged by the cached row, with no read.
+        let (row, again) = there
+            .find_for_version(&ada.id, old.token_version)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.token_version, again), (new.token_version, stamp));
     }
 
     #[tokio::test]
