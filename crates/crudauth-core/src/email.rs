@@ -35,12 +35,12 @@ pub enum EmailKind {
 }
 
 impl EmailKind {
-    /// The subject line.
+    /// The subject line, crudauth's own.
     pub fn subject(self) -> &'static str {
         match self {
-            EmailKind::VerifyEmail => "Verify your email address",
+            EmailKind::VerifyEmail => "Verify your email",
             EmailKind::ResetPassword => "Reset your password",
-            EmailKind::ChangeEmail => "Confirm your new email address",
+            EmailKind::ChangeEmail => "Confirm your new email",
             EmailKind::EmailChanged => "Your email address was changed",
             EmailKind::ExistingAccount => "You already have an account",
         }
@@ -144,5 +144,28 @@ impl EmailSender for OutboxFile {
         .await
         .map_err(|e| EmailError(e.to_string()))?
         .map_err(|e| EmailError(format!("cannot append to {}: {e}", self.path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_crudauths() {
+        let subjects = [
+            (EmailKind::VerifyEmail, "Verify your email"),
+            (EmailKind::ResetPassword, "Reset your password"),
+            (EmailKind::ChangeEmail, "Confirm your new email"),
+            (EmailKind::EmailChanged, "Your email address was changed"),
+            (EmailKind::ExistingAccount, "You already have an account"),
+        ];
+        for (kind, subject) in subjects {
+            assert_eq!(kind.subject(), subject, "{kind:?}");
+            assert_eq!(
+                EmailMessage::new("a@example.com", kind, None).subject,
+                subject
+            );
+        }
     }
 }
