@@ -425,6 +425,14 @@ async fn device_management(backend: Backend) {
         assert!(s["created_at"].as_str().unwrap().contains('T'));
         assert!(s["ip"].as_str().unwrap().starts_with("127.0.0.1"));
     }
+    let created: Vec<&str> = items
+        .iter()
+        .map(|s| s["created_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        created[0] <= created[1],
+        "oldest first, as crudauth: {created:?}"
+    );
     let phone_entry = items.iter().find(|s| s["current"] == false).unwrap();
     assert_eq!(phone_entry["device"]["os"], "iOS");
     let phone_handle = phone_entry["id"].as_str().unwrap().to_owned();
@@ -440,6 +448,9 @@ async fn device_management(backend: Backend) {
     assert_eq!(r.status, 404);
     let r = laptop.delete_csrf(&app.url("/sessions/not-a-handle")).await;
     assert_eq!(r.status, 404);
+    // Not even UTF-8 once decoded: the same JSON 404, not a plain-text rejection.
+    let r = laptop.delete_csrf(&app.url("/sessions/%ff")).await;
+    assert_eq!((r.status, r.detail()), (404, "Session not found."));
     assert_eq!(phone.get(&app.url("/me")).await.status, 200);
     let r = laptop
         .send(

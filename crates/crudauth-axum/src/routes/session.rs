@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -164,11 +165,15 @@ pub(super) async fn csrf_refresh(
     ))
 }
 
+/// A UTC timestamp in crudauth's shape: always six fractional digits, then `Z`
+/// (`2026-11-28T13:48:09.127000Z`; the record keeps milliseconds).
 fn iso(ms: u64) -> String {
+    const SHAPE: &[time::format_description::FormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    t.format(SHAPE).unwrap_or_default()
 }
 
 pub(super) async fn list(
@@ -179,7 +184,6 @@ pub(super) async fn list(
     let listed = sessions.list(caller.principal.user_id()).await?;
     let items: Vec<Value> = listed
         .into_iter()
-        .rev()
         .map(|s| {
             json!({
                 "id": s.handle,
@@ -197,9 +201,11 @@ pub(super) async fn list(
 pub(super) async fn revoke(
     State(auth): State<CrudAuth>,
     caller: Session,
-    Path(handle): Path<String>,
+    handle: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AuthError> {
     let sessions = sessions(&auth)?;
+    // A path that does not even decode (`%ff`) names no session, like any malformed handle.
+    let handle = handle.map(|Path(h)| h).unwrap_or_default();
     let well_formed = handle.len() == 64 && handle.bytes().all(|b| b.is_ascii_hexdigit());
     if !well_formed
         || !sessions
@@ -255,4 +261,13 @@ pub(super) async fn logout_all(
         json!({"detail": "Signed out of all sessions.", "revoked": revoked}),
         set,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_have_crudauths_shape() {
+        assert_eq!(super::iso(1_795_873_689_127), "2026-11-28T13:48:09.127000Z");
+        assert_eq!(super::iso(1_795_873_689_000), "2026-11-28T13:48:09.000000Z");
+    }
 }

@@ -378,8 +378,8 @@ impl Sessions {
         Ok(deleted)
     }
 
-    /// A user's live sessions, least recently active first. Index entries whose record is gone
-    /// are pruned on the way.
+    /// A user's live sessions, oldest first (the order they were created in, as crudauth lists
+    /// them). Index entries whose record is gone are pruned on the way.
     pub async fn list(&self, user_id: &UserId) -> StoreResult<Vec<ListedSession>> {
         let index = Self::index_key(user_id);
         let mut live = Vec::new();
@@ -398,6 +398,7 @@ impl Sessions {
         if !dead.is_empty() {
             self.store.index_remove(&index, &dead).await?;
         }
+        live.sort_by_key(|s| s.record.created_at);
         Ok(live)
     }
 
