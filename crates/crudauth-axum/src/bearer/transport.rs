@@ -39,13 +39,15 @@ fn credential(headers: &HeaderMap) -> Credential<'_> {
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Credential::Absent;
     }
-    let token = rest.trim_ascii();
+    // Everything after the first space is the token, as crudauth splits it: a second space
+    // (`Bearer  <jwt>`) makes a token no JWT can be.
+    let token = rest.trim_ascii_end();
     if token.is_empty() {
         return Credential::Absent;
     }
     match std::str::from_utf8(token) {
-        Ok(token) => Credential::Token(token),
-        Err(_) => Credential::Malformed,
+        Ok(token) if !token.contains(|c: char| c.is_ascii_whitespace()) => Credential::Token(token),
+        _ => Credential::Malformed,
     }
 }
 
@@ -153,7 +155,9 @@ mod tests {
     #[test]
     fn reads_the_bearer_scheme_only() {
         assert_eq!(parse(b"Bearer abc"), Some(Ok("abc".into())));
-        assert_eq!(parse(b"bEaReR  abc "), Some(Ok("abc".into())));
+        assert_eq!(parse(b"bEaReR abc "), Some(Ok("abc".into())));
+        assert_eq!(parse(b"Bearer  abc"), Some(Err(())), "crudauth: 401");
+        assert_eq!(parse(b"Bearer abc def"), Some(Err(())));
         assert_eq!(parse(b"Basic YWRhOnB3"), None);
         assert_eq!(parse(b"Bearer"), None);
         assert_eq!(parse(b"Bearer    "), None);

@@ -15,7 +15,8 @@ use super::MAX_PASSWORD_BYTES;
 /// * `max_bytes` counts **UTF-8 bytes** of the password as typed, the same measure the
 ///   [`Passwords`](super::Passwords) service refuses before hashing, so a password this policy
 ///   accepts can always be hashed. For ASCII a byte is a character. Keep it at or below
-///   [`MAX_PASSWORD_BYTES`]. The 422 message keeps crudauth's wording ("at most N characters").
+///   [`MAX_PASSWORD_BYTES`]. The 422 message says bytes ("at most N bytes"), so 400 euro signs
+///   (1200 bytes) are not told they exceed a limit of characters.
 ///
 /// ```
 /// use crudauth_core::password::PasswordPolicy;
@@ -73,7 +74,7 @@ pub enum PolicyViolation {
         min_length: usize,
     },
     /// More bytes than the policy's `max_bytes`.
-    #[error("String should have at most {max_length} characters")]
+    #[error("String should have at most {max_length} bytes")]
     TooLong {
         /// The policy's maximum (in bytes; see [`PasswordPolicy`]).
         max_length: usize,
@@ -154,7 +155,7 @@ mod tests {
             json!({
                 "type": "string_too_long",
                 "loc": ["body", "password"],
-                "msg": "String should have at most 1024 characters",
+                "msg": "String should have at most 1024 bytes",
                 "ctx": {"max_length": 1024}
             })
         );
