@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use crudauth_core::jwt::{RefreshError, TokenError};
 use crudauth_core::StoreError;
 
+use crate::failure_log::FailureLog;
+
 /// An error answered as crudauth answers it: a status, a JSON `{"detail": …}` body (a message,
 /// or a list of validation entries) and any headers (`Retry-After`, `X-CSRF-Error`, …).
 ///
@@ -110,9 +112,11 @@ impl AuthError {
     }
 
     /// 503 "Authentication service unavailable": a store, limiter or database failed on an
-    /// authentication path. Logged here, once, with the cause.
+    /// authentication path. Logged here with the cause: at ERROR at most once every 10 s
+    /// (with how many more failed since), the flood of an outage at DEBUG.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "authentication backend failed; answering 503");
+        static LOG: FailureLog = FailureLog::new();
+        LOG.report("authentication backend failed; answering 503", cause);
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Authentication service unavailable",

@@ -35,6 +35,7 @@ pub mod client_ip;
 mod cookies;
 mod error;
 pub mod extract;
+mod failure_log;
 pub mod layer;
 mod lockout;
 mod routes;

@@ -27,6 +27,7 @@ use crudauth_core::limit::{secs_rounded_up, LockoutConfig, LockoutKeys};
 use crate::builder::{CrudAuth, CrudAuthBuilder};
 use crate::client_ip::ip_key;
 use crate::error::AuthError;
+use crate::failure_log::FailureLog;
 
 const LOCKED: &str = "Too many login attempts. Try again later.";
 
@@ -68,7 +69,11 @@ impl CrudAuth {
                 Err(AuthError::too_many(LOCKED, decision.retry_after_secs()))
             }
             Err(error) => {
-                tracing::error!(%error, "login lockout backend failed; refusing the sign-in (fail closed)");
+                static LOG: FailureLog = FailureLog::new();
+                LOG.report(
+                    "login lockout backend failed; refusing the sign-in (fail closed)",
+                    &error,
+                );
                 Err(AuthError::too_many(
                     LOCKED,
                     secs_rounded_up(config.lockout_base),

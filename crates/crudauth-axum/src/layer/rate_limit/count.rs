@@ -18,6 +18,7 @@ use crate::builder::CrudAuth;
 use crate::client_ip::{client_address, peer_ip};
 use crate::error::AuthError;
 use crate::extract::resolve;
+use crate::failure_log::FailureLog;
 
 /// `X-RateLimit-Limit`.
 const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -199,7 +200,11 @@ impl RouteLimiter {
             Ok(decision) if decision.allowed => Counted::Pass(Some(decision)),
             Ok(decision) => Counted::Refuse(too_many(&decision)),
             Err(error) if self.fail_open => {
-                tracing::warn!(%error, limit = %self.prefix, "rate limiter failed; letting the request through (fail open)");
+                static LOG: FailureLog = FailureLog::new();
+                LOG.report(
+                    "rate limiter failed; letting requests through (fail open)",
+                    &error,
+                );
                 Counted::Pass(Some(Decision {
                     allowed: true,
                     limit: self.budget.limit,
