@@ -211,7 +211,8 @@ async fn login_contract(backend: Backend) {
         .contains("Max-Age=2592000"));
 
     // Failures all look alike.
-    for (u, p) in [("ada", "wrong password"), ("nobody", PW), ("", PW)] {
+    // (An empty user name is no attempt at all: 422 `missing`, see e2e_bodies.)
+    for (u, p) in [("ada", "wrong password"), ("nobody", PW)] {
         let r = Browser::new().sign_in(&app.url("/login"), u, p, &[]).await;
         assert_eq!(
             (r.status, r.detail()),

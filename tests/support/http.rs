@@ -203,6 +203,7 @@ impl Browser {
                     .body(encoded)
             }
             Body::Raw(bytes, content_type) => req.header("content-type", content_type).body(bytes),
+            Body::Untyped(bytes) => req.body(bytes),
         };
         let res = req.send().await?;
         let status = res.status().as_u16();
@@ -309,6 +310,8 @@ pub enum Body {
     Form(Vec<(String, String)>),
     /// Raw bytes with a content type.
     Raw(Vec<u8>, &'static str),
+    /// Raw bytes with no `Content-Type` header at all.
+    Untyped(Vec<u8>),
 }
 
 /// A urlencoded form from pairs.

@@ -1,15 +1,26 @@
-//! Request bodies: JSON objects and urlencoded forms, validated field by field into
-//! FastAPI-shaped 422 entries (`{type, loc: ["body", field], msg}`), so a frontend written for
-//! crudauth reads the same errors. Never a 500.
+//! Request bodies: JSON objects, urlencoded and multipart forms, validated field by field
+//! into FastAPI-shaped 422 entries (`{type, loc: ["body", field], msg}`), so a frontend
+//! written for crudauth reads the same errors. Never a 500.
+//!
+//! As on FastAPI, a body is read by what its `Content-Type` says it is: JSON routes parse
+//! `application/json` and `application/*+json` only, form routes read
+//! `application/x-www-form-urlencoded` and `multipart/form-data` only, and any other body
+//! has no fields.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use http_body_util::LengthLimitError;
 use serde_json::{json, Map, Value};
 
 use crate::error::AuthError;
 
 /// The most any crudauth route accepts (64 KiB); larger bodies are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// The 400 detail of a body that could not be read or parsed (FastAPI's wording).
+const UNPARSABLE: &str = "There was an error parsing the body";
 
 /// A request body's fields, with the validation errors found so far.
 #[derive(Debug, Default)]
@@ -18,23 +29,76 @@ pub(crate) struct Fields {
     errors: Vec<Value>,
 }
 
-/// Raw body bytes, capped at [`MAX_BODY`], with a JSON 413 past that.
-pub(crate) struct RawBody(pub Bytes);
+/// What a request's `Content-Type` says its body is. Media types compare case-insensitively
+/// and parameters (`; charset=utf-8`) are allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BodyType {
+    /// `application/json` or `application/<anything>+json`.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    UrlEncoded,
+    /// `multipart/form-data`, with the whole header value (its boundary parameter included).
+    Multipart(String),
+    /// Anything else, or no `Content-Type` at all.
+    Other,
+}
+
+impl BodyType {
+    /// The body type a request's headers declare.
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+            return Self::Other;
+        };
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match essence.split_once('/') {
+            Some(("application", "json")) => Self::Json,
+            Some(("application", sub)) if sub.ends_with("+json") => Self::Json,
+            Some(("application", "x-www-form-urlencoded")) => Self::UrlEncoded,
+            Some(("multipart", "form-data")) => Self::Multipart(value.to_owned()),
+            _ => Self::Other,
+        }
+    }
+}
+
+/// A raw request body, capped at [`MAX_BODY`], with the type its `Content-Type` declares.
+/// Past the cap the answer is a JSON 413; a body that cannot be read at all (malformed chunked
+/// encoding, a client that went away) is a 400.
+pub(crate) struct RawBody {
+    /// The body's bytes.
+    pub(crate) bytes: Bytes,
+    /// What the request's `Content-Type` says they are.
+    pub(crate) kind: BodyType,
+}
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = AuthError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        let kind = BodyType::of(req.headers());
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
             .await
-            .map_err(|_| {
-                AuthError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "Request body too large",
-                )
-            })?;
-        Ok(RawBody(body))
+            .map_err(read_error)?;
+        Ok(RawBody { bytes, kind })
     }
+}
+
+/// 413 when the body went past the cap (a `LengthLimitError` somewhere in the error's source
+/// chain), else 400: the body could not be read, which is the client's doing, never a 5xx.
+fn read_error(err: axum::Error) -> AuthError {
+    let inner = err.into_inner();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
+    while let Some(e) = cause {
+        if e.is::<LengthLimitError>() {
+            return AuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+        }
+        cause = e.source();
+    }
+    AuthError::bad_request(UNPARSABLE)
 }
 
 fn entry(kind: &str, loc: &[&str], msg: &str) -> Value {
@@ -44,18 +108,33 @@ fn entry(kind: &str, loc: &[&str], msg: &str) -> Value {
 }
 
 impl Fields {
-    /// Parses a JSON object body. Malformed JSON or a non-object is a 422.
-    pub(crate) fn json(body: &[u8]) -> Result<Self, AuthError> {
-        match serde_json::from_slice::<Value>(body) {
+    /// Parses a JSON object body. An empty body is `missing` at `["body"]`; a body whose
+    /// `Content-Type` is not JSON, or JSON that is not an object, is `model_attributes_type`;
+    /// malformed JSON is `json_invalid`. All are 422.
+    pub(crate) fn json(body: &RawBody) -> Result<Self, AuthError> {
+        if body.bytes.is_empty() {
+            return Err(AuthError::validation(vec![entry(
+                "missing",
+                &[],
+                "Field required",
+            )]));
+        }
+        let not_an_object = || {
+            AuthError::validation(vec![entry(
+                "model_attributes_type",
+                &[],
+                "Input should be a valid dictionary or object to extract fields from",
+            )])
+        };
+        if body.kind != BodyType::Json {
+            return Err(not_an_object());
+        }
+        match serde_json::from_slice::<Value>(&body.bytes) {
             Ok(Value::Object(map)) => Ok(Self {
                 map,
                 errors: Vec::new(),
             }),
-            Ok(_) => Err(AuthError::validation(vec![entry(
-                "model_attributes_type",
-                &[],
-                "Input should be a valid dictionary or object to extract fields from",
-            )])),
+            Ok(_) => Err(not_an_object()),
             Err(e) => Err(AuthError::validation(vec![json!({
                 "type": "json_invalid", "loc": ["body", e.column()], "msg": "JSON decode error",
                 "ctx": {"error": e.to_string()}
@@ -63,25 +142,78 @@ impl Fields {
         }
     }
 
-    /// Parses an `application/x-www-form-urlencoded` body (the first value of a repeated field
-    /// wins).
-    pub(crate) fn form(body: &[u8]) -> Self {
+    /// Form fields from name/value pairs, as Starlette and FastAPI read them: the last value
+    /// of a repeated field wins, and an empty value counts as missing.
+    fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut map = Map::new();
-        for (k, v) in form_urlencoded::parse(body) {
-            map.entry(k.into_owned())
-                .or_insert(Value::String(v.into_owned()));
+        for (k, v) in pairs {
+            map.insert(k, Value::String(v));
         }
+        map.retain(|_, v| v.as_str().is_some_and(|s| !s.is_empty()));
         Self {
             map,
             errors: Vec::new(),
         }
     }
 
-    /// The OAuth2 password form of `/login` and `/token`: `username`, `password`, and an
-    /// optional `grant_type` that must be `password`. The fields come back for the route's own
-    /// extras; call [`Fields::finish`] after reading them.
-    pub(crate) fn password_form(body: &[u8]) -> (Self, String, String) {
-        let mut f = Self::form(body);
+    /// Parses an `application/x-www-form-urlencoded` body (the last value of a repeated field
+    /// wins; an empty value counts as missing).
+    pub(crate) fn form(body: &[u8]) -> Self {
+        Self::from_pairs(
+            form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())),
+        )
+    }
+
+    /// Parses a `multipart/form-data` body (`content_type` is the whole header value): its
+    /// text parts, with the rules of [`Fields::form`]; file parts are ignored. A missing
+    /// boundary or a malformed body is a 400.
+    async fn multipart(content_type: &str, body: Bytes) -> Result<Self, AuthError> {
+        let req = Request::builder()
+            .header(CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .map_err(|_| AuthError::bad_request(UNPARSABLE))?;
+        let mut parts = Multipart::from_request(req, &())
+            .await
+            .map_err(|_| AuthError::bad_request("Missing boundary in multipart."))?;
+        let mut pairs = Vec::new();
+        while let Some(part) = parts
+            .next_field()
+            .await
+            .map_err(|_| AuthError::bad_request(UNPARSABLE))?
+        {
+            let Some(name) = part.name().map(str::to_owned) else {
+                continue;
+            };
+            if part.file_name().is_some() {
+                continue;
+            }
+            let value = part
+                .text()
+                .await
+                .map_err(|_| AuthError::bad_request(UNPARSABLE))?;
+            pairs.push((name, value));
+        }
+        Ok(Self::from_pairs(pairs))
+    }
+
+    /// A form body's fields: urlencoded or multipart; any other body has none.
+    async fn any_form(body: &RawBody) -> Result<Self, AuthError> {
+        match &body.kind {
+            BodyType::UrlEncoded => Ok(Self::form(&body.bytes)),
+            BodyType::Multipart(_) if body.bytes.is_empty() => Ok(Self::default()),
+            BodyType::Multipart(content_type) => {
+                Self::multipart(content_type, body.bytes.clone()).await
+            }
+            BodyType::Json | BodyType::Other => Ok(Self::default()),
+        }
+    }
+
+    /// The OAuth2 password form of `/login` and `/token` (urlencoded or multipart):
+    /// `username`, `password`, and an optional `grant_type` that must be `password`. The
+    /// fields come back for the route's own extras; call [`Fields::finish`] after reading
+    /// them. Only a multipart body that cannot be parsed is an error here (400).
+    pub(crate) async fn password_form(body: &RawBody) -> Result<(Self, String, String), AuthError> {
+        let mut f = Self::any_form(body).await?;
         let identifier = f.string("username");
         let password = f.string("password");
         if f.optional_string("grant_type")
@@ -90,7 +222,7 @@ impl Fields {
             f.push(json!({"type": "string_pattern_mismatch", "loc": ["body", "grant_type"],
                 "msg": "String should match pattern '^password$'", "ctx": {"pattern": "^password$"}}));
         }
-        (f, identifier, password)
+        Ok((f, identifier, password))
     }
 
     /// A required string field.
@@ -98,11 +230,12 @@ impl Fields {
         self.required_string(name).unwrap_or_default()
     }
 
-    /// A required string field: `None` when it is missing or not a string (recorded).
-    fn required_string(&mut self, name: &str) -> Option<String> {
+    /// A required string field: `None` when it is missing or not a string (recorded: absent
+    /// is `missing`, `null` or another type is `string_type`).
+    pub(crate) fn required_string(&mut self, name: &str) -> Option<String> {
         match self.map.get(name) {
             Some(Value::String(s)) => Some(s.clone()),
-            None | Some(Value::Null) => {
+            None => {
                 self.errors
                     .push(entry("missing", &[name], "Field required"));
                 None
@@ -243,33 +376,260 @@ mod tests {
         }
     }
 
+    fn raw(kind: BodyType, bytes: &[u8]) -> RawBody {
+        RawBody {
+            bytes: Bytes::copy_from_slice(bytes),
+            kind,
+        }
+    }
+
+    fn json_body(bytes: &[u8]) -> RawBody {
+        raw(BodyType::Json, bytes)
+    }
+
+    fn typed(content_type: &str) -> BodyType {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, content_type.parse().unwrap());
+        BodyType::of(&headers)
+    }
+
+    /// The 422 entries of `err` as `(type, loc)` pairs.
+    fn entries(err: &AuthError) -> Vec<(String, Value)> {
+        err.detail()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["type"].as_str().unwrap().to_owned(), e["loc"].clone()))
+            .collect()
+    }
+
     #[test]
     fn missing_and_mistyped_fields_name_the_field() {
-        let mut f = Fields::json(br#"{"email": 5}"#).unwrap();
+        let mut f = Fields::json(&json_body(br#"{"email": 5}"#)).unwrap();
         f.string("email");
         f.string("password");
         let err = f.finish().unwrap_err();
         assert_eq!(err.status(), 422);
-        let text = err.detail().to_string();
-        assert!(
-            text.contains("\"email\"") && text.contains("\"password\"") && text.contains("missing")
+        assert_eq!(
+            entries(&err),
+            [
+                ("string_type".to_owned(), json!(["body", "email"])),
+                ("missing".to_owned(), json!(["body", "password"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn null_is_a_mistyped_string_not_a_missing_one() {
+        let mut f = Fields::json(&json_body(br#"{"email": null, "note": null}"#)).unwrap();
+        assert_eq!(f.required_string("email"), None);
+        assert_eq!(
+            f.optional_string("note"),
+            None,
+            "optional fields accept null"
+        );
+        assert_eq!(
+            entries(&f.finish().unwrap_err()),
+            [("string_type".to_owned(), json!(["body", "email"]))]
         );
     }
 
     #[test]
     fn malformed_json_is_422() {
-        assert_eq!(Fields::json(b"{nope").unwrap_err().status(), 422);
-        assert_eq!(Fields::json(b"[1]").unwrap_err().status(), 422);
+        let err = Fields::json(&json_body(b"{nope")).unwrap_err();
+        assert_eq!(err.status(), 422);
+        assert_eq!(entries(&err)[0].0, "json_invalid");
+        let err = Fields::json(&json_body(b"[1]")).unwrap_err();
+        assert_eq!(
+            entries(&err),
+            [("model_attributes_type".to_owned(), json!(["body"]))]
+        );
+    }
+
+    #[test]
+    fn an_empty_body_is_missing() {
+        for kind in [BodyType::Json, BodyType::Other] {
+            let err = Fields::json(&raw(kind, b"")).unwrap_err();
+            assert_eq!(entries(&err), [("missing".to_owned(), json!(["body"]))]);
+        }
+    }
+
+    #[test]
+    fn json_routes_read_only_json_content_types() {
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/vnd.api+json",
+            "application/merge-patch+JSON ; q=1",
+        ] {
+            assert_eq!(typed(ct), BodyType::Json, "{ct}");
+        }
+        assert_eq!(
+            typed("application/x-www-form-urlencoded; charset=utf-8"),
+            BodyType::UrlEncoded
+        );
+        assert_eq!(
+            typed("Multipart/Form-Data; boundary=x"),
+            BodyType::Multipart("Multipart/Form-Data; boundary=x".into())
+        );
+        for ct in ["text/plain", "text/json", "application/jsonx", "json", ""] {
+            assert_eq!(typed(ct), BodyType::Other, "{ct}");
+        }
+        assert_eq!(BodyType::of(&HeaderMap::new()), BodyType::Other);
+
+        let object = br#"{"email": "ada@example.com"}"#;
+        for kind in [
+            BodyType::Other,
+            BodyType::UrlEncoded,
+            BodyType::Multipart("multipart/form-data; boundary=x".into()),
+        ] {
+            let err = Fields::json(&raw(kind, object)).unwrap_err();
+            assert_eq!(
+                entries(&err),
+                [("model_attributes_type".to_owned(), json!(["body"]))]
+            );
+        }
+        assert!(Fields::json(&raw(typed("application/vnd.api+json"), object)).is_ok());
     }
 
     #[test]
     fn forms_and_booleans() {
-        let mut f = Fields::form(b"username=ada&password=p%20w&remember_me=true&remember_me=false");
+        let mut f = Fields::form(b"username=ada&password=p%20w&remember_me=false&remember_me=true");
         assert_eq!(f.string("password"), "p w");
-        assert!(f.boolean("remember_me", false));
+        assert!(f.boolean("remember_me", false), "the last value wins");
         assert!(f.finish().is_ok());
         let mut f = Fields::form(b"remember_me=maybe");
         f.boolean("remember_me", false);
         assert!(f.finish().is_err());
+    }
+
+    #[test]
+    fn repeated_form_fields_last_wins_and_empty_is_missing() {
+        let mut f = Fields::form(b"username=nobody&username=ada&password=");
+        assert_eq!(f.string("username"), "ada");
+        assert_eq!(f.required_string("password"), None);
+        assert_eq!(
+            entries(&f.finish().unwrap_err()),
+            [("missing".to_owned(), json!(["body", "password"]))]
+        );
+        let mut f = Fields::form(b"username=ada&username=");
+        assert_eq!(f.required_string("username"), None, "a last empty value");
+    }
+
+    fn multipart_body(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+        let mut out = String::new();
+        for (name, file, value) in parts {
+            out.push_str("--XyZ\r\n");
+            match file {
+                Some(f) => out.push_str(&format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                     Content-Type: text/plain\r\n\r\n"
+                )),
+                None => out.push_str(&format!(
+                    "Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                )),
+            }
+            out.push_str(value);
+            out.push_str("\r\n");
+        }
+        out.push_str("--XyZ--\r\n");
+        out.into_bytes()
+    }
+
+    #[tokio::test]
+    async fn password_forms_urlencoded_and_multipart() {
+        let form = raw(
+            BodyType::UrlEncoded,
+            b"username=ada&password=pw&grant_type=password",
+        );
+        let (f, user, pw) = Fields::password_form(&form).await.unwrap();
+        assert_eq!((user.as_str(), pw.as_str()), ("ada", "pw"));
+        assert!(f.finish().is_ok());
+
+        let body = multipart_body(&[
+            ("username", None, "nobody"),
+            ("username", None, "ada"),
+            ("password", None, "p w"),
+            ("avatar", Some("a.txt"), "file bytes"),
+            ("password", Some("p.txt"), "not the password"),
+            ("remember_me", None, "true"),
+        ]);
+        let mp = raw(typed("multipart/form-data; boundary=XyZ"), &body);
+        let (mut f, user, pw) = Fields::password_form(&mp).await.unwrap();
+        assert_eq!((user.as_str(), pw.as_str()), ("ada", "p w"));
+        assert!(f.boolean("remember_me", false));
+        assert!(f.finish().is_ok());
+
+        let body = multipart_body(&[("username", None, ""), ("password", None, "pw")]);
+        let mp = raw(typed("multipart/form-data; boundary=XyZ"), &body);
+        let (f, _, _) = Fields::password_form(&mp).await.unwrap();
+        assert_eq!(
+            entries(&f.finish().unwrap_err()),
+            [("missing".to_owned(), json!(["body", "username"]))]
+        );
+    }
+
+    #[tokio::test]
+    async fn other_bodies_have_no_form_fields() {
+        for kind in [BodyType::Json, BodyType::Other] {
+            let body = raw(kind, br#"{"username": "ada", "password": "pw"}"#);
+            let (f, _, _) = Fields::password_form(&body).await.unwrap();
+            assert_eq!(
+                entries(&f.finish().unwrap_err()),
+                [
+                    ("missing".to_owned(), json!(["body", "username"])),
+                    ("missing".to_owned(), json!(["body", "password"])),
+                ]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn broken_multipart_is_400() {
+        let no_boundary = raw(typed("multipart/form-data"), b"username=ada");
+        let err = Fields::password_form(&no_boundary).await.unwrap_err();
+        assert_eq!(err.status(), 400);
+        let truncated = raw(
+            typed("multipart/form-data; boundary=XyZ"),
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nada",
+        );
+        let err = Fields::password_form(&truncated).await.unwrap_err();
+        assert_eq!(
+            (err.status(), err.detail()),
+            (StatusCode::BAD_REQUEST, &json!(UNPARSABLE))
+        );
+    }
+
+    #[tokio::test]
+    async fn read_errors_are_413_past_the_cap_else_400() {
+        let big = Request::new(axum::body::Body::from(vec![b'a'; MAX_BODY + 1]));
+        let err = RawBody::from_request(big, &()).await.err().unwrap();
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let broken = futures_stream_error();
+        let err = RawBody::from_request(broken, &()).await.err().unwrap();
+        assert_eq!(
+            (err.status(), err.detail()),
+            (StatusCode::BAD_REQUEST, &json!(UNPARSABLE))
+        );
+        let ok = Request::new(axum::body::Body::from(vec![b'a'; MAX_BODY]));
+        assert!(
+            RawBody::from_request(ok, &()).await.is_ok(),
+            "the cap itself is fine"
+        );
+    }
+
+    /// A request whose body fails mid-read, as a client that aborts leaves it.
+    fn futures_stream_error() -> Request {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"{\"a\":")),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "gone",
+            )),
+        ];
+        Request::new(axum::body::Body::from_stream(futures_util::stream::iter(
+            chunks,
+        )))
     }
 }

@@ -23,8 +23,13 @@ use crate::layer::rate_limit::{report, Counted};
 const SIGNUP_ACCEPTED: &str = "If the email is available, check your inbox to finish signing up.";
 const MAX_USERNAME: usize = 64;
 
-/// Checks a new password against the policy, recording a 422 entry for `field`.
-fn check_new_password(fields: &mut Fields, field: &str, password: &str) {
+/// Checks a new password against the policy, recording a 422 entry for `field`. A password
+/// that is missing or not a string (`None`, already recorded) is not checked: one entry per
+/// field, as crudauth answers.
+fn check_new_password(fields: &mut Fields, field: &str, password: Option<&str>) {
+    let Some(password) = password else {
+        return;
+    };
     if let Err(violation) = PasswordPolicy::default().check(password) {
         fields.push(violation.to_json_entry(field));
     }
@@ -33,18 +38,19 @@ fn check_new_password(fields: &mut Fields, field: &str, password: &str) {
 pub(super) async fn register(
     State(auth): State<CrudAuth>,
     client: Client,
-    RawBody(body): RawBody,
+    body: RawBody,
 ) -> Result<Response, AuthError> {
     let mut f = Fields::json(&body)?;
     let email = f.email("email");
     let username = f.string("username");
-    let password = f.string("password");
+    let password = f.required_string("password");
     if username.chars().count() > MAX_USERNAME {
         f.push(json!({"type": "string_too_long", "loc": ["body", "username"],
             "msg": format!("String should have at most {MAX_USERNAME} characters"), "ctx": {"max_length": MAX_USERNAME}}));
     }
-    check_new_password(&mut f, "password", &password);
+    check_new_password(&mut f, "password", password.as_deref());
     f.finish()?;
+    let password = password.unwrap_or_default();
     let email = canonical_email(&email);
 
     // Counted once the body is valid, before the duplicate checks (as crudauth): probing for
@@ -140,13 +146,14 @@ pub(super) async fn me(user: CurrentUser) -> Response {
 pub(super) async fn change_password(
     State(auth): State<CrudAuth>,
     principal: CurrentUser,
-    RawBody(body): RawBody,
+    body: RawBody,
 ) -> Result<Response, AuthError> {
     let mut f = Fields::json(&body)?;
     let current = f.string("current_password");
-    let new = f.string("new_password");
-    check_new_password(&mut f, "new_password", &new);
+    let new = f.required_string("new_password");
+    check_new_password(&mut f, "new_password", new.as_deref());
     f.finish()?;
+    let new = new.unwrap_or_default();
     let user = &principal.user;
     if !user.has_usable_password() {
         return Err(AuthError::bad_request(
@@ -171,12 +178,13 @@ pub(super) async fn change_password(
 pub(super) async fn set_password(
     State(auth): State<CrudAuth>,
     principal: CurrentUser,
-    RawBody(body): RawBody,
+    body: RawBody,
 ) -> Result<Response, AuthError> {
     let mut f = Fields::json(&body)?;
-    let new = f.string("new_password");
-    check_new_password(&mut f, "new_password", &new);
+    let new = f.required_string("new_password");
+    check_new_password(&mut f, "new_password", new.as_deref());
     f.finish()?;
+    let new = new.unwrap_or_default();
     if principal.user.has_usable_password() {
         return Err(AuthError::bad_request(
             "Account already has a password; use the password reset flow to change it.",

@@ -43,7 +43,7 @@ fn answer(bearer: &BearerState, issued: &IssuedTokens) -> Response {
 pub(super) async fn token(
     State(auth): State<CrudAuth>,
     client: Client,
-    RawBody(body): RawBody,
+    body: RawBody,
 ) -> Result<Response, AuthError> {
     let bearer = bearer(&auth)?;
     // A cookie-setting sign-in from another site is login CSRF.
@@ -51,7 +51,7 @@ pub(super) async fn token(
         client.refuse_cross_site_login()?;
     }
     // The OAuth2 password form; `client_id` and `client_secret` are accepted and ignored.
-    let (mut f, identifier, password) = Fields::password_form(&body);
+    let (mut f, identifier, password) = Fields::password_form(&body).await?;
     let scope = f.optional_string("scope").unwrap_or_default();
     f.finish()?;
     let user = auth
@@ -72,13 +72,13 @@ fn from_body(body: &[u8]) -> Option<String> {
 pub(super) async fn refresh(
     State(auth): State<CrudAuth>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: RawBody,
 ) -> Result<Response, AuthError> {
     let bearer = bearer(&auth)?;
     // The cookie first, in both modes; the body only in body mode.
     let token = match cookies::read(&headers, REFRESH_COOKIE) {
         Some(cookie) => Some(cookie.to_owned()),
-        None if bearer.refresh == RefreshMode::Body => from_body(&body),
+        None if bearer.refresh == RefreshMode::Body => from_body(&body.bytes),
         None => None,
     };
     let Some(token) = token else {

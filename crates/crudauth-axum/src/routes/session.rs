@@ -80,10 +80,10 @@ pub(super) async fn login(
     State(auth): State<CrudAuth>,
     client: Client,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: RawBody,
 ) -> Result<Response, AuthError> {
     client.refuse_cross_site_login()?;
-    let (mut f, identifier, password) = Fields::password_form(&body);
+    let (mut f, identifier, password) = Fields::password_form(&body).await?;
     let remember_me = f.boolean("remember_me", false);
     f.finish()?;
     let sessions = sessions(&auth)?;
