@@ -573,6 +573,14 @@ async fn change_and_set_password(backend: Backend) {
         (r.status, r.detail()),
         (401, "Current password is incorrect.")
     );
+    // crudauth's order: the current password is checked before the new one's policy.
+    let r = here
+        .post_csrf(
+            &url,
+            Body::Json(json!({"current_password": "wrong one!", "new_password": "short"})),
+        )
+        .await;
+    assert_eq!(r.status, 401);
     let r = here
         .post_csrf(
             &url,
@@ -580,6 +588,7 @@ async fn change_and_set_password(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 422);
+    assert_eq!(r.json["detail"][0]["type"], "string_too_short");
     let r = here
         .send(
             "POST",
@@ -614,19 +623,22 @@ async fn change_and_set_password(backend: Backend) {
         .sign_in(&app.url("/login"), "ada", "new password 1", &[])
         .await;
     assert_eq!(new.status, 200);
-    let r = here
-        .post_csrf(
-            &app.url("/set-password"),
-            Body::Json(json!({"new_password": "another one 2"})),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.detail()),
-        (
-            400,
-            "Account already has a password; use the password reset flow to change it."
-        )
-    );
+    // "Already has a password" comes before the policy, however weak the new one.
+    for weak_or_not in ["another one 2", "x"] {
+        let r = here
+            .post_csrf(
+                &app.url("/set-password"),
+                Body::Json(json!({ "new_password": weak_or_not })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.detail()),
+            (
+                400,
+                "Account already has a password; use the password reset flow to change it."
+            )
+        );
+    }
 }
 
 async fn gates(backend: Backend) {

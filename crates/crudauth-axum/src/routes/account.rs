@@ -26,6 +26,14 @@ const MAX_USERNAME: usize = 64;
 /// Checks a new password against the policy, recording a 422 entry for `field`. A password
 /// that is missing or not a string (`None`, already recorded) is not checked: one entry per
 /// field, as crudauth answers.
+/// A 422 when `password` breaks the policy, checked once the route's other checks passed (as
+/// crudauth orders them on `/change-password` and `/set-password`).
+fn enforce_policy(field: &str, password: &str) -> Result<(), AuthError> {
+    PasswordPolicy::default()
+        .check(password)
+        .map_err(|violation| AuthError::validation(vec![violation.to_json_entry(field)]))
+}
+
 fn check_new_password(fields: &mut Fields, field: &str, password: Option<&str>) {
     let Some(password) = password else {
         return;
@@ -150,10 +158,8 @@ pub(super) async fn change_password(
 ) -> Result<Response, AuthError> {
     let mut f = Fields::json(&body)?;
     let current = f.string("current_password");
-    let new = f.required_string("new_password");
-    check_new_password(&mut f, "new_password", new.as_deref());
+    let new = f.string("new_password");
     f.finish()?;
-    let new = new.unwrap_or_default();
     let user = &principal.user;
     if !user.has_usable_password() {
         return Err(AuthError::bad_request(
@@ -169,6 +175,7 @@ pub(super) async fn change_password(
             "Current password is incorrect.",
         ));
     }
+    enforce_policy("new_password", &new)?;
     let updated = store_password(&auth, &user.id, &new, true).await?;
     auth.end_other_credentials(&updated, principal.session.as_ref())
         .await?;
@@ -180,11 +187,11 @@ pub(super) async fn set_password(
     principal: CurrentUser,
     body: RawBody,
 ) -> Result<Response, AuthError> {
+    // crudauth's order: the body's shape, then "already has a password", then freshness, and
+    // only then the policy.
     let mut f = Fields::json(&body)?;
-    let new = f.required_string("new_password");
-    check_new_password(&mut f, "new_password", new.as_deref());
+    let new = f.string("new_password");
     f.finish()?;
-    let new = new.unwrap_or_default();
     if principal.user.has_usable_password() {
         return Err(AuthError::bad_request(
             "Account already has a password; use the password reset flow to change it.",
@@ -195,6 +202,7 @@ pub(super) async fn set_password(
             "Sign in again to continue: this needs a recent sign-in.",
         ));
     }
+    enforce_policy("new_password", &new)?;
     store_password(&auth, &principal.user.id, &new, false).await?;
     Ok(reply(StatusCode::OK, detail("Password set."), vec![]))
 }
