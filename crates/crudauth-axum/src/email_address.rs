@@ -164,11 +164,17 @@ fn split_address(address: &str) -> Result<Parts<'_>, String> {
 fn split_at_unquoted<'a>(text: &'a str, specials: &[char]) -> Result<(&'a str, &'a str), String> {
     let mut inside_quote = false;
     let mut escaped = false;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        // `<` followed by U+0338 normalizes to `≮`, which is not an angle bracket.
-        let combines = c == '<' && chars.peek().is_some_and(|&(_, n)| n == '\u{338}');
-        if combines {
+    for (i, c) in text.char_indices() {
+        // `<` with a following U+0338 (among any combining marks, which NFC reorders)
+        // normalizes to `≮`, which is not an angle bracket.
+        if c == '<'
+            && text
+                .get(i + 1..)
+                .unwrap_or("")
+                .chars()
+                .take_while(|&n| is_combining_mark(n))
+                .any(|n| n == '\u{338}')
+        {
             continue;
         }
         if inside_quote {
@@ -498,6 +504,9 @@ fn to_alabel(label: &str) -> Result<String, String> {
     let alabel = if label.is_ascii() {
         label.to_owned()
     } else {
+        if label.chars().skip(2).take(2).eq("--".chars()) {
+            return fail("Label has disallowed hyphens in 3rd and 4th position");
+        }
         if label.chars().next().is_some_and(is_combining_mark) {
             return fail("Label begins with an illegal combining character");
         }
@@ -882,6 +891,7 @@ mod tests {
         ("a<b>@example.com", "There can't be anything after the email address."),
         ("Alice <>", "An email address must have an @-sign."),
         ("a <b <c@d.com>>", "The email address contains invalid characters before the @-sign: '<', SPACE."),
+        ("Al <\u{301}\u{338}b@example.com>", "The email address contains invalid characters before the @-sign: '<', SPACE."),
         // Before the @-sign.
         ("@example.com", "There must be something before the @-sign."),
         ("\"\"@example.com", "There must be something before the @-sign."),
@@ -930,6 +940,7 @@ mod tests {
         ("a@x.-com", "An email address cannot have a period and a hyphen next to each other."),
         ("a@xn--abc-.com", "An email address cannot have a period and a hyphen next to each other."),
         ("a@ab--c.com", "An email address cannot have two letters followed by two dashes immediately after the @-sign or after a period, except Punycode."),
+        ("a@xn--\u{fc}.com", "The part after the @-sign is invalid (Label has disallowed hyphens in 3rd and 4th position)."),
         ("a@\u{2603}.com", "The part after the @-sign is invalid (Codepoint U+2603 at position 1 of '\u{2603}' not allowed)."),
         ("a@localhost", NO_PERIOD),
         ("a@b", NO_PERIOD),
