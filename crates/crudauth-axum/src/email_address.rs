@@ -214,7 +214,7 @@ fn unquote(text: &str) -> Result<(String, bool), String> {
             } else if c == '\\' {
                 escaped = true;
             } else if c == '"' {
-                let rest = &text[i + 1..];
+                let rest = text.get(i + 1..).unwrap_or("");
                 if !rest.is_empty() {
                     let shown: Vec<String> = rest.chars().map(display_char).collect();
                     return Err(format!(
