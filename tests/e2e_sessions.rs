@@ -144,6 +144,16 @@ async fn register_validation(backend: Backend) {
             .await;
         assert_eq!(r.status, 422, "{raw:?}");
     }
+    // The email entry is pydantic's, reason included in ctx, the input never echoed.
+    let body = json!({"email": "a..b@example.com", "username": "x", "password": PW});
+    let r = b.send("POST", &url, Body::Json(body), &[]).await;
+    let reason = "An email address cannot have two periods in a row.";
+    assert_eq!(
+        r.json["detail"],
+        json!([{"type": "value_error", "loc": ["body", "email"],
+                "msg": format!("value is not a valid email address: {reason}"),
+                "ctx": {"reason": reason}}])
+    );
     assert!(
         app.emails().is_empty(),
         "nothing is created by invalid input"

@@ -33,6 +33,7 @@ mod body;
 mod builder;
 pub mod client_ip;
 mod cookies;
+mod email_address;
 mod error;
 pub mod extract;
 mod failure_log;
