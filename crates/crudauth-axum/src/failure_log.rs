@@ -3,7 +3,7 @@
 //! failure is therefore logged at ERROR at most once per [`INTERVAL_MS`], saying how many like
 //! it were folded in since; the others go to DEBUG.
 //!
-//! ```ignore
+//! ```text
 //! static LOG: FailureLog = FailureLog::new();
 //! LOG.report("authentication backend failed; answering 503", &error);
 //! ```
