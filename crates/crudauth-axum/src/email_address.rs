@@ -1,6 +1,6 @@
 //! The email-address check behind every `email` body field.
 //!
-//! ```ignore
+//! ```text
 //! // Crate-private, so this block is not compiled as a doctest.
 //! assert_eq!(check(" Ada@Example.COM "), Ok(()));
 //! assert_eq!(
