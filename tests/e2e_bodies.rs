@@ -203,7 +203,7 @@ async fn login_reads_forms_only(backend: Backend) {
         Body::Untyped(fields.into_bytes()),
         Body::None,
     ] {
-        let r = Browser::new().send("POST", &url, body, &[]).await;
+        let r = post_fresh(&url, body).await;
         assert_eq!(entries(&r), both_missing);
         assert!(r.headers.get("set-cookie").is_none());
     }
@@ -231,68 +231,53 @@ async fn login_reads_forms_only(backend: Backend) {
     assert_eq!(b.get(&app.url("/me")).await.status, 200);
 
     // The last value of a repeated field wins, urlencoded and multipart alike.
-    let r = Browser::new()
-        .send(
-            "POST",
-            &url,
-            form(&[
-                ("username", "nobody"),
-                ("username", "ada"),
-                ("password", PW),
-            ]),
-            &[],
-        )
-        .await;
+    let r = post_fresh(
+        &url,
+        form(&[
+            ("username", "nobody"),
+            ("username", "ada"),
+            ("password", PW),
+        ]),
+    )
+    .await;
     assert_eq!((r.status, &r.json["username"]), (200, &json!("ada")));
-    let r = Browser::new()
-        .send(
-            "POST",
-            &url,
-            form(&[
-                ("username", "ada"),
-                ("username", "nobody"),
-                ("password", PW),
-            ]),
-            &[],
-        )
-        .await;
+    let r = post_fresh(
+        &url,
+        form(&[
+            ("username", "ada"),
+            ("username", "nobody"),
+            ("password", PW),
+        ]),
+    )
+    .await;
     assert_eq!(r.status, 401, "the first value is not the one read");
-    let r = Browser::new()
-        .send(
-            "POST",
-            &url,
-            multipart(&[
-                ("username", None, "nobody"),
-                ("password", None, PW),
-                ("username", None, "ada"),
-            ]),
-            &[],
-        )
-        .await;
+    let r = post_fresh(
+        &url,
+        multipart(&[
+            ("username", None, "nobody"),
+            ("password", None, PW),
+            ("username", None, "ada"),
+        ]),
+    )
+    .await;
     assert_eq!((r.status, &r.json["username"]), (200, &json!("ada")));
 
     // A multipart body without its boundary, or cut short, cannot be parsed.
-    let r = Browser::new()
-        .send(
-            "POST",
-            &url,
-            Body::Raw(b"username=ada".to_vec(), "multipart/form-data"),
-            &[],
-        )
-        .await;
+    let r = post_fresh(
+        &url,
+        Body::Raw(b"username=ada".to_vec(), "multipart/form-data"),
+    )
+    .await;
     assert_eq!(r.status, 400);
-    let r = Browser::new()
-        .send(
-            "POST",
-            &url,
-            Body::Raw(
-                b"------crudauthXyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nada"
-                    .to_vec(),
-                BOUNDARY,
-            ),
-            &[],
-        )
-        .await;
+    let r = post_fresh(
+        &url,
+        Body::Raw(
+            b"------crudauthXyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nada"
+                .to_vec(),
+            BOUNDARY,
+        ),
+    )
+    .await;
     assert_eq!(
         (r.status, r.detail()),
         (400, "There was an error parsing the body")
@@ -311,24 +296,14 @@ async fn empty_fields_are_missing_and_not_attempts(backend: Backend) {
     app.user("ada@example.com", "ada", PW).await;
     let url = app.url("/login");
     for _ in 0..5 {
-        let r = Browser::new()
-            .send(
-                "POST",
-                &url,
-                form(&[("username", ""), ("password", "wrong one!")]),
-                &[],
-            )
-            .await;
+        let r = post_fresh(&url, form(&[("username", ""), ("password", "wrong one!")])).await;
         assert_eq!(entries(&r), one("missing", json!(["body", "username"])));
         assert_eq!(r.json["detail"][0]["msg"], "Field required");
-        let r = Browser::new()
-            .send(
-                "POST",
-                &url,
-                multipart(&[("username", None, "ada"), ("password", None, "")]),
-                &[],
-            )
-            .await;
+        let r = post_fresh(
+            &url,
+            multipart(&[("username", None, "ada"), ("password", None, "")]),
+        )
+        .await;
         assert_eq!(entries(&r), one("missing", json!(["body", "password"])));
     }
     // None of those counted: this address and ada have both of their 2 attempts left, and
@@ -373,30 +348,20 @@ async fn token_reads_multipart(backend: Backend) {
         )
         .await;
     assert_eq!((me.status, &me.json["username"]), (200, &json!("ada")));
-    let r = Browser::new()
-        .send(
-            "POST",
-            &url,
-            multipart(&[
-                ("grant_type", None, "client_credentials"),
-                ("username", None, "ada"),
-                ("password", None, PW),
-            ]),
-            &[],
-        )
-        .await;
+    let r = post_fresh(
+        &url,
+        multipart(&[
+            ("grant_type", None, "client_credentials"),
+            ("username", None, "ada"),
+            ("password", None, PW),
+        ]),
+    )
+    .await;
     assert_eq!(
         entries(&r),
         one("string_pattern_mismatch", json!(["body", "grant_type"]))
     );
-    let r = Browser::new()
-        .send(
-            "POST",
-            &url,
-            Body::Json(json!({"username": "ada", "password": PW})),
-            &[],
-        )
-        .await;
+    let r = post_fresh(&url, Body::Json(json!({"username": "ada", "password": PW}))).await;
     assert_eq!(entries(&r).len(), 2, "a JSON body has no form fields");
 }
 
@@ -490,24 +455,18 @@ async fn unreadable_bodies_are_400_and_oversized_413(backend: Backend) {
         );
     }
     // And with a Content-Length, over HTTP as a client sends it.
-    let r = Browser::new()
-        .send(
-            "POST",
-            &app.url("/register"),
-            Body::Raw(vec![b' '; 64 * 1024 + 1], "application/json"),
-            &[],
-        )
-        .await;
+    let r = post_fresh(
+        &app.url("/register"),
+        Body::Raw(vec![b' '; 64 * 1024 + 1], "application/json"),
+    )
+    .await;
     assert_eq!((r.status, r.detail()), (413, "Request body too large"));
     // The server is still well.
-    let r = Browser::new()
-        .send(
-            "POST",
-            &app.url("/register"),
-            Body::Json(json!({"email": "a@example.com", "username": "a", "password": PW})),
-            &[],
-        )
-        .await;
+    let r = post_fresh(
+        &app.url("/register"),
+        Body::Json(json!({"email": "a@example.com", "username": "a", "password": PW})),
+    )
+    .await;
     assert_eq!(r.status, 200);
 }
 
@@ -526,4 +485,9 @@ mod memory {
 
 mod redis {
     all_cases!(crudauth_tests::app::Backend::Redis);
+}
+
+/// POSTs `body` to `url` from a browser with no cookies.
+async fn post_fresh(url: &str, body: Body) -> Answer {
+    Browser::new().send("POST", url, body, &[]).await
 }
