@@ -278,10 +278,7 @@ async fn login_reads_forms_only(backend: Backend) {
         ),
     )
     .await;
-    assert_eq!(
-        (r.status, r.detail()),
-        (400, "There was an error parsing the body")
-    );
+    assert_eq!((r.status, r.detail()), (400, "Invalid multipart data."));
 }
 
 async fn empty_fields_are_missing_and_not_attempts(backend: Backend) {

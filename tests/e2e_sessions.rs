@@ -133,6 +133,32 @@ async fn register_validation(backend: Backend) {
             "{body}: {entries:?}"
         );
     }
+    // crudauth's stages, each answering alone: the fields' shapes, then the password policy,
+    // then the user name's length.
+    let long_name = "u".repeat(65);
+    let staged = [
+        (
+            json!({"email": "bad", "username": "x", "password": "short"}),
+            ("email", "value_error"),
+        ),
+        (
+            json!({"email": "s@example.com", "username": long_name, "password": "short"}),
+            ("password", "string_too_short"),
+        ),
+        (
+            json!({"email": "s@example.com", "username": long_name, "password": PW}),
+            ("username", "string_too_long"),
+        ),
+    ];
+    for (body, (field, kind)) in staged {
+        let r = b.send("POST", &url, Body::Json(body.clone()), &[]).await;
+        let entries = r.json["detail"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{body}: {entries:?}");
+        assert_eq!(
+            (&entries[0]["loc"][1], &entries[0]["type"]),
+            (&json!(field), &json!(kind))
+        );
+    }
     for raw in [&b"{not json"[..], b"[1,2]", b"", b"null"] {
         let r = b
             .send(

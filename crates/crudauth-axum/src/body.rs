@@ -22,6 +22,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// The 400 detail of a body that could not be read or parsed (FastAPI's wording).
 const UNPARSABLE: &str = "There was an error parsing the body";
 
+/// The 400 detail of a multipart body whose parts cannot be parsed (Starlette's wording).
+const BAD_MULTIPART: &str = "Invalid multipart data.";
+
 /// A request body's fields, with the validation errors found so far.
 #[derive(Debug, Default)]
 pub(crate) struct Fields {
@@ -101,6 +104,25 @@ fn read_error(err: axum::Error) -> AuthError {
     AuthError::bad_request(UNPARSABLE)
 }
 
+/// Where JSON decoding failed, as Python's `json` reports it (and so FastAPI's `loc`): a
+/// 0-based character offset into the body, the body's length when it ended too soon. serde
+/// reports a 1-based line and column instead.
+fn json_error_position(body: &[u8], error: &serde_json::Error) -> usize {
+    let text = String::from_utf8_lossy(body);
+    if error.is_eof() {
+        return text.chars().count();
+    }
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(error.line().saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let end = line_start
+        .saturating_add(error.column().saturating_sub(1))
+        .min(text.len());
+    text.get(..end).map_or(0, |before| before.chars().count())
+}
+
 fn entry(kind: &str, loc: &[&str], msg: &str) -> Value {
     let mut path = vec![Value::from("body")];
     path.extend(loc.iter().map(|s| Value::from(*s)));
@@ -136,8 +158,8 @@ impl Fields {
             }),
             Ok(_) => Err(not_an_object()),
             Err(e) => Err(AuthError::validation(vec![json!({
-                "type": "json_invalid", "loc": ["body", e.column()], "msg": "JSON decode error",
-                "ctx": {"error": e.to_string()}
+                "type": "json_invalid", "loc": ["body", json_error_position(&body.bytes, &e)],
+                "msg": "JSON decode error", "ctx": {"error": e.to_string()}
             })])),
         }
     }
@@ -179,7 +201,7 @@ impl Fields {
         while let Some(part) = parts
             .next_field()
             .await
-            .map_err(|_| AuthError::bad_request(UNPARSABLE))?
+            .map_err(|_| AuthError::bad_request(BAD_MULTIPART))?
         {
             let Some(name) = part.name().map(str::to_owned) else {
                 continue;
@@ -190,7 +212,7 @@ impl Fields {
             let value = part
                 .text()
                 .await
-                .map_err(|_| AuthError::bad_request(UNPARSABLE))?;
+                .map_err(|_| AuthError::bad_request(BAD_MULTIPART))?;
             pairs.push((name, value));
         }
         Ok(Self::from_pairs(pairs))
@@ -392,6 +414,17 @@ mod tests {
         let err = Fields::json(&json_body(b"{nope")).unwrap_err();
         assert_eq!(err.status(), 422);
         assert_eq!(entries(&err)[0].0, "json_invalid");
+        // Python's offsets: 0-based characters, the length at a premature end.
+        for (body, at) in [
+            (&b"hello"[..], 0),
+            (b"{", 1),
+            (b"{\"a\":1,}", 7),
+            (b"{\n  \"a\": 1,\n  x\n}", 14),
+            ("{\"é\": 1,}".as_bytes(), 8),
+        ] {
+            let err = Fields::json(&json_body(body)).unwrap_err();
+            assert_eq!(entries(&err)[0].1, json!(["body", at]), "{body:?}");
+        }
         let err = Fields::json(&json_body(b"[1]")).unwrap_err();
         assert_eq!(
             entries(&err),
@@ -550,7 +583,7 @@ mod tests {
         let err = Fields::password_form(&truncated).await.unwrap_err();
         assert_eq!(
             (err.status(), err.detail()),
-            (StatusCode::BAD_REQUEST, &json!(UNPARSABLE))
+            (StatusCode::BAD_REQUEST, &json!(BAD_MULTIPART))
         );
     }
 

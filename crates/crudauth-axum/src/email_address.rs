@@ -516,9 +516,10 @@ fn to_alabel(label: &str) -> Result<String, String> {
                 || c == '-'
                 || (!c.is_ascii() && (c.is_alphanumeric() || is_combining_mark(c)));
             if !pvalid {
+                // The IDNA library's own notation: at least four digits, never padded to eight.
                 return Err(format!(
-                    "Codepoint {} at position {} of '{label}' not allowed",
-                    code_point(c),
+                    "Codepoint U+{:04X} at position {} of '{label}' not allowed",
+                    u32::from(c),
                     position + 1
                 ));
             }
@@ -942,6 +943,7 @@ mod tests {
         ("a@ab--c.com", "An email address cannot have two letters followed by two dashes immediately after the @-sign or after a period, except Punycode."),
         ("a@xn--\u{fc}.com", "The part after the @-sign is invalid (Label has disallowed hyphens in 3rd and 4th position)."),
         ("a@\u{2603}.com", "The part after the @-sign is invalid (Codepoint U+2603 at position 1 of '\u{2603}' not allowed)."),
+        ("a@\u{1F600}.com", "The part after the @-sign is invalid (Codepoint U+1F600 at position 1 of '\u{1F600}' not allowed)."),
         ("a@localhost", NO_PERIOD),
         ("a@b", NO_PERIOD),
         ("a@test", NO_PERIOD),

@@ -23,24 +23,12 @@ use crate::layer::rate_limit::{report, Counted};
 const SIGNUP_ACCEPTED: &str = "If the email is available, check your inbox to finish signing up.";
 const MAX_USERNAME: usize = 64;
 
-/// Checks a new password against the policy, recording a 422 entry for `field`. A password
-/// that is missing or not a string (`None`, already recorded) is not checked: one entry per
-/// field, as crudauth answers.
-/// A 422 when `password` breaks the policy, checked once the route's other checks passed (as
-/// crudauth orders them on `/change-password` and `/set-password`).
+/// A 422 when `password` breaks the policy, checked once the body's fields are well formed and
+/// the route's other checks passed (crudauth's order).
 fn enforce_policy(field: &str, password: &str) -> Result<(), AuthError> {
     PasswordPolicy::default()
         .check(password)
         .map_err(|violation| AuthError::validation(vec![violation.to_json_entry(field)]))
-}
-
-fn check_new_password(fields: &mut Fields, field: &str, password: Option<&str>) {
-    let Some(password) = password else {
-        return;
-    };
-    if let Err(violation) = PasswordPolicy::default().check(password) {
-        fields.push(violation.to_json_entry(field));
-    }
 }
 
 pub(super) async fn register(
@@ -48,17 +36,20 @@ pub(super) async fn register(
     client: Client,
     body: RawBody,
 ) -> Result<Response, AuthError> {
+    // In crudauth's stages, each answering alone: the fields' shapes (all of them at once),
+    // then the password policy, then the user name's length.
     let mut f = Fields::json(&body)?;
     let email = f.email("email");
     let username = f.string("username");
-    let password = f.required_string("password");
-    if username.chars().count() > MAX_USERNAME {
-        f.push(json!({"type": "string_too_long", "loc": ["body", "username"],
-            "msg": format!("String should have at most {MAX_USERNAME} characters"), "ctx": {"max_length": MAX_USERNAME}}));
-    }
-    check_new_password(&mut f, "password", password.as_deref());
+    let password = f.string("password");
     f.finish()?;
-    let password = password.unwrap_or_default();
+    enforce_policy("password", &password)?;
+    if username.chars().count() > MAX_USERNAME {
+        return Err(AuthError::validation(vec![json!({
+            "type": "string_too_long", "loc": ["body", "username"],
+            "msg": format!("String should have at most {MAX_USERNAME} characters"),
+            "ctx": {"max_length": MAX_USERNAME}})]));
+    }
     let email = canonical_email(&email);
 
     // Counted once the body is valid, before the duplicate checks (as crudauth): probing for
