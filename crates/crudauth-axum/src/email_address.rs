@@ -532,77 +532,11 @@ fn to_alabel(label: &str) -> Result<String, String> {
     Ok(alabel)
 }
 
-/// RFC 3492 Punycode encoding of one label.
+/// RFC 3492 Punycode encoding of one label, by the `idna` crate (already in the build through
+/// `url`). It refuses only input far longer than any domain name, which then stays as given and
+/// fails the label length check.
 fn punycode(label: &str) -> String {
-    const BASE: u32 = 36;
-    const T_MIN: u32 = 1;
-    const T_MAX: u32 = 26;
-    const SKEW: u32 = 38;
-    const DAMP: u32 = 700;
-    fn adapt(mut delta: u32, points: u32, first: bool) -> u32 {
-        delta /= if first { DAMP } else { 2 };
-        delta += delta / points;
-        let mut k = 0;
-        while delta > ((BASE - T_MIN) * T_MAX) / 2 {
-            delta /= BASE - T_MIN;
-            k += BASE;
-        }
-        k + (BASE - T_MIN + 1) * delta / (delta + SKEW)
-    }
-    fn digit(d: u32) -> char {
-        // d < 36: a-z then 0-9.
-        let byte = if d < 26 {
-            b'a' + d as u8
-        } else {
-            b'0' + (d - 26) as u8
-        };
-        char::from(byte)
-    }
-    let input: Vec<u32> = label.chars().map(u32::from).collect();
-    let mut output: String = label.chars().filter(char::is_ascii).collect();
-    let basic = output.len() as u32;
-    let mut handled = basic;
-    if basic > 0 {
-        output.push('-');
-    }
-    let (mut n, mut delta, mut bias) = (0x80u32, 0u32, 72u32);
-    // Labels are at most 253 characters here, so none of this arithmetic can overflow.
-    while (handled as usize) < input.len() {
-        let m = input.iter().copied().filter(|&c| c >= n).min().unwrap_or(n);
-        delta += (m - n) * (handled + 1);
-        n = m;
-        for &c in &input {
-            if c < n {
-                delta += 1;
-            }
-            if c == n {
-                let mut q = delta;
-                let mut k = BASE;
-                loop {
-                    let t = if k <= bias {
-                        T_MIN
-                    } else if k >= bias + T_MAX {
-                        T_MAX
-                    } else {
-                        k - bias
-                    };
-                    if q < t {
-                        break;
-                    }
-                    output.push(digit(t + (q - t) % (BASE - t)));
-                    q = (q - t) / (BASE - t);
-                    k += BASE;
-                }
-                output.push(digit(q));
-                bias = adapt(delta, handled + 1, handled == basic);
-                delta = 0;
-                handled += 1;
-            }
-        }
-        delta += 1;
-        n += 1;
-    }
-    output
+    idna::punycode::encode_str(label).unwrap_or_else(|| label.to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
