@@ -27,7 +27,7 @@ use crudauth_axum::extract::{
     BearerOnly, CurrentUser, MaybeUser, SessionOnly, Superuser, Verified,
 };
 use crudauth_axum::{
-    BearerTransport, CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport,
+    AuthError, BearerTransport, CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport,
 };
 use crudauth_core::email::{LogSender, OutboxFile};
 use crudauth_core::user::{NewUser, UserId, UserStore};
@@ -83,16 +83,13 @@ async fn items(user: CurrentUser<BearerOnly>) -> Json<Value> {
 }
 
 /// An unknown path, answered as crudauth (FastAPI) does, so a frontend sees JSON everywhere.
-async fn not_found() -> (StatusCode, Json<Value>) {
-    (StatusCode::NOT_FOUND, Json(json!({"detail": "Not Found"})))
+async fn not_found() -> AuthError {
+    AuthError::new(StatusCode::NOT_FOUND, "Not Found")
 }
 
 /// A known path with a method it does not take (axum adds the `Allow` header).
-async fn method_not_allowed() -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({"detail": "Method Not Allowed"})),
-    )
+async fn method_not_allowed() -> AuthError {
+    AuthError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
 fn env(name: &str) -> Option<String> {
