@@ -1,0 +1,545 @@
+//! The security checklist's properties (docs/src/security.md), each demonstrated over HTTP
+//! against the real router, on memory and on Redis, where no feature test already does.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::prelude::*;
+use serde_json::{json, Value};
+
+use crudauth_core::secret::{sha256_hex, SessionId};
+use crudauth_core::user::UserStore;
+use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options, TestApp};
+use crudauth_tests::http::{form, Body, Browser};
+
+const PW: &str = "correct horse battery";
+
+/// The store key of the session a `session_id` cookie names.
+fn record_key(app: &TestApp, cookie: &str) -> String {
+    let sessions = app.auth.sessions().unwrap();
+    format!(
+        "s:{}",
+        sessions.handle_of(&SessionId::from_client(cookie.to_owned()))
+    )
+}
+
+async fn record_exists(app: &TestApp, cookie: &str) -> bool {
+    app.auth
+        .store()
+        .get(&record_key(app, cookie))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// S8: a live session id or access token counts only from its cookie or the `Authorization`
+/// header, never from the query string, a form field or another header.
+async fn credentials_only_from_their_own_places(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let ada = app.signed_in("ada", PW).await;
+    let sid = ada.cookies["session_id"].clone();
+    let token = Browser::new()
+        .sign_in(&app.url("/token"), "ada", PW, &[])
+        .await
+        .json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut anon = Browser::new();
+    for query in [
+        format!("session_id={sid}"),
+        format!("session={sid}"),
+        format!("access_token={token}"),
+        format!("token={token}"),
+    ] {
+        let r = anon.get(&app.url(&format!("/feed?{query}"))).await;
+        assert_eq!(r.json, json!({"auth": false}), "?{query}");
+        let r = anon.get(&app.url(&format!("/dashboard?{query}"))).await;
+        assert_eq!(r.status, 401, "?{query}");
+    }
+    for (name, value) in [
+        ("x-session", sid.as_str()),
+        ("x-session-id", sid.as_str()),
+        ("session_id", sid.as_str()),
+        ("x-access-token", token.as_str()),
+        ("authorization", sid.as_str()),
+        ("authorization", token.as_str()),
+    ] {
+        let r = anon
+            .get_with(&app.url("/dashboard"), &[(name, value)])
+            .await;
+        assert_eq!(r.status, 401, "{name}");
+    }
+    let r = anon
+        .send(
+            "POST",
+            &app.url("/account/settings"),
+            form(&[("session_id", &sid), ("access_token", &token)]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 401, "form fields carry no credential");
+    // The controls: the same values in their own places do sign in.
+    let mut cookie = Browser::new();
+    cookie.cookies.insert("session_id".into(), sid);
+    assert_eq!(cookie.get(&app.url("/dashboard")).await.status, 200);
+    let auth = format!("Bearer {token}");
+    let r = anon
+        .get_with(&app.url("/dashboard"), &[("authorization", &auth)])
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+/// S3: an id the server never issued is never accepted nor adopted, and leaves nothing in
+/// the store.
+async fn unissued_ids_are_never_adopted(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let planted = SessionId::generate().expose().to_owned();
+    let mut b = Browser::new();
+    b.cookies.insert("session_id".into(), planted.clone());
+    for path in ["/me", "/dashboard", "/sessions"] {
+        let r = b.get(&app.url(path)).await;
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(r.cookie_value("session_id"), None, "{path} sets no cookie");
+    }
+    assert_eq!(b.get(&app.url("/feed")).await.json, json!({"auth": false}));
+    assert!(!record_exists(&app, &planted).await);
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
+    assert_eq!(r.status, 200);
+    let issued = r.cookie_value("session_id").unwrap();
+    assert_ne!(issued, planted);
+    assert!(record_exists(&app, &issued).await);
+    assert!(
+        !record_exists(&app, &planted).await,
+        "signing in adopts nothing"
+    );
+}
+
+/// S4, S5: a sign-in gives a new id and deletes the presented session's record; logout
+/// deletes the record, clears the cookies and the old cookie is dead.
+async fn login_replaces_and_logout_deletes_the_record(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    let ada = app.user("ada@example.com", "ada", PW).await;
+    let mut b = app.signed_in("ada", PW).await;
+    let first = b.cookies["session_id"].clone();
+    assert!(record_exists(&app, &first).await);
+    b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
+    let second = b.cookies["session_id"].clone();
+    assert_ne!(first, second);
+    assert!(!record_exists(&app, &first).await, "the old record is gone");
+    assert!(record_exists(&app, &second).await);
+    let listed = app.auth.sessions().unwrap().list(&ada.id).await.unwrap();
+    assert_eq!(listed.len(), 1, "the index lists only the live session");
+
+    let r = b.post_csrf(&app.url("/logout"), Body::None).await;
+    assert_eq!(r.status, 200);
+    for name in ["session_id", "csrf_token"] {
+        let c = r.parsed_cookie(name).unwrap();
+        assert_eq!(c.attr("Max-Age"), Some("0"), "{name}");
+    }
+    assert!(!record_exists(&app, &second).await, "logout deletes it");
+    let mut replay = Browser::new();
+    replay.cookies.insert("session_id".into(), second);
+    assert_eq!(replay.get(&app.url("/me")).await.status, 401);
+    assert!(app
+        .auth
+        .sessions()
+        .unwrap()
+        .list(&ada.id)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// S13: a record that does not decode is no session (401, not 500) and is deleted.
+async fn a_corrupt_record_is_no_session_and_is_deleted(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    for garbage in [
+        &b"not a record"[..],
+        b"",
+        b"\xff\xfe\x00garbage",
+        br#"{"user_id":"1"}"#,
+    ] {
+        let mut b = app.signed_in("ada", PW).await;
+        let sid = b.cookies["session_id"].clone();
+        let key = record_key(&app, &sid);
+        app.auth
+            .store()
+            .set(
+                &key,
+                Bytes::copy_from_slice(garbage),
+                Duration::from_secs(600),
+            )
+            .await
+            .unwrap();
+        let r = b.get(&app.url("/me")).await;
+        assert_eq!(r.status, 401, "{garbage:?}");
+        assert_eq!(r.detail(), "Not authenticated");
+        assert!(
+            app.auth.store().get(&key).await.unwrap().is_none(),
+            "{garbage:?}: the corrupt record is deleted"
+        );
+        let r = b.post_csrf(&app.url("/account/settings"), Body::None).await;
+        assert!(r.status == 401 || r.status == 403, "{garbage:?}: {r:?}");
+    }
+}
+
+/// C2: the CSRF token is bound to its session: a new sign-in in the same browser kills the
+/// token of the session it replaced.
+async fn a_csrf_token_dies_with_its_session(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut b = app.signed_in("ada", PW).await;
+    let old = b.csrf();
+    let r = b.post_csrf(&app.url("/account/settings"), Body::None).await;
+    assert_eq!(r.status, 200, "the token works while its session lives");
+    b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
+    assert_ne!(b.csrf(), old);
+    let url = app.url("/account/settings");
+    let r = b
+        .send("POST", &url, Body::None, &[("x-csrf-token", &old)])
+        .await;
+    assert_eq!((r.status, r.detail()), (403, "Invalid CSRF token"));
+    assert_eq!(b.post_csrf(&url, Body::None).await.status, 200);
+}
+
+/// P2 over HTTP: a 100-character password is kept whole, and composed and decomposed forms of
+/// one password are the same password.
+async fn long_and_unicode_passwords(backend: Backend) {
+    let mut options = Options::new(backend);
+    options.email = false;
+    let app = spawn(options).await;
+    let long: String = (0..100)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let composed = "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e";
+    let decomposed = "cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e";
+    for (name, password) in [("long", long.as_str()), ("uni", composed)] {
+        let r = Browser::new()
+            .send(
+                "POST",
+                &app.url("/register"),
+                Body::Json(json!({"email": format!("{name}@example.com"), "username": name, "password": password})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let mut changed = long.clone();
+    changed.pop();
+    changed.push('!');
+    let sign_in = |user: &'static str, pw: String| {
+        let url = app.url("/login");
+        async move { Browser::new().sign_in(&url, user, &pw, &[]).await.status }
+    };
+    assert_eq!(sign_in("long", changed).await, 401, "no truncation");
+    assert_eq!(sign_in("long", long[..72].to_owned()).await, 401);
+    assert_eq!(sign_in("long", long.clone()).await, 200);
+    assert_eq!(sign_in("uni", decomposed.to_owned()).await, 200);
+    assert_eq!(sign_in("uni", composed.to_owned()).await, 200);
+}
+
+/// L1: an unknown account, a wrong password and a disabled account get the same status, body
+/// and set of headers.
+async fn failed_sign_ins_look_alike(backend: Backend) {
+    // One app per route: three failures each stay under the per-address lockout.
+    for path in ["/login", "/token"] {
+        let app = spawn(Options::new(backend)).await;
+        app.user("ada@example.com", "ada", PW).await;
+        let eve = app.user("eve@example.com", "eve", PW).await;
+        let off = crudauth_core::user::UserUpdate {
+            is_active: Some(false),
+            ..Default::default()
+        };
+        app.auth.users().update(&eve.id, off).await.unwrap();
+        let mut answers = Vec::new();
+        for (who, pw) in [("nobody", PW), ("ada", "wrong password!"), ("eve", PW)] {
+            let r = Browser::new().sign_in(&app.url(path), who, pw, &[]).await;
+            let mut names: Vec<String> = r
+                .headers
+                .keys()
+                .map(|k| k.as_str().to_owned())
+                .filter(|k| k != "date")
+                .collect();
+            names.sort();
+            let length = r.header("content-length").map(str::to_owned);
+            answers.push((r.status, r.json.clone(), names, length));
+        }
+        assert_eq!(answers[0].0, 401, "{path}");
+        assert_eq!(answers[0], answers[1], "{path}: unknown vs wrong password");
+        assert_eq!(answers[0], answers[2], "{path}: unknown vs disabled");
+    }
+}
+
+/// L7: `/token` is counted by the same lockout as `/login`: failures on either lock both, and
+/// every 429 carries `Retry-After`.
+async fn token_and_login_share_the_lockout(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    for i in 0..5 {
+        let path = if i % 2 == 0 { "/token" } else { "/login" };
+        let r = Browser::new()
+            .sign_in(&app.url(path), "ada", "wrong password!", &[])
+            .await;
+        assert_eq!(r.status, 401, "attempt {i} at {path}");
+    }
+    for path in ["/token", "/login"] {
+        let r = Browser::new().sign_in(&app.url(path), "ada", PW, &[]).await;
+        assert_eq!(
+            (r.status, r.detail()),
+            (429, "Too many login attempts. Try again later."),
+            "{path}"
+        );
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{path}: {retry}");
+    }
+}
+
+/// S2: every cookie crudauth sets (session, CSRF, refresh; remember-me too) has no `Domain`,
+/// `Path=/`, SameSite, fits in 4096 bytes and lives at most 400 days.
+async fn every_cookie_keeps_the_policy(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut lines = Vec::new();
+    let mut b = Browser::new();
+    let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
+    lines.extend(r.headers.get_all("set-cookie").iter().cloned());
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/login"),
+            form(&[
+                ("username", "ada"),
+                ("password", PW),
+                ("remember_me", "true"),
+            ]),
+            &[],
+        )
+        .await;
+    lines.extend(r.headers.get_all("set-cookie").iter().cloned());
+    let mut t = Browser::new();
+    let r = t.sign_in(&app.url("/token"), "ada", PW, &[]).await;
+    lines.extend(r.headers.get_all("set-cookie").iter().cloned());
+    let r = t.post(&app.url("/refresh")).await;
+    assert_eq!(r.status, 200);
+    lines.extend(r.headers.get_all("set-cookie").iter().cloned());
+    let r = b.post_csrf(&app.url("/logout"), Body::None).await;
+    lines.extend(r.headers.get_all("set-cookie").iter().cloned());
+    assert!(lines.len() >= 8, "{lines:?}");
+    for line in &lines {
+        let line = line.to_str().unwrap();
+        let c = crudauth_tests::http::SetCookie::parse(line);
+        assert_eq!(c.attr("Domain"), None, "{line}");
+        assert!(c.attr("SameSite").is_some(), "{line}");
+        assert!(c.flag("Secure"), "{line}");
+        assert!(
+            c.name.len() + c.value.len() <= 4096,
+            "{line}: name and value fit in 4096 bytes"
+        );
+        if let Some(age) = c.attr("Max-Age") {
+            let age: u64 = age.parse().unwrap();
+            assert!(age <= 400 * 86_400, "{line}");
+        }
+        if c.name != "refresh_token" {
+            assert_eq!(c.attr("Path"), Some("/"), "{line}");
+        }
+    }
+}
+
+macro_rules! all_cases {
+    ($backend:expr) => {
+        crudauth_tests::per_backend!($backend; credentials_only_from_their_own_places,
+            unissued_ids_are_never_adopted, login_replaces_and_logout_deletes_the_record,
+            a_corrupt_record_is_no_session_and_is_deleted, a_csrf_token_dies_with_its_session,
+            long_and_unicode_passwords, failed_sign_ins_look_alike,
+            token_and_login_share_the_lockout, every_cookie_keeps_the_policy);
+    };
+}
+
+mod memory {
+    all_cases!(crudauth_tests::app::Backend::Memory);
+}
+
+mod redis {
+    all_cases!(crudauth_tests::app::Backend::Redis);
+}
+
+/// Every key under `prefix` on the test Redis with its value, read with the command its type
+/// needs (strings, sorted sets, hashes), and its type.
+async fn redis_snapshot(prefix: &str) -> BTreeMap<String, String> {
+    let client = Client::new(Config::from_url(&redis_url()).unwrap(), None, None, None);
+    client.init().await.unwrap();
+    let keys: Vec<String> = {
+        let mut keys = Vec::new();
+        let mut cursor = "0".to_owned();
+        loop {
+            let (next, batch): (String, Vec<String>) = client
+                .custom(
+                    fred::cmd!("SCAN"),
+                    vec![
+                        cursor.clone(),
+                        "MATCH".into(),
+                        format!("{prefix}*"),
+                        "COUNT".into(),
+                        "1000".into(),
+                    ],
+                )
+                .await
+                .unwrap();
+            keys.extend(batch);
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        keys
+    };
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let kind: String = client
+            .custom(fred::cmd!("TYPE"), vec![key.clone()])
+            .await
+            .unwrap();
+        let value: Value = match kind.as_str() {
+            "string" => {
+                let v: Option<Vec<u8>> = client.get(&key).await.unwrap();
+                json!(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+            }
+            "zset" => {
+                let v: Vec<(String, f64)> = client
+                    .zrange(&key, 0, -1, None, false, None, true)
+                    .await
+                    .unwrap();
+                json!(v)
+            }
+            "hash" => {
+                let v: std::collections::HashMap<String, String> = client
+                    .custom(fred::cmd!("HGETALL"), vec![key.clone()])
+                    .await
+                    .unwrap();
+                json!(v.into_iter().collect::<BTreeMap<_, _>>())
+            }
+            other => json!(other),
+        };
+        out.insert(key, format!("{kind}: {value}"));
+    }
+    client.quit().await.unwrap();
+    out
+}
+
+/// C5: no state changes through GET, HEAD or OPTIONS on any route, logout included, for a
+/// signed-in browser that sends its CSRF token and a bearer token too: the whole store reads
+/// the same before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safe_methods_change_nothing_in_the_store() {
+    let prefix = unique_prefix("safe-methods");
+    let mut options = Options::new(Backend::Redis);
+    let p = prefix.clone();
+    options.customize = Box::new(move |b| b.redis_prefix(p));
+    let app = spawn(options).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut b = app.signed_in("ada", PW).await;
+    let token = b.sign_in(&app.url("/token"), "ada", PW, &[]).await.json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let handle = b.get(&app.url("/sessions")).await.json[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = redis_snapshot(&prefix).await;
+    assert!(
+        before.keys().any(|k| k.contains(":s:")) && before.len() >= 3,
+        "the snapshot sees the session: {before:?}"
+    );
+    let routes = [
+        "/register",
+        "/login",
+        "/logout",
+        "/me",
+        "/change-password",
+        "/set-password",
+        "/csrf/refresh",
+        "/sessions",
+        &format!("/sessions/{handle}"),
+        "/logout-all",
+        "/logout-all?keep_current=false",
+        "/token",
+        "/refresh",
+        "/hello",
+        "/dashboard",
+        "/feed",
+        "/admin",
+        "/secret",
+        "/account/settings",
+        "/v1/items",
+        "/contact",
+    ];
+    let csrf = b.csrf();
+    let bearer = format!("Bearer {token}");
+    for method in ["GET", "HEAD", "OPTIONS"] {
+        for route in routes {
+            for extra in [
+                vec![("x-csrf-token", csrf.as_str())],
+                vec![("authorization", bearer.as_str())],
+            ] {
+                let r = b.send(method, &app.url(route), Body::None, &extra).await;
+                assert!(r.status < 500, "{method} {route}: {r:?}");
+            }
+        }
+    }
+    assert_eq!(
+        b.get(&app.url("/dashboard")).await.status,
+        200,
+        "still signed in"
+    );
+    let after = redis_snapshot(&prefix).await;
+    assert_eq!(before, after);
+}
+
+/// T1: a verification token is 256 random bits and the store holds only its SHA-256: the
+/// token itself is in no key and no value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_tokens_are_stored_only_as_their_hash() {
+    let prefix = unique_prefix("t1");
+    let mut options = Options::new(Backend::Redis);
+    let p = prefix.clone();
+    options.customize = Box::new(move |b| b.redis_prefix(p));
+    let app = spawn(options).await;
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/register"),
+            Body::Json(json!({"email": "ada@example.com", "username": "ada", "password": PW})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let emails = app.emails();
+    let link = emails[0]["link"].as_str().unwrap();
+    let token = link.split("token=").nth(1).unwrap();
+    let raw = base64_decode(token);
+    assert_eq!(raw.len(), 32, "256 bits");
+    let hashed = format!("t:verify:{}", sha256_hex(token.as_bytes()));
+    assert!(app.auth.store().get(&hashed).await.unwrap().is_some());
+    let snapshot = redis_snapshot(&prefix).await;
+    assert!(
+        snapshot.keys().any(|k| k.ends_with(&hashed)),
+        "{snapshot:?}"
+    );
+    for (key, value) in &snapshot {
+        assert!(!key.contains(token), "{key}");
+        assert!(!value.contains(token), "{key}: {value}");
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
