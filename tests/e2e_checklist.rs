@@ -1,5 +1,6 @@
 //! The security checklist's properties (docs/src/security.md), each demonstrated over HTTP
 //! against the real router, on memory and on Redis, where no feature test already does.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
