@@ -3,15 +3,18 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use fred::prelude::*;
 use serde_json::{json, Value};
 
+use crudauth_axum::{BearerTransport, SessionTransport};
+use crudauth_core::clock::ManualClock;
 use crudauth_core::secret::{sha256_hex, SessionId};
 use crudauth_core::user::UserStore;
-use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options, TestApp};
+use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options, TestApp, Transports};
 use crudauth_tests::http::{form, Body, Browser};
 
 const PW: &str = "correct horse battery";
@@ -543,4 +546,139 @@ fn base64_decode(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text)
         .unwrap()
+}
+
+/// An app on memory stores whose every timestamp reads `clock`.
+async fn app_on_clock(clock: Arc<ManualClock>, sessions: SessionTransport) -> TestApp {
+    let mut options = Options::new(Backend::Memory);
+    options.transports = Transports::SessionOnly;
+    options.customize = Box::new(move |b| b.clock(clock).session_transport(sessions));
+    spawn(options).await
+}
+
+/// S6, S7 and F3 over HTTP, with the injected clock standing at `start`: the idle timeout is
+/// the server's (a cookie resent after idle + 1 s is dead), activity slides it, the absolute
+/// timeout ends even a busy session, and signing in again starts both timers afresh.
+async fn timeouts_hold_from(start_millis: u64) {
+    let clock = Arc::new(ManualClock::new(start_millis));
+    let sessions = SessionTransport::default()
+        .idle_timeout(Duration::from_secs(600))
+        .absolute_timeout(Duration::from_secs(3600));
+    let app = app_on_clock(clock.clone(), sessions).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let me = app.url("/me");
+
+    // Idle: alive at idle − 1 s, dead at idle + 1 s, whatever the cookie says.
+    let mut idle = app.signed_in("ada", PW).await;
+    clock.advance(Duration::from_secs(599));
+    assert_eq!(idle.get(&me).await.status, 200, "within the idle window");
+    clock.advance(Duration::from_secs(601));
+    assert_eq!(
+        idle.get(&me).await.status,
+        401,
+        "idle + 1 s after the last use"
+    );
+
+    // Absolute: a request every 5 minutes keeps it alive until the hour is up, not after.
+    let mut busy = app.signed_in("ada", PW).await;
+    for step in 1..=11 {
+        clock.advance(Duration::from_secs(300));
+        assert_eq!(busy.get(&me).await.status, 200, "{} min", step * 5);
+    }
+    clock.advance(Duration::from_secs(301));
+    assert_eq!(busy.get(&me).await.status, 401, "absolute + 1 s");
+
+    // Signing in again starts a fresh session with both timers reset.
+    let r = busy.sign_in(&app.url("/login"), "ada", PW, &[]).await;
+    assert_eq!(r.status, 200);
+    clock.advance(Duration::from_secs(599));
+    assert_eq!(busy.get(&me).await.status, 200, "a new idle window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_absolute_timeouts_are_the_servers() {
+    timeouts_hold_from(1_700_000_000_000).await;
+}
+
+/// F3: the same timeouts past 2038 (32-bit seconds overflow) and in the year 2500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_hold_past_2038_and_in_2500() {
+    timeouts_hold_from((1u64 << 31) * 1000 + 12_345).await;
+    timeouts_hold_from(16_725_225_600_000).await;
+}
+
+/// F3: the login lockout counts on the injected clock past 2038 too: five failures lock,
+/// and the lock ends when its `Retry-After` has passed on that clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lockout_counts_on_the_clock_past_2038() {
+    let clock = Arc::new(ManualClock::new((1u64 << 31) * 1000 + 999));
+    let app = app_on_clock(clock.clone(), SessionTransport::default()).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let login = app.url("/login");
+    for _ in 0..5 {
+        let r = Browser::new()
+            .sign_in(&login, "ada", "wrong password!", &[])
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    let r = Browser::new().sign_in(&login, "ada", PW, &[]).await;
+    assert_eq!(r.status, 429);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert_eq!(retry, 60);
+    clock.advance(Duration::from_secs(retry - 1));
+    assert_eq!(
+        Browser::new().sign_in(&login, "ada", PW, &[]).await.status,
+        429
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        Browser::new().sign_in(&login, "ada", PW, &[]).await.status,
+        200
+    );
+}
+
+/// S2, J3: lifetimes longer than the checklist allows are refused at `build()`.
+#[test]
+fn build_refuses_lifetimes_past_their_bounds() {
+    let build = |session: SessionTransport, bearer: BearerTransport| {
+        crudauth_axum::CrudAuth::builder()
+            .secret_key(crudauth_tests::app::TEST_SECRET)
+            .users(crudauth_core::user::MemoryUsers::new())
+            .session_transport(session)
+            .bearer_transport(bearer)
+            .build()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let day = 86_400;
+    assert_eq!(
+        build(
+            SessionTransport::default().remember_me(Duration::from_secs(400 * day)),
+            BearerTransport::default()
+                .access_ttl(Duration::from_secs(900))
+                .refresh_ttl(Duration::from_secs(400 * day))
+        ),
+        Ok(())
+    );
+    let long_remember = build(
+        SessionTransport::default().remember_me(Duration::from_secs(400 * day + 1)),
+        BearerTransport::default(),
+    );
+    assert!(long_remember
+        .unwrap_err()
+        .contains("remember_me must be at most"));
+    let long_access = build(
+        SessionTransport::default(),
+        BearerTransport::default().access_ttl(Duration::from_secs(901)),
+    );
+    assert!(long_access
+        .unwrap_err()
+        .contains("access_ttl must be at most 900 s"));
+    let long_refresh = build(
+        SessionTransport::default(),
+        BearerTransport::default().refresh_ttl(Duration::from_secs(400 * day + 1)),
+    );
+    assert!(long_refresh
+        .unwrap_err()
+        .contains("refresh_ttl must be at most"));
 }

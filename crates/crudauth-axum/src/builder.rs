@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 
+use crudauth_core::clock::{self, Clock};
 use crudauth_core::email::EmailSender;
 use crudauth_core::lifespan::Tasks;
 use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
@@ -41,6 +42,9 @@ pub enum ConfigError {
     #[error("{0}")]
     Invalid(String),
 }
+
+/// The longest `Max-Age` a browser keeps a cookie for (RFC 6265bis caps it at 400 days).
+const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
 
 /// Why `initialize()` failed.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +159,7 @@ pub struct CrudAuthBuilder {
     warn_on_memory_backend: bool,
     user_cache_ttl: Duration,
     fresh_sign_in: Duration,
+    clock: Option<Arc<dyn Clock>>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) rate_limit_overrides: Vec<(String, RateLimit)>,
     #[cfg(feature = "redis")]
@@ -194,6 +199,7 @@ impl Default for CrudAuthBuilder {
             warn_on_memory_backend: true,
             user_cache_ttl: Duration::from_secs(5),
             fresh_sign_in: Duration::from_secs(600),
+            clock: None,
             lockout: LockoutConfig::default(),
             rate_limit_overrides: Vec::new(),
             #[cfg(feature = "redis")]
@@ -333,6 +339,16 @@ impl CrudAuthBuilder {
         self
     }
 
+    /// The clock every session timestamp, the fresh-sign-in window and the default in-memory
+    /// store and limiter read (default: the system clock). For tests: a
+    /// [`ManualClock`](crudauth_core::clock::ManualClock) walks idle and absolute timeouts
+    /// without sleeping. Redis keeps its own time for expiry, and JWT expiry is checked against
+    /// the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Validates the configuration and builds the auth object. Fails closed: nothing is
     /// defaulted that would weaken security.
     pub fn build(self) -> Result<CrudAuth, ConfigError> {
@@ -347,6 +363,17 @@ impl CrudAuthBuilder {
             ));
         }
         self.lockout.validate().map_err(ConfigError::Invalid)?;
+        if let Some(session) = &self.session {
+            // Browsers keep a cookie 400 days at most (RFC 6265bis): a longer window would
+            // outlive its own cookie.
+            if session.config.remember_me > MAX_COOKIE_AGE {
+                return Err(ConfigError::Invalid(format!(
+                    "remember_me must be at most {} s (400 days, the longest cookie browsers keep)",
+                    MAX_COOKIE_AGE.as_secs()
+                )));
+            }
+        }
+        let clock = self.clock.unwrap_or_else(clock::system);
         let rate_limits = BuiltinLimits::new(self.rate_limit_overrides)?;
         if let Some(email) = &self.email {
             if email.frontend_url.is_empty() {
@@ -387,15 +414,14 @@ impl CrudAuthBuilder {
         let store: Arc<dyn Store> = self
             .store
             .or(store_default)
-            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+            .unwrap_or_else(|| Arc::new(MemoryStore::new().with_clock(clock.clone())));
         let limiter: Arc<dyn RateLimiter> = self
             .limiter
             .or(limiter_default)
-            .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new()));
-        let sessions = self
-            .session
-            .as_ref()
-            .map(|s| Sessions::new(store.clone(), key.clone(), s.config.clone()));
+            .unwrap_or_else(|| Arc::new(MemoryRateLimiter::with_clock(clock.clone())));
+        let sessions = self.session.as_ref().map(|s| {
+            Sessions::new(store.clone(), key.clone(), s.config.clone()).with_clock(clock.clone())
+        });
         let bearer = match self.bearer {
             Some(config) => Some(BearerState::new(
                 config,
@@ -445,6 +471,7 @@ impl CrudAuthBuilder {
                 trusted_proxy_hops: self.trusted_proxy_hops,
                 warn_on_memory_backend: self.warn_on_memory_backend,
                 fresh_sign_in: self.fresh_sign_in,
+                clock,
                 lockout: self.lockout,
                 rate_limits,
             }),
@@ -497,6 +524,7 @@ pub(crate) struct Inner {
     pub(crate) trusted_proxy_hops: usize,
     pub(crate) warn_on_memory_backend: bool,
     pub(crate) fresh_sign_in: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) rate_limits: BuiltinLimits,
 }

@@ -335,7 +335,7 @@ impl CrudAuth {
         let Some(session) = &principal.session else {
             return false;
         };
-        let now = crudauth_core::clock::Clock::now_millis(&crudauth_core::clock::SystemClock);
+        let now = self.inner.clock.now_millis();
         let window = self.inner.fresh_sign_in.as_millis() as u64;
         now.saturating_sub(session.record.created_at) <= window
             || session.record.sudo_until.is_some_and(|t| t > now)

@@ -38,6 +38,14 @@ impl Default for TokenConfig {
     }
 }
 
+/// The longest access-token lifetime allowed (ASVS 10.4.8): a stolen access token cannot be
+/// revoked by anything but its user's `token_version`, so it must die soon.
+pub const MAX_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The longest refresh-token lifetime allowed: the refresh cookie's `Max-Age`, which browsers
+/// cap at 400 days (RFC 6265bis).
+pub const MAX_REFRESH_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
+
 /// The longest reuse grace allowed: long enough for racing tabs, short enough to keep reuse
 /// detection meaningful.
 pub const MAX_REUSE_GRACE: Duration = Duration::from_secs(10);
@@ -64,6 +72,18 @@ impl TokenConfig {
         }
         if self.access_ttl < Duration::from_secs(1) {
             return refuse("access_ttl must be at least 1 s".into());
+        }
+        if self.access_ttl > MAX_ACCESS_TTL {
+            return refuse(format!(
+                "access_ttl must be at most {} s (15 minutes); keep sign-ins long with refresh_ttl",
+                MAX_ACCESS_TTL.as_secs()
+            ));
+        }
+        if self.refresh_ttl > MAX_REFRESH_TTL {
+            return refuse(format!(
+                "refresh_ttl must be at most {} s (400 days, the longest cookie browsers keep)",
+                MAX_REFRESH_TTL.as_secs()
+            ));
         }
         if self.refresh_ttl <= self.access_ttl {
             return refuse("refresh_ttl must be longer than access_ttl".into());
@@ -155,5 +175,25 @@ mod tests {
             ..Default::default()
         };
         assert!(grace.check().is_err());
+    }
+
+    #[test]
+    fn lifetimes_are_bounded() {
+        let at = |access: u64, refresh: u64| TokenConfig {
+            access_ttl: Duration::from_secs(access),
+            refresh_ttl: Duration::from_secs(refresh),
+            ..Default::default()
+        };
+        assert!(at(900, 400 * 86_400).check().is_ok());
+        let long_access = at(901, 86_400).check().unwrap_err().0;
+        assert!(
+            long_access.contains("access_ttl must be at most 900 s"),
+            "{long_access}"
+        );
+        let long_refresh = at(900, 400 * 86_400 + 1).check().unwrap_err().0;
+        assert!(
+            long_refresh.contains("refresh_ttl must be at most"),
+            "{long_refresh}"
+        );
     }
 }
