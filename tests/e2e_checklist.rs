@@ -682,3 +682,54 @@ fn build_refuses_lifetimes_past_their_bounds() {
         .unwrap_err()
         .contains("refresh_ttl must be at most"));
 }
+
+/// P3: with a strength minimum, common passwords and ones built from the account's own name
+/// are refused with a reason (a 422 entry, nothing created); a strong one registers, and a
+/// password change is held to the same rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessable_passwords_are_refused_when_asked() {
+    let mut options = Options::new(Backend::Memory);
+    options.email = false;
+    options.customize = Box::new(|b| {
+        b.password_policy(crudauth_core::password::PasswordPolicy {
+            min_strength: Some(2),
+            ..Default::default()
+        })
+    });
+    let app = spawn(options).await;
+    let register = |email: &str, username: &str, password: &str| {
+        let url = app.url("/register");
+        let body = json!({"email": email, "username": username, "password": password});
+        async move {
+            Browser::new()
+                .send("POST", &url, Body::Json(body), &[])
+                .await
+        }
+    };
+    for (username, password) in [("ada", "password1234"), ("zqxkwvjfyp", "zqxkwvjfyp")] {
+        let r = register("ada@example.com", username, password).await;
+        assert_eq!(r.status, 422, "{password}");
+        assert_eq!(r.json["detail"][0]["type"], "password_too_guessable");
+        assert_eq!(r.json["detail"][0]["loc"], json!(["body", "password"]));
+        assert!(!r.json.to_string().contains(password), "never echoed");
+    }
+    assert!(
+        Browser::new()
+            .sign_in(&app.url("/login"), "ada", "password1234", &[])
+            .await
+            .status
+            == 401,
+        "nothing was created"
+    );
+    let r = register("ada@example.com", "ada", PW).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut b = app.signed_in("ada", PW).await;
+    let r = b
+        .post_csrf(
+            &app.url("/change-password"),
+            Body::Json(json!({"current_password": PW, "new_password": "iloveyou123"})),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json["detail"][0]["type"], "password_too_guessable");
+}

@@ -10,7 +10,7 @@ use crudauth_core::clock::{self, Clock};
 use crudauth_core::email::EmailSender;
 use crudauth_core::lifespan::Tasks;
 use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
-use crudauth_core::password::Passwords;
+use crudauth_core::password::{PasswordPolicy, Passwords};
 use crudauth_core::secret::SecretKey;
 use crudauth_core::session::{SessionConfig, Sessions};
 use crudauth_core::store::{BackendKind, MemoryStore, Store};
@@ -155,6 +155,7 @@ pub struct CrudAuthBuilder {
     login_fields: Vec<LoginField>,
     email: Option<EmailConfig>,
     passwords: Option<Passwords>,
+    password_policy: PasswordPolicy,
     trusted_proxy_hops: usize,
     warn_on_memory_backend: bool,
     user_cache_ttl: Duration,
@@ -195,6 +196,7 @@ impl Default for CrudAuthBuilder {
             login_fields: vec![LoginField::Email, LoginField::Username],
             email: None,
             passwords: None,
+            password_policy: PasswordPolicy::default(),
             trusted_proxy_hops: 0,
             warn_on_memory_backend: true,
             user_cache_ttl: Duration::from_secs(5),
@@ -314,6 +316,15 @@ impl CrudAuthBuilder {
     /// The password hasher (default: argon2id at OWASP costs).
     pub fn passwords(mut self, passwords: Passwords) -> Self {
         self.passwords = Some(passwords);
+        self
+    }
+
+    /// What a new password must satisfy at `/register`, `/change-password` and
+    /// `/set-password` (default: crudauth's, 8 characters to 1024 bytes). With the
+    /// `password-strength` feature, `min_strength` also refuses common passwords and ones
+    /// built from the account's username or email.
+    pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = policy;
         self
     }
 
@@ -468,6 +479,7 @@ impl CrudAuthBuilder {
                 login_fields: self.login_fields,
                 email: self.email,
                 passwords,
+                password_policy: self.password_policy,
                 trusted_proxy_hops: self.trusted_proxy_hops,
                 warn_on_memory_backend: self.warn_on_memory_backend,
                 fresh_sign_in: self.fresh_sign_in,
@@ -521,6 +533,7 @@ pub(crate) struct Inner {
     pub(crate) login_fields: Vec<LoginField>,
     pub(crate) email: Option<EmailConfig>,
     pub(crate) passwords: Passwords,
+    pub(crate) password_policy: PasswordPolicy,
     pub(crate) trusted_proxy_hops: usize,
     pub(crate) warn_on_memory_backend: bool,
     pub(crate) fresh_sign_in: Duration,

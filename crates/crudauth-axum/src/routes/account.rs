@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crudauth_core::email::{EmailKind, EmailMessage};
-use crudauth_core::password::{Password, PasswordPolicy, Verification};
+use crudauth_core::password::{Password, Verification};
 use crudauth_core::principal::Principal;
 use crudauth_core::session::LoadedSession;
 use crudauth_core::user::{
@@ -24,11 +24,26 @@ const SIGNUP_ACCEPTED: &str = "If the email is available, check your inbox to fi
 const MAX_USERNAME: usize = 64;
 
 /// A 422 when `password` breaks the policy, checked once the body's fields are well formed and
-/// the route's other checks passed (crudauth's order).
-fn enforce_policy(field: &str, password: &str) -> Result<(), AuthError> {
-    PasswordPolicy::default()
-        .check(password)
+/// the route's other checks passed (crudauth's order). `context` is the account's own words
+/// (username, email), which a strength check counts as guessable.
+fn enforce_policy(
+    auth: &CrudAuth,
+    field: &str,
+    password: &str,
+    context: &[&str],
+) -> Result<(), AuthError> {
+    auth.inner
+        .password_policy
+        .check_for(password, context)
         .map_err(|violation| AuthError::validation(vec![violation.to_json_entry(field)]))
+}
+
+/// The account's own words, for the password policy: its username and email.
+fn own_words(user: &User) -> Vec<&str> {
+    [user.username.as_deref(), user.email.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 pub(super) async fn register(
@@ -43,7 +58,7 @@ pub(super) async fn register(
     let username = f.string("username");
     let password = f.string("password");
     f.finish()?;
-    enforce_policy("password", &password)?;
+    enforce_policy(&auth, "password", &password, &[&username, &email])?;
     if username.chars().count() > MAX_USERNAME {
         return Err(AuthError::validation(vec![json!({
             "type": "string_too_long", "loc": ["body", "username"],
@@ -166,7 +181,7 @@ pub(super) async fn change_password(
             "Current password is incorrect.",
         ));
     }
-    enforce_policy("new_password", &new)?;
+    enforce_policy(&auth, "new_password", &new, &own_words(user))?;
     let updated = store_password(&auth, &user.id, &new, true).await?;
     auth.end_other_credentials(&updated, principal.session.as_ref())
         .await?;
@@ -193,7 +208,7 @@ pub(super) async fn set_password(
             "Sign in again to continue: this needs a recent sign-in.",
         ));
     }
-    enforce_policy("new_password", &new)?;
+    enforce_policy(&auth, "new_password", &new, &own_words(&principal.user))?;
     store_password(&auth, &principal.user.id, &new, false).await?;
     Ok(reply(StatusCode::OK, detail("Password set."), vec![]))
 }

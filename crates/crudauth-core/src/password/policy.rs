@@ -26,12 +26,21 @@ use super::MAX_PASSWORD_BYTES;
 /// let violation = policy.check("short").unwrap_err();
 /// assert_eq!(violation.to_string(), "String should have at least 8 characters");
 /// ```
+///
+/// With the `password-strength` feature, `min_strength` also refuses guessable passwords: the
+/// zxcvbn estimate (0 to 4) of the password, knowing the account's own words (its username and
+/// email), must reach it. Any password among the 30,000 most common ones, or built from the
+/// account's name, scores at most 1, so `Some(2)` works as a blocklist of those. It is off by
+/// default, as in crudauth, whose policy checks length only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PasswordPolicy {
     /// Fewest characters (code points of the NFKC form). Default 8.
     pub min_length: usize,
     /// Most UTF-8 bytes of the password as typed. Default 1024 ([`MAX_PASSWORD_BYTES`]).
     pub max_bytes: usize,
+    /// The lowest zxcvbn score (0–4) accepted; `None` (the default) skips the estimate.
+    #[cfg(feature = "password-strength")]
+    pub min_strength: Option<u8>,
 }
 
 impl Default for PasswordPolicy {
@@ -39,6 +48,8 @@ impl Default for PasswordPolicy {
         Self {
             min_length: 8,
             max_bytes: MAX_PASSWORD_BYTES,
+            #[cfg(feature = "password-strength")]
+            min_strength: None,
         }
     }
 }
@@ -61,6 +72,37 @@ impl PasswordPolicy {
         }
         Ok(())
     }
+
+    /// [`Self::check`], then (with the `password-strength` feature and `min_strength` set) the
+    /// strength estimate, with `context` (the account's username, email, the app's name) as
+    /// words an attacker would try first.
+    ///
+    /// ```
+    /// use crudauth_core::password::PasswordPolicy;
+    ///
+    /// let policy = PasswordPolicy::default();
+    /// assert!(policy.check_for("ada-lovelace", &["ada-lovelace"]).is_ok());
+    /// ```
+    pub fn check_for(&self, password: &str, context: &[&str]) -> Result<(), PolicyViolation> {
+        self.check(password)?;
+        #[cfg(feature = "password-strength")]
+        if let Some(min_strength) = self.min_strength {
+            let words: Vec<String> = context
+                .iter()
+                .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()))
+                .filter(|w| w.chars().count() >= 3)
+                .map(str::to_lowercase)
+                .collect();
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            let score = u8::from(zxcvbn::zxcvbn(password, &words).score());
+            if score < min_strength {
+                return Err(PolicyViolation::TooGuessable { min_strength });
+            }
+        }
+        #[cfg(not(feature = "password-strength"))]
+        let _ = context;
+        Ok(())
+    }
 }
 
 /// Why a password was refused by a [`PasswordPolicy`]. Its `Display` is crudauth's message.
@@ -79,6 +121,12 @@ pub enum PolicyViolation {
         /// The policy's maximum (in bytes; see [`PasswordPolicy`]).
         max_length: usize,
     },
+    /// Long enough, but easy to guess: a common password or the account's own words.
+    #[error("Password is too easy to guess: avoid common passwords and your own name or email")]
+    TooGuessable {
+        /// The policy's `min_strength`.
+        min_strength: u8,
+    },
 }
 
 impl PolicyViolation {
@@ -87,6 +135,7 @@ impl PolicyViolation {
         match self {
             PolicyViolation::TooShort { .. } => "string_too_short",
             PolicyViolation::TooLong { .. } => "string_too_long",
+            PolicyViolation::TooGuessable { .. } => "password_too_guessable",
         }
     }
 
@@ -95,6 +144,9 @@ impl PolicyViolation {
         match self {
             PolicyViolation::TooShort { min_length } => json!({ "min_length": min_length }),
             PolicyViolation::TooLong { max_length } => json!({ "max_length": max_length }),
+            PolicyViolation::TooGuessable { min_strength } => {
+                json!({ "min_strength": min_strength })
+            }
         }
     }
 
@@ -129,6 +181,40 @@ impl PolicyViolation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "password-strength")]
+    #[test]
+    fn guessable_passwords_are_refused_with_a_reason() {
+        let policy = PasswordPolicy {
+            min_strength: Some(2),
+            ..PasswordPolicy::default()
+        };
+        for common in ["password1234", "iloveyou", "qwertyuiop", "1q2w3e4r5t"] {
+            let violation = policy.check_for(common, &[]).unwrap_err();
+            assert_eq!(
+                violation,
+                PolicyViolation::TooGuessable { min_strength: 2 },
+                "{common}"
+            );
+            assert_eq!(violation.kind(), "password_too_guessable");
+            assert_eq!(violation.ctx(), json!({"min_strength": 2}));
+        }
+        // The account's own words count as guessable, the same password for another is fine.
+        let own = ["zqxkwvjfyp@example.com", "ghopper"];
+        assert!(policy.check_for("zqxkwvjfyp", &own).is_err());
+        assert!(policy.check_for("zqxkwvjfyp", &[]).is_ok());
+        assert!(policy
+            .check_for("correct horse battery staple", &own)
+            .is_ok());
+        // Length is still checked first, and no minimum means no estimate.
+        assert!(matches!(
+            policy.check_for("short", &[]),
+            Err(PolicyViolation::TooShort { .. })
+        ));
+        assert!(PasswordPolicy::default()
+            .check_for("password1234", &[])
+            .is_ok());
+    }
 
     #[test]
     fn too_short_carries_crudauths_entry() {
@@ -184,6 +270,7 @@ mod tests {
         let policy = PasswordPolicy {
             min_length: 15,
             max_bytes: 64,
+            ..PasswordPolicy::default()
         };
         assert_eq!(
             policy.check("fourteen chars").unwrap_err().ctx(),
