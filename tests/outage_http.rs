@@ -109,3 +109,32 @@ async fn a_frozen_redis_answers_503_within_the_command_timeout() {
     }
     redis.resume();
 }
+
+/// F1: once a killed Redis is back (it answers PING), the app uses it again within a second,
+/// with the default reconnection settings, after an outage long enough for the backoff to
+/// reach its longest pause; every answer meanwhile is a 503, never a pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_redis_is_used_again_within_a_second() {
+    let mut redis = RedisServer::start(&[]);
+    let (app, mut b) = signed_in_on(&redis, "recovery").await;
+    redis.kill();
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(3) {
+        let r = b.get(&app.url("/dashboard")).await;
+        assert_eq!(r.status, 503, "no pass while Redis is down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.restart();
+    let back = Instant::now();
+    let status = loop {
+        let status = b.get(&app.url("/dashboard")).await.status;
+        if status != 503 || back.elapsed() > Duration::from_secs(5) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = back.elapsed();
+    // The session lived in the Redis that was killed: the answer is now a 401 from the store.
+    assert_eq!(status, 401);
+    assert!(took < Duration::from_secs(1), "in use again after {took:?}");
+}

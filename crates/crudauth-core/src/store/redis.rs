@@ -66,7 +66,9 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first and the longest pause between reconnection attempts.
 const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(50);
-const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(2);
+/// Half a second at most, so a Redis that returns is in use again within a second (F1 of the
+/// checklist); a refused connect to a server that is down costs next to nothing.
+const DEFAULT_RECONNECT_MAX: Duration = Duration::from_millis(500);
 /// Commands that may wait for the connection at once before callers are refused outright.
 const DEFAULT_MAX_QUEUED: usize = 16_384;
 /// How often `initialize()` looks at the connection while it waits for it.
