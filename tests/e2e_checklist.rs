@@ -354,13 +354,92 @@ async fn every_cookie_keeps_the_policy(backend: Backend) {
     }
 }
 
+/// S11: three devices; the list shows each with only its public fields (no cookie value,
+/// nonce or version); revoking the second from the first ends it at its next request and
+/// takes it out of the store's per-user index.
+async fn a_revoked_device_is_gone_everywhere(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    let ada = app.user("ada@example.com", "ada", PW).await;
+    let mut one = app.signed_in("ada", PW).await;
+    let mut two = app.signed_in("ada", PW).await;
+    let mut three = app.signed_in("ada", PW).await;
+    let cookies: Vec<String> = [&one, &two, &three]
+        .iter()
+        .map(|b| b.cookies["session_id"].clone())
+        .collect();
+    let list = one.get(&app.url("/sessions")).await.json;
+    let items = list.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let text = list.to_string();
+    for item in items {
+        let mut keys: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "created_at",
+                "current",
+                "device",
+                "id",
+                "ip",
+                "last_activity"
+            ]
+        );
+    }
+    for (cookie, b) in cookies.iter().zip([&one, &two, &three]) {
+        assert!(!text.contains(cookie.as_str()), "no cookie value is listed");
+        assert!(!text.contains(&b.csrf()), "no CSRF token is listed");
+    }
+    let sessions = app.auth.sessions().unwrap();
+    let handle_two = sessions.handle_of(&SessionId::from_client(cookies[1].clone()));
+    let index = format!("u:{}", ada.id);
+    let indexed = |app: &TestApp| {
+        let index = index.clone();
+        let store = app.auth.store().clone();
+        async move {
+            store
+                .index_members(&index)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.member)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(indexed(&app).await.contains(&handle_two));
+    let r = one
+        .delete_csrf(&app.url(&format!("/sessions/{handle_two}")))
+        .await;
+    assert_eq!((r.status, r.detail()), (200, "Session revoked."));
+    assert_eq!(two.get(&app.url("/me")).await.status, 401);
+    assert!(!indexed(&app).await.contains(&handle_two), "unindexed");
+    assert!(!record_exists(&app, &cookies[1]).await);
+    assert_eq!(one.get(&app.url("/me")).await.status, 200);
+    assert_eq!(three.get(&app.url("/me")).await.status, 200);
+    assert_eq!(
+        one.get(&app.url("/sessions"))
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 macro_rules! all_cases {
     ($backend:expr) => {
         crudauth_tests::per_backend!($backend; credentials_only_from_their_own_places,
             unissued_ids_are_never_adopted, login_replaces_and_logout_deletes_the_record,
             a_corrupt_record_is_no_session_and_is_deleted, a_csrf_token_dies_with_its_session,
             long_and_unicode_passwords, failed_sign_ins_look_alike,
-            token_and_login_share_the_lockout, every_cookie_keeps_the_policy);
+            token_and_login_share_the_lockout, every_cookie_keeps_the_policy,
+            a_revoked_device_is_gone_everywhere);
     };
 }
 
