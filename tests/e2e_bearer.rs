@@ -24,7 +24,9 @@ use crudauth_axum::{
 use crudauth_core::principal::Gate;
 use crudauth_core::user::{MemoryUsers, UserId, UserStore, UserUpdate};
 
-use crudauth_tests::app::{spawn, Backend, Options, TestApp, Transports, TEST_SECRET};
+use crudauth_tests::app::{
+    derived_key, jwt_key, spawn, Backend, Options, TestApp, Transports, TEST_SECRET,
+};
 use crudauth_tests::http::{form, Answer, Body, Browser};
 
 const PW: &str = "correct horse battery";
@@ -76,7 +78,7 @@ fn hand_signed(header: &Value, claims: &Value, key: &[u8]) -> String {
 /// Valid access-token claims for `user_id`, as crudauth-rs mints them.
 fn access_claims(user_id: &UserId) -> Value {
     json!({"sub": user_id.to_string(), "ver": 0, "exp": now() + 600, "iat": now(),
-           "token_type": "access", "scopes": []})
+           "token_type": "access", "scopes": [], "iss": "crudauth", "aud": "crudauth-api"})
 }
 
 /// `claims` with `changes` merged in (a `null` removes the key).
@@ -758,10 +760,19 @@ async fn jwt_attack_corpus(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     let user = app.user("ada@example.com", "ada", PW).await;
     let other = app.user("bob@example.com", "bob", PW).await;
-    let key = &TEST_SECRET[..];
+    let jwt_key = jwt_key();
+    let key = &jwt_key[..];
     let mut b = Browser::new();
     let real = access_for(&app, &mut b, "ada").await;
     let real_refresh = b.cookies["refresh_token"].clone();
+    // Minted tokens carry the configured issuer and audience (the defaults here).
+    for token in [&real, &real_refresh] {
+        let claims = part(token, 1);
+        assert_eq!(
+            (&claims["iss"], &claims["aud"]),
+            (&json!("crudauth"), &json!("crudauth-api"))
+        );
+    }
     let good = access_claims(&user.id);
     let hs256 = json!({"alg": "HS256", "typ": "JWT"});
     let [h, p, s]: [&str; 3] = real.split('.').collect::<Vec<_>>().try_into().unwrap();
@@ -816,6 +827,34 @@ async fn jwt_attack_corpus(backend: Backend) {
             Expect::Invalid,
         ),
         ("HS256, wrong key", sign(&good, &[7u8; 32]), Expect::Invalid),
+        (
+            "HS256, the raw SECRET_KEY (not the derived JWT key)",
+            sign(&good, &TEST_SECRET),
+            Expect::Invalid,
+        ),
+        (
+            "HS256, the session-id key",
+            sign(&good, &derived_key(crudauth_core::secret::purpose::SESSION)),
+            Expect::Invalid,
+        ),
+        (
+            "HS256, the CSRF key",
+            sign(&good, &derived_key(crudauth_core::secret::purpose::CSRF)),
+            Expect::Invalid,
+        ),
+        ("wrong iss", forged(json!({"iss": "evil"})), Expect::Invalid),
+        ("no iss", forged(json!({"iss": null})), Expect::Invalid),
+        (
+            "wrong aud",
+            forged(json!({"aud": "another-api"})),
+            Expect::Invalid,
+        ),
+        ("no aud", forged(json!({"aud": null})), Expect::Invalid),
+        (
+            "aud as a list naming ours",
+            forged(json!({"aud": ["crudauth-api"]})),
+            Expect::Invalid,
+        ),
         ("HS256, empty key", sign(&good, b""), Expect::Invalid),
         (
             "HS512, right key (not allowed)",
@@ -1106,7 +1145,7 @@ async fn transport_precedence_matrix(backend: Backend) {
         let access = access_for(&app, &mut Browser::new(), "ada").await;
         let expired = sign(
             &with(access_claims(&user.id), json!({"exp": now() - 60})),
-            &TEST_SECRET,
+            &jwt_key(),
         );
         let mut dead = Browser::new();
         dead.cookies.insert("session_id".into(), "x".repeat(43));

@@ -133,7 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let email = match env("CRUDAUTH_OUTBOX") {
         Some(path) => EmailConfig::new(FRONTEND, OutboxFile::new(path)),
-        None => EmailConfig::new(FRONTEND, LogSender),
+        None => EmailConfig::new(FRONTEND, LogSender::new()),
     };
     let mut builder = CrudAuth::builder()
         .secret_key(secret)

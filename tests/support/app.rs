@@ -20,8 +20,23 @@ use crudauth_core::email::OutboxFile;
 use crudauth_core::password::{Password, Passwords};
 use crudauth_core::user::{MemoryUsers, NewUser, User, UserStore};
 
-/// The secret key every test app signs with (tests forge tokens with it).
+/// The secret key every test app is configured with.
 pub const TEST_SECRET: [u8; 32] = [42u8; 32];
+
+/// The key a test app signs its JWTs with: derived from [`TEST_SECRET`] for that purpose
+/// (tests forge tokens with it).
+pub fn jwt_key() -> Vec<u8> {
+    derived_key(crudauth_core::secret::purpose::JWT)
+}
+
+/// The key a test app uses for `purpose` (see `crudauth_core::secret::purpose`).
+pub fn derived_key(purpose: &str) -> Vec<u8> {
+    crudauth_core::secret::SecretKey::new(TEST_SECRET)
+        .unwrap()
+        .derive(purpose)
+        .expose()
+        .to_vec()
+}
 
 /// Where the app keeps shared state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use crudauth_core::email::EmailSender;
 use crudauth_core::lifespan::Tasks;
 use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
 use crudauth_core::password::Passwords;
-use crudauth_core::secret::SecretKey;
+use crudauth_core::clock::Clock;
+use crudauth_core::secret::{purpose, SecretKey};
 use crudauth_core::session::{SessionConfig, Sessions};
 use crudauth_core::store::{BackendKind, MemoryStore, Store};
 use crudauth_core::user::{CachedUsers, LoginField, User, UserId, UserStore};
@@ -139,7 +140,7 @@ impl EmailConfig {
 /// Builds a [`CrudAuth`]. See [`CrudAuth::builder`].
 #[derive(Debug)]
 pub struct CrudAuthBuilder {
-    secret_key: Option<Vec<u8>>,
+    secret_key: Option<RawKey>,
     users: Option<Arc<dyn UserStore>>,
     store: Option<Arc<dyn Store>>,
     limiter: Option<Arc<dyn RateLimiter>>,
@@ -151,6 +152,7 @@ pub struct CrudAuthBuilder {
     login_fields: Vec<LoginField>,
     email: Option<EmailConfig>,
     passwords: Option<Passwords>,
+    clock: Option<Arc<dyn Clock>>,
     trusted_proxy_hops: usize,
     warn_on_memory_backend: bool,
     user_cache_ttl: Duration,
@@ -159,6 +161,15 @@ pub struct CrudAuthBuilder {
     pub(crate) rate_limit_overrides: Vec<(String, RateLimit)>,
     #[cfg(feature = "redis")]
     redis: Option<RedisSetting>,
+}
+
+/// The `SECRET_KEY` bytes until `build()` checks them; redacted in `Debug`.
+struct RawKey(Vec<u8>);
+
+impl std::fmt::Debug for RawKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// One configured transport, in resolution order.
@@ -170,10 +181,24 @@ enum TransportSlot {
 }
 
 #[cfg(feature = "redis")]
-#[derive(Debug)]
 enum RedisSetting {
     Url { url: String, prefix: Option<String> },
     Config(crudauth_core::store::RedisConfig),
+}
+
+/// The URL's password never shows (`redis://***@host`).
+#[cfg(feature = "redis")]
+impl std::fmt::Debug for RedisSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisSetting::Url { url, prefix } => f
+                .debug_struct("Url")
+                .field("url", &crudauth_core::error::redact_url(url))
+                .field("prefix", prefix)
+                .finish(),
+            RedisSetting::Config(config) => f.debug_tuple("Config").field(config).finish(),
+        }
+    }
 }
 
 impl Default for CrudAuthBuilder {
@@ -190,6 +215,7 @@ impl Default for CrudAuthBuilder {
             login_fields: vec![LoginField::Email, LoginField::Username],
             email: None,
             passwords: None,
+            clock: None,
             trusted_proxy_hops: 0,
             warn_on_memory_backend: true,
             user_cache_ttl: Duration::from_secs(5),
@@ -205,7 +231,7 @@ impl Default for CrudAuthBuilder {
 impl CrudAuthBuilder {
     /// The signing and HMAC key (at least 32 bytes). Required.
     pub fn secret_key(mut self, key: impl AsRef<[u8]>) -> Self {
-        self.secret_key = Some(key.as_ref().to_vec());
+        self.secret_key = Some(RawKey(key.as_ref().to_vec()));
         self
     }
 
@@ -311,6 +337,14 @@ impl CrudAuthBuilder {
         self
     }
 
+    /// The clock sessions, bearer tokens, the user cache and the default in-memory store and
+    /// limiter measure time by (default: the system clock). Tests hand a
+    /// [`ManualClock`](crudauth_core::clock::ManualClock) and move it instead of sleeping.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// How many reverse proxies in front of the app append to `X-Forwarded-For` (default 0:
     /// the header is ignored).
     pub fn trusted_proxy_hops(mut self, hops: usize) -> Self {
@@ -339,7 +373,7 @@ impl CrudAuthBuilder {
         let raw = self
             .secret_key
             .ok_or_else(|| ConfigError::SecretKey("missing: call .secret_key(…)".into()))?;
-        let key = SecretKey::new(raw).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
+        let key = SecretKey::new(raw.0).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
         let users = self.users.ok_or(ConfigError::NoUsers)?;
         if self.login_fields.is_empty() {
             return Err(ConfigError::Invalid(
@@ -384,24 +418,38 @@ impl CrudAuthBuilder {
             Option<Arc<dyn Store>>,
             Option<Arc<dyn RateLimiter>>,
         ) = (None, None);
-        let store: Arc<dyn Store> = self
-            .store
-            .or(store_default)
-            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let given_clock = self.clock;
+        let clock = given_clock
+            .clone()
+            .unwrap_or_else(crudauth_core::clock::system);
+        let store: Arc<dyn Store> = self.store.or(store_default).unwrap_or_else(|| {
+            let memory = MemoryStore::new();
+            Arc::new(match &given_clock {
+                Some(c) => memory.with_clock(c.clone()),
+                None => memory,
+            })
+        });
         let limiter: Arc<dyn RateLimiter> = self
             .limiter
             .or(limiter_default)
-            .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new()));
-        let sessions = self
-            .session
-            .as_ref()
-            .map(|s| Sessions::new(store.clone(), key.clone(), s.config.clone()));
+            .unwrap_or_else(|| match &given_clock {
+                Some(c) => Arc::new(MemoryRateLimiter::with_clock(c.clone())),
+                None => Arc::new(MemoryRateLimiter::new()),
+            });
+        // Each purpose signs or keys with its own key derived from SECRET_KEY (HKDF), never
+        // with SECRET_KEY itself: no two purposes share a key.
+        let sessions = self.session.as_ref().map(|s| {
+            Sessions::new(store.clone(), key.derive(purpose::SESSION), s.config.clone())
+                .with_csrf_key(key.derive(purpose::CSRF))
+                .with_clock(clock.clone())
+        });
         let bearer = match self.bearer {
             Some(config) => Some(BearerState::new(
                 config,
-                &key,
+                &key.derive(purpose::JWT),
                 store.clone(),
                 &self.cookies,
+                clock.clone(),
             )?),
             None => None,
         };
@@ -431,7 +479,7 @@ impl CrudAuthBuilder {
         };
         Ok(CrudAuth {
             inner: Arc::new(Inner {
-                users: CachedUsers::new(users, self.user_cache_ttl),
+                users: CachedUsers::new(users, self.user_cache_ttl).with_clock(clock.clone()),
                 store,
                 limiter,
                 session: self.session,
@@ -442,6 +490,8 @@ impl CrudAuthBuilder {
                 login_fields: self.login_fields,
                 email: self.email,
                 passwords,
+                one_time_key: key.derive(purpose::ONE_TIME_TOKEN),
+                clock,
                 trusted_proxy_hops: self.trusted_proxy_hops,
                 warn_on_memory_backend: self.warn_on_memory_backend,
                 fresh_sign_in: self.fresh_sign_in,
@@ -494,6 +544,10 @@ pub(crate) struct Inner {
     pub(crate) login_fields: Vec<LoginField>,
     pub(crate) email: Option<EmailConfig>,
     pub(crate) passwords: Passwords,
+    /// Keys the store keys of single-use tokens (derived from SECRET_KEY for that purpose).
+    pub(crate) one_time_key: SecretKey,
+    /// The clock every expiry is measured by (the system's unless `.clock(…)` was given).
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) trusted_proxy_hops: usize,
     pub(crate) warn_on_memory_backend: bool,
     pub(crate) fresh_sign_in: Duration,

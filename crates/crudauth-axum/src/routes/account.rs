@@ -335,7 +335,7 @@ impl CrudAuth {
         let Some(session) = &principal.session else {
             return false;
         };
-        let now = crudauth_core::clock::Clock::now_millis(&crudauth_core::clock::SystemClock);
+        let now = self.inner.clock.now_millis();
         let window = self.inner.fresh_sign_in.as_millis() as u64;
         now.saturating_sub(session.record.created_at) <= window
             || session.record.sudo_until.is_some_and(|t| t > now)
@@ -357,10 +357,11 @@ impl CrudAuth {
             return;
         };
         let token = crudauth_core::secret::OneTimeToken::generate();
-        let key = format!(
-            "t:verify:{}",
-            crudauth_core::secret::sha256_hex(token.expose().as_bytes())
-        );
+        // Keyed with the one-time-token key: a store reader cannot confirm a guessed token.
+        let key = self
+            .inner
+            .one_time_key
+            .digest_after("t:verify:", "verify", token.expose());
         let record = json!({"user_id": user.id, "email": to, "token_version": user.token_version});
         let stored = self
             .store()
