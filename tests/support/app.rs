@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post};
@@ -165,6 +166,28 @@ pub fn demo_routes(auth: &CrudAuth) -> Router {
         )
         .merge(auth.router())
         .layer(auth.layer())
+}
+
+/// `/mutate` answering POST, PUT, PATCH and DELETE for a signed-in session (so CSRF applies to
+/// each), counting in `done` every request that got through: a refused request must leave it
+/// unchanged.
+pub fn mutation_routes(done: Arc<AtomicUsize>) -> Box<ExtraRoutes> {
+    Box::new(move |_: &CrudAuth| {
+        let handler = move |_: CurrentUser<SessionOnly>| {
+            let done = done.clone();
+            async move {
+                done.fetch_add(1, Ordering::SeqCst);
+                Json(json!({"ok": true}))
+            }
+        };
+        Router::new().route(
+            "/mutate",
+            post(handler.clone())
+                .put(handler.clone())
+                .patch(handler.clone())
+                .delete(handler),
+        )
+    })
 }
 
 /// Builds, initializes and serves an app.

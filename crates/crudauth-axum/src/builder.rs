@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use axum::Router;
 
+use crudauth_core::clock::Clock;
 use crudauth_core::email::EmailSender;
 use crudauth_core::lifespan::Tasks;
 use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
 use crudauth_core::password::Passwords;
-use crudauth_core::clock::Clock;
 use crudauth_core::secret::{purpose, SecretKey};
 use crudauth_core::session::{SessionConfig, Sessions};
 use crudauth_core::store::{BackendKind, MemoryStore, Store};
@@ -65,6 +65,12 @@ pub struct SessionTransport {
     pub(crate) config: SessionConfig,
     pub(crate) csrf: bool,
     pub(crate) management_routes: bool,
+    /// Origins, besides the request's own, that cookie-authenticated unsafe requests may come
+    /// from (normalised: `https://app.example`).
+    pub(crate) allowed_origins: Vec<String>,
+    /// Entries given to [`SessionTransport::allowed_origins`] that are no origin; `build()`
+    /// refuses them.
+    pub(crate) invalid_origins: Vec<String>,
 }
 
 impl Default for SessionTransport {
@@ -73,6 +79,8 @@ impl Default for SessionTransport {
             config: SessionConfig::default(),
             csrf: true,
             management_routes: true,
+            allowed_origins: Vec::new(),
+            invalid_origins: Vec::new(),
         }
     }
 }
@@ -106,6 +114,28 @@ impl SessionTransport {
     /// protection).
     pub fn without_csrf(mut self) -> Self {
         self.csrf = false;
+        self
+    }
+
+    /// Origins other than the app's own that may send cookie-authenticated unsafe requests
+    /// (a front end on another subdomain: `https://app.example.com`). By default only the
+    /// request's own origin (its `Host`, over `https`, or `http` too with Secure cookies off)
+    /// passes: an unsafe request whose `Origin` header names anything else is refused (403),
+    /// even with a valid CSRF token. Behind a proxy that rewrites `Host`, list the public
+    /// origin here. Each entry is `scheme://host[:port]`; anything else is refused at
+    /// `build()`.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for origin in origins {
+            let origin = origin.into();
+            match crate::transport::normalise_origin(&origin) {
+                Some(normal) => self.allowed_origins.push(normal),
+                None => self.invalid_origins.push(origin),
+            }
+        }
         self
     }
 
@@ -381,6 +411,12 @@ impl CrudAuthBuilder {
             ));
         }
         self.lockout.validate().map_err(ConfigError::Invalid)?;
+        if let Some(bad) = self.session.iter().flat_map(|s| &s.invalid_origins).next() {
+            return Err(ConfigError::Invalid(format!(
+                "allowed origin `{bad}` is not scheme://host[:port] (http or https, no path)"
+            )));
+        }
+        self.cookies.check(self.bearer.as_ref())?;
         let rate_limits = BuiltinLimits::new(self.rate_limit_overrides)?;
         if let Some(email) = &self.email {
             if email.frontend_url.is_empty() {
@@ -429,19 +465,23 @@ impl CrudAuthBuilder {
                 None => memory,
             })
         });
-        let limiter: Arc<dyn RateLimiter> = self
-            .limiter
-            .or(limiter_default)
-            .unwrap_or_else(|| match &given_clock {
-                Some(c) => Arc::new(MemoryRateLimiter::with_clock(c.clone())),
-                None => Arc::new(MemoryRateLimiter::new()),
-            });
+        let limiter: Arc<dyn RateLimiter> =
+            self.limiter
+                .or(limiter_default)
+                .unwrap_or_else(|| match &given_clock {
+                    Some(c) => Arc::new(MemoryRateLimiter::with_clock(c.clone())),
+                    None => Arc::new(MemoryRateLimiter::new()),
+                });
         // Each purpose signs or keys with its own key derived from SECRET_KEY (HKDF), never
         // with SECRET_KEY itself: no two purposes share a key.
         let sessions = self.session.as_ref().map(|s| {
-            Sessions::new(store.clone(), key.derive(purpose::SESSION), s.config.clone())
-                .with_csrf_key(key.derive(purpose::CSRF))
-                .with_clock(clock.clone())
+            Sessions::new(
+                store.clone(),
+                key.derive(purpose::SESSION),
+                s.config.clone(),
+            )
+            .with_csrf_key(key.derive(purpose::CSRF))
+            .with_clock(clock.clone())
         });
         let bearer = match self.bearer {
             Some(config) => Some(BearerState::new(

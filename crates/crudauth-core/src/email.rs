@@ -236,10 +236,16 @@ mod tests {
                 "https://app.example/reset-password?token=abc",
                 "https://app.example/reset-password?token=***",
             ),
-            ("https://a.example/x?t=1&u=2", "https://a.example/x?t=***&u=***"),
+            (
+                "https://a.example/x?t=1&u=2",
+                "https://a.example/x?t=***&u=***",
+            ),
             ("https://a.example/x?bare", "https://a.example/x?***"),
             ("https://a.example/x#tok", "https://a.example/x#***"),
-            ("https://a.example/x?t=1#tok", "https://a.example/x?t=***#***"),
+            (
+                "https://a.example/x?t=1#tok",
+                "https://a.example/x?t=***#***",
+            ),
             ("https://a.example/plain", "https://a.example/plain"),
         ] {
             assert_eq!(LogSender::redact_link(link), redacted, "{link}");

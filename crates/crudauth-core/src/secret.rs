@@ -140,8 +140,7 @@ impl SecretKey {
                 .finalize()
                 .into();
         }
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&okm)
-            .unwrap_or_else(|_| self.mac.clone());
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&okm).unwrap_or_else(|_| self.mac.clone());
         SecretKey {
             raw: okm.to_vec(),
             mac,

@@ -206,11 +206,19 @@ mod tests {
         let key = SecretKey::new([1u8; 32]).unwrap();
         let store: Arc<dyn Store> = Arc::new(crudauth_core::store::MemoryStore::new());
         let config = BearerTransport::default().refresh_cookie_path("refresh");
-        assert!(BearerState::new(config, &key, store.clone(), &CookieConfig::default(), clock()).is_err());
+        assert!(BearerState::new(
+            config,
+            &key,
+            store.clone(),
+            &CookieConfig::default(),
+            clock()
+        )
+        .is_err());
         let config = BearerTransport::default()
             .default_scopes(["admin"])
             .grantable_scopes(["reports:read"]);
-        let err = BearerState::new(config, &key, store, &CookieConfig::default(), clock()).unwrap_err();
+        let err =
+            BearerState::new(config, &key, store, &CookieConfig::default(), clock()).unwrap_err();
         assert!(err.to_string().contains("subset"), "{err}");
     }
 }

@@ -203,7 +203,10 @@ impl JwtCodec {
         if claims.token_type != expected || claims.sub.is_empty() {
             return Err(TokenRejected::Invalid);
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+        {
             return Err(TokenRejected::Invalid);
         }
         if expected == TokenType::Refresh
@@ -228,7 +231,12 @@ mod tests {
     const AUD: &str = "crudauth-api";
 
     fn codec() -> JwtCodec {
-        JwtCodec::new(&SecretKey::new([7u8; 32]).unwrap(), Duration::ZERO, ISS, AUD)
+        JwtCodec::new(
+            &SecretKey::new([7u8; 32]).unwrap(),
+            Duration::ZERO,
+            ISS,
+            AUD,
+        )
     }
 
     fn now() -> u64 {
@@ -274,7 +282,12 @@ mod tests {
             Err(TokenRejected::Expired)
         );
         // Signed with another key: a forgery, even though it is expired too.
-        let other = JwtCodec::new(&SecretKey::new([8u8; 32]).unwrap(), Duration::ZERO, ISS, AUD);
+        let other = JwtCodec::new(
+            &SecretKey::new([8u8; 32]).unwrap(),
+            Duration::ZERO,
+            ISS,
+            AUD,
+        );
         let forged = other.sign(&access(now() - 10)).unwrap();
         assert_eq!(
             c.verify(&forged, TokenType::Access, now()),
