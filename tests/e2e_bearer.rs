@@ -3,6 +3,7 @@
 //! corpus, scopes — and several transports resolving one principal, on memory and on Redis.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,8 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sha2::Sha256;
+
+use crudauth_core::secret::sha256_hex;
 
 use crudauth_axum::extract::{CurrentUser, Require};
 use crudauth_axum::{
@@ -1294,9 +1297,24 @@ async fn transport_precedence_matrix(backend: Backend) {
     }
 }
 
-/// `X-Api-Key: <user id>:<key>` — the API-key transport of the guide.
-#[derive(Debug)]
-struct ApiKey;
+/// `X-Api-Key: <key>` — the API-key transport of the guide: each key's SHA-256 maps to its
+/// owner and scopes (filled once the test's users exist).
+#[derive(Debug, Default, Clone)]
+struct ApiKey {
+    by_hash: Arc<std::sync::RwLock<HashMap<String, (UserId, Vec<String>)>>>,
+}
+
+impl ApiKey {
+    fn issue(&self, owner: &UserId, scopes: &[&str]) -> String {
+        let key = crudauth_core::secret::random_token(32);
+        let scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.by_hash
+            .write()
+            .unwrap()
+            .insert(sha256_hex(key.as_bytes()), (owner.clone(), scopes));
+        key
+    }
+}
 
 #[async_trait]
 impl Transport for ApiKey {
@@ -1309,23 +1327,29 @@ impl Transport for ApiKey {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Principal>, AuthError> {
-        let Some(value) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) else {
+        let Some(value) = parts.headers.get("x-api-key") else {
             return Ok(None);
         };
-        let (id, key) = value.split_once(':').ok_or_else(AuthError::invalid_token)?;
-        let scopes = match key {
-            "reader-key" => vec!["reports:read".to_owned()],
-            "other-key" => vec!["other".to_owned()],
-            _ => return Err(AuthError::invalid_token()),
+        let key = value.to_str().map_err(|_| AuthError::invalid_token())?;
+        let found = self
+            .by_hash
+            .read()
+            .unwrap()
+            .get(&sha256_hex(key.as_bytes()))
+            .cloned();
+        let Some((owner, scopes)) = found else {
+            return Err(AuthError::invalid_token());
         };
-        let user = auth.load_active_user(&UserId::Text(id.to_owned())).await?;
+        let user = auth.load_active_user(&owner).await?;
         Ok(user.map(|u| Principal::new(u, "apikey", scopes)))
     }
 }
 
 async fn custom_transport(backend: Backend) {
+    let keys = ApiKey::default();
     let mut o = Options::new(backend);
-    o.customize = Box::new(|b| b.transport(ApiKey));
+    let transport = keys.clone();
+    o.customize = Box::new(move |b| b.transport(transport));
     o.routes = Some(Box::new(|_: &crudauth_axum::CrudAuth| {
         Router::new().route(
             "/v1/reports",
@@ -1333,26 +1357,45 @@ async fn custom_transport(backend: Backend) {
         )
     }));
     let app = spawn(o).await;
-    let user = app.user("ada@example.com", "ada", PW).await;
-    let key = |k: &str| format!("{}:{k}", user.id);
+    let ada = app.user("ada@example.com", "ada", PW).await;
+    let bob = app.user("bob@example.com", "bob", PW).await;
+    let reader = keys.issue(&ada.id, &["reports:read"]);
+    let other = keys.issue(&ada.id, &["other"]);
+    let bobs = keys.issue(&bob.id, &[]);
     let mut b = Browser::new();
-    let reader = key("reader-key");
     let r = b
         .get_with(&app.url("/dashboard"), &[("x-api-key", &reader)])
         .await;
-    assert_eq!((r.status, &r.json["via"]), (200, &json!("apikey")));
+    assert_eq!(
+        (r.status, &r.json["via"], &r.json["username"]),
+        (200, &json!("apikey"), &json!("ada"))
+    );
+    // The key alone picks the account: bob's key is bob, whatever else the request says.
+    let r = b
+        .get_with(&app.url("/dashboard"), &[("x-api-key", &bobs)])
+        .await;
+    assert_eq!((r.status, &r.json["username"]), (200, &json!("bob")));
+    let r = b
+        .get_with(
+            &app.url("/dashboard"),
+            &[("x-api-key", &format!("{}:{reader}", bob.id))],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (401, "Invalid token"),
+        "no account by id"
+    );
     let r = b
         .get_with(&app.url("/v1/reports"), &[("x-api-key", &reader)])
         .await;
     assert_eq!((r.status, &r.json), (200, &json!({"via": "apikey"})));
-    let other = key("other-key");
     let r = b
         .get_with(&app.url("/v1/reports"), &[("x-api-key", &other)])
         .await;
     assert_eq!((r.status, r.detail()), (403, "Insufficient scope"));
-    let wrong = key("nope");
     let r = b
-        .get_with(&app.url("/feed"), &[("x-api-key", &wrong)])
+        .get_with(&app.url("/feed"), &[("x-api-key", "nope")])
         .await;
     assert_eq!((r.status, r.detail()), (401, "Invalid token"));
     let r = b.get(&app.url("/dashboard")).await;
@@ -1383,7 +1426,7 @@ fn transports_are_tried_in_builder_order() {
     let auth = base()
         .bearer_transport(BearerTransport::default())
         .session_transport(SessionTransport::default())
-        .transport(ApiKey)
+        .transport(ApiKey::default())
         // Reconfiguring keeps the place.
         .bearer_transport(BearerTransport::default().refresh_in_body())
         .build()

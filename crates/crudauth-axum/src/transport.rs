@@ -51,26 +51,41 @@ use crate::layer::Outcome;
 /// superuser and verified gates apply to a custom transport's principals like any other;
 /// `CurrentUser<R>` narrows a route to one transport by its [`Transport::name`].
 ///
-/// An API-key transport, registered after the built-in ones:
+/// An API-key transport, registered after the built-in ones. Each key belongs to one user, and
+/// the key alone says which: nothing the client sends besides the key picks the account.
 ///
 /// ```
+/// use std::collections::HashMap;
+///
 /// use async_trait::async_trait;
 /// use axum::http::request::Parts;
 /// use axum::{body::Body, http::Request, routing::get, Json, Router};
 /// use crudauth_axum::extract::CurrentUser;
-/// use crudauth_axum::{AuthError, BearerTransport, CrudAuth, Principal, SessionTransport, Transport};
-/// use crudauth_core::secret::{ct_eq, sha256_hex};
+/// use crudauth_axum::{AuthError, CrudAuth, Principal, SessionTransport, Transport};
+/// use crudauth_core::secret::{random_token, sha256_hex};
 /// use crudauth_core::user::{MemoryUsers, NewUser, UserId, UserStore};
 /// use tower::ServiceExt;
 ///
-/// /// `X-Api-Key: <user id>:<key>`. Only the key's SHA-256 is kept.
-/// #[derive(Debug)]
-/// struct ApiKey {
-///     sha256: String,
+/// /// `X-Api-Key: <key>`. The table maps the SHA-256 of each key to its owner and scopes (in
+/// /// an app: a column with a unique index), so no key is kept and the lookup compares no
+/// /// secret. Keys are 256 random bits, so a fast hash is enough.
+/// #[derive(Debug, Default)]
+/// struct ApiKeys {
+///     by_hash: HashMap<String, (UserId, Vec<String>)>,
+/// }
+///
+/// impl ApiKeys {
+///     /// Mints a key for `owner`; shown to them once, never stored.
+///     fn issue(&mut self, owner: &UserId, scopes: &[&str]) -> String {
+///         let key = random_token(32);
+///         let scopes = scopes.iter().map(|s| s.to_string()).collect();
+///         self.by_hash.insert(sha256_hex(key.as_bytes()), (owner.clone(), scopes));
+///         key
+///     }
 /// }
 ///
 /// #[async_trait]
-/// impl Transport for ApiKey {
+/// impl Transport for ApiKeys {
 ///     fn name(&self) -> &'static str {
 ///         "api_key"
 ///     }
@@ -84,38 +99,51 @@ use crate::layer::Outcome;
 ///             return Ok(None); // absent: the next transport is tried
 ///         };
 ///         // Present from here on: anything wrong is a 401, never anonymous.
-///         let value = value.to_str().map_err(|_| AuthError::invalid_token())?;
-///         let (id, key) = value.split_once(':').ok_or_else(AuthError::invalid_token)?;
-///         if !ct_eq(sha256_hex(key.as_bytes()).as_bytes(), self.sha256.as_bytes()) {
+///         let key = value.to_str().map_err(|_| AuthError::invalid_token())?;
+///         let Some((owner, scopes)) = self.by_hash.get(&sha256_hex(key.as_bytes())) else {
 ///             return Err(AuthError::invalid_token());
-///         }
-///         let user = auth.load_active_user(&UserId::Text(id.to_owned())).await?;
-///         Ok(user.map(|u| Principal::new(u, "api_key", vec!["reports:read".into()])))
+///         };
+///         // A disabled or deleted owner: absent, like any credential whose user is gone.
+///         let user = auth.load_active_user(owner).await?;
+///         Ok(user.map(|u| Principal::new(u, "api_key", scopes.clone())))
 ///     }
 /// }
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let users = MemoryUsers::new();
 /// let ada = users.create(NewUser::new("ada@example.com", "ada", "!no-password")).await.unwrap();
+/// let bob = users.create(NewUser::new("bob@example.com", "bob", "!no-password")).await.unwrap();
+/// let mut keys = ApiKeys::default();
+/// let adas_key = keys.issue(&ada.id, &["reports:read"]);
+/// let bobs_key = keys.issue(&bob.id, &[]);
 /// let auth = CrudAuth::builder()
 ///     .secret_key([7u8; 32])
 ///     .users(users)
 ///     .session_transport(SessionTransport::default())
-///     .bearer_transport(BearerTransport::default())
-///     .transport(ApiKey { sha256: sha256_hex(b"let-me-in") })
+///     .transport(keys)
 ///     .build()
 ///     .unwrap();
 /// let app = Router::new()
-///     .route("/whoami", get(|u: CurrentUser| async move { Json(u.via) }))
-///     .merge(auth.router())
+///     .route("/whoami", get(|u: CurrentUser| async move {
+///         Json((u.via, u.user.username.clone().unwrap_or_default()))
+///     }))
 ///     .layer(auth.layer());
 ///
-/// let call = |key: &str| {
+/// let call = |key: String| {
 ///     let request = Request::get("/whoami").header("x-api-key", key).body(Body::empty()).unwrap();
-///     app.clone().oneshot(request)
+///     let app = app.clone();
+///     async move {
+///         let response = app.oneshot(request).await.unwrap();
+///         let status = response.status().as_u16();
+///         let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+///         (status, String::from_utf8(body.to_vec()).unwrap())
+///     }
 /// };
-/// assert_eq!(call(&format!("{}:let-me-in", ada.id)).await.unwrap().status(), 200);
-/// assert_eq!(call(&format!("{}:guess", ada.id)).await.unwrap().status(), 401);
+/// assert_eq!(call(adas_key.clone()).await, (200, r#"["api_key","ada"]"#.to_owned()));
+/// assert_eq!(call(bobs_key).await, (200, r#"["api_key","bob"]"#.to_owned()));
+/// // A guess is refused, and naming another account next to a valid key gets nothing.
+/// assert_eq!(call(random_token(32)).await.0, 401);
+/// assert_eq!(call(format!("{}:{adas_key}", bob.id)).await.0, 401);
 /// # });
 /// ```
 #[async_trait]
