@@ -24,6 +24,7 @@ use crudauth_axum::extract::{CurrentUser, Require};
 use crudauth_axum::{
     AuthError, BearerTransport, ConfigError, CrudAuth, Principal, SessionTransport, Transport,
 };
+use crudauth_core::clock::ManualClock;
 use crudauth_core::principal::Gate;
 use crudauth_core::user::{MemoryUsers, UserId, UserStore, UserUpdate};
 
@@ -518,8 +519,12 @@ async fn rotation_and_reuse_revokes_the_family(backend: Backend) {
 }
 
 async fn reuse_grace(backend: Backend) {
+    let clock = ManualClock::starting_now();
     let grace = BearerTransport::default().reuse_grace(Duration::from_secs(1));
-    let app = spawn(options(backend, grace)).await;
+    let mut o = Options::new(backend);
+    let time = clock.clone();
+    o.customize = Box::new(move |b| b.bearer_transport(grace).clock(time));
+    let app = spawn(o).await;
     app.user("ada@example.com", "ada", PW).await;
     let mut b = Browser::new();
     access_for(&app, &mut b, "ada").await;
@@ -540,7 +545,7 @@ async fn reuse_grace(backend: Backend) {
     access_for(&app, &mut c, "ada").await;
     let s1 = c.cookies["refresh_token"].clone();
     c.post(&app.url("/refresh")).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1001));
     assert_eq!(refresh_with(&app, &s1).await.status, 401);
     let r = c.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
@@ -643,8 +648,10 @@ async fn password_change_and_logout_all_kill_tokens(backend: Backend) {
 /// built from: a change through crudauth ends it at once, one behind its back (straight in the
 /// table) within `user_cache_ttl`.
 async fn remembered_principals_follow_the_user_row(backend: Backend) {
+    let clock = ManualClock::starting_now();
     let mut o = Options::new(backend);
-    o.customize = Box::new(|b| b.user_cache_ttl(Duration::from_secs(1)));
+    let time = clock.clone();
+    o.customize = Box::new(move |b| b.user_cache_ttl(Duration::from_secs(1)).clock(time));
     let app = spawn(o).await;
     let user = app.user("ada@example.com", "ada", PW).await;
     let access = access_for(&app, &mut Browser::new(), "ada").await;
@@ -659,7 +666,10 @@ async fn remembered_principals_follow_the_user_row(backend: Backend) {
     app.users.update(&user.id, promote).await.unwrap();
     let r = get_bearer(&app.url("/secret"), &access).await;
     assert_eq!(r.status, 403, "still the cached row");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(999));
+    let r = get_bearer(&app.url("/secret"), &access).await;
+    assert_eq!(r.status, 403, "still within the row's time to live");
+    clock.advance(Duration::from_millis(2));
     let r = get_bearer(&app.url("/secret"), &access).await;
     assert_eq!(r.status, 200, "the verified flag was re-read: {:?}", r.json);
     // Disabled behind crudauth's back: absent within the row's time to live.
@@ -668,7 +678,7 @@ async fn remembered_principals_follow_the_user_row(backend: Backend) {
         ..Default::default()
     };
     app.users.update(&user.id, off).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1001));
     let r = get_bearer(&app.url("/v1/items"), &access).await;
     assert_eq!((r.status, r.detail()), (401, "Not authenticated"));
     // Enabled again through crudauth: back at once.
