@@ -3,6 +3,7 @@
 //! corpus, scopes — and several transports resolving one principal, on memory and on Redis.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,14 +18,19 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crudauth_core::secret::sha256_hex;
+
 use crudauth_axum::extract::{CurrentUser, Require};
 use crudauth_axum::{
     AuthError, BearerTransport, ConfigError, CrudAuth, Principal, SessionTransport, Transport,
 };
+use crudauth_core::clock::ManualClock;
 use crudauth_core::principal::Gate;
 use crudauth_core::user::{MemoryUsers, UserId, UserStore, UserUpdate};
 
-use crudauth_tests::app::{spawn, Backend, Options, TestApp, Transports, TEST_SECRET};
+use crudauth_tests::app::{
+    derived_key, jwt_key, spawn, Backend, Options, TestApp, Transports, TEST_SECRET,
+};
 use crudauth_tests::http::{form, Answer, Body, Browser};
 
 const PW: &str = "correct horse battery";
@@ -76,7 +82,7 @@ fn hand_signed(header: &Value, claims: &Value, key: &[u8]) -> String {
 /// Valid access-token claims for `user_id`, as crudauth-rs mints them.
 fn access_claims(user_id: &UserId) -> Value {
     json!({"sub": user_id.to_string(), "ver": 0, "exp": now() + 600, "iat": now(),
-           "token_type": "access", "scopes": []})
+           "token_type": "access", "scopes": [], "iss": "crudauth", "aud": "crudauth-api"})
 }
 
 /// `claims` with `changes` merged in (a `null` removes the key).
@@ -513,8 +519,12 @@ async fn rotation_and_reuse_revokes_the_family(backend: Backend) {
 }
 
 async fn reuse_grace(backend: Backend) {
+    let clock = ManualClock::starting_now();
     let grace = BearerTransport::default().reuse_grace(Duration::from_secs(1));
-    let app = spawn(options(backend, grace)).await;
+    let mut o = Options::new(backend);
+    let time = clock.clone();
+    o.customize = Box::new(move |b| b.bearer_transport(grace).clock(time));
+    let app = spawn(o).await;
     app.user("ada@example.com", "ada", PW).await;
     let mut b = Browser::new();
     access_for(&app, &mut b, "ada").await;
@@ -535,7 +545,7 @@ async fn reuse_grace(backend: Backend) {
     access_for(&app, &mut c, "ada").await;
     let s1 = c.cookies["refresh_token"].clone();
     c.post(&app.url("/refresh")).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1001));
     assert_eq!(refresh_with(&app, &s1).await.status, 401);
     let r = c.post(&app.url("/refresh")).await;
     assert_eq!((r.status, r.detail()), (401, INVALID_REFRESH));
@@ -638,8 +648,10 @@ async fn password_change_and_logout_all_kill_tokens(backend: Backend) {
 /// built from: a change through crudauth ends it at once, one behind its back (straight in the
 /// table) within `user_cache_ttl`.
 async fn remembered_principals_follow_the_user_row(backend: Backend) {
+    let clock = ManualClock::starting_now();
     let mut o = Options::new(backend);
-    o.customize = Box::new(|b| b.user_cache_ttl(Duration::from_secs(1)));
+    let time = clock.clone();
+    o.customize = Box::new(move |b| b.user_cache_ttl(Duration::from_secs(1)).clock(time));
     let app = spawn(o).await;
     let user = app.user("ada@example.com", "ada", PW).await;
     let access = access_for(&app, &mut Browser::new(), "ada").await;
@@ -654,7 +666,10 @@ async fn remembered_principals_follow_the_user_row(backend: Backend) {
     app.users.update(&user.id, promote).await.unwrap();
     let r = get_bearer(&app.url("/secret"), &access).await;
     assert_eq!(r.status, 403, "still the cached row");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(999));
+    let r = get_bearer(&app.url("/secret"), &access).await;
+    assert_eq!(r.status, 403, "still within the row's time to live");
+    clock.advance(Duration::from_millis(2));
     let r = get_bearer(&app.url("/secret"), &access).await;
     assert_eq!(r.status, 200, "the verified flag was re-read: {:?}", r.json);
     // Disabled behind crudauth's back: absent within the row's time to live.
@@ -663,7 +678,7 @@ async fn remembered_principals_follow_the_user_row(backend: Backend) {
         ..Default::default()
     };
     app.users.update(&user.id, off).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1001));
     let r = get_bearer(&app.url("/v1/items"), &access).await;
     assert_eq!((r.status, r.detail()), (401, "Not authenticated"));
     // Enabled again through crudauth: back at once.
@@ -758,10 +773,19 @@ async fn jwt_attack_corpus(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     let user = app.user("ada@example.com", "ada", PW).await;
     let other = app.user("bob@example.com", "bob", PW).await;
-    let key = &TEST_SECRET[..];
+    let jwt_key = jwt_key();
+    let key = &jwt_key[..];
     let mut b = Browser::new();
     let real = access_for(&app, &mut b, "ada").await;
     let real_refresh = b.cookies["refresh_token"].clone();
+    // Minted tokens carry the configured issuer and audience (the defaults here).
+    for token in [&real, &real_refresh] {
+        let claims = part(token, 1);
+        assert_eq!(
+            (&claims["iss"], &claims["aud"]),
+            (&json!("crudauth"), &json!("crudauth-api"))
+        );
+    }
     let good = access_claims(&user.id);
     let hs256 = json!({"alg": "HS256", "typ": "JWT"});
     let [h, p, s]: [&str; 3] = real.split('.').collect::<Vec<_>>().try_into().unwrap();
@@ -816,6 +840,34 @@ async fn jwt_attack_corpus(backend: Backend) {
             Expect::Invalid,
         ),
         ("HS256, wrong key", sign(&good, &[7u8; 32]), Expect::Invalid),
+        (
+            "HS256, the raw SECRET_KEY (not the derived JWT key)",
+            sign(&good, &TEST_SECRET),
+            Expect::Invalid,
+        ),
+        (
+            "HS256, the session-id key",
+            sign(&good, &derived_key(crudauth_core::secret::purpose::SESSION)),
+            Expect::Invalid,
+        ),
+        (
+            "HS256, the CSRF key",
+            sign(&good, &derived_key(crudauth_core::secret::purpose::CSRF)),
+            Expect::Invalid,
+        ),
+        ("wrong iss", forged(json!({"iss": "evil"})), Expect::Invalid),
+        ("no iss", forged(json!({"iss": null})), Expect::Invalid),
+        (
+            "wrong aud",
+            forged(json!({"aud": "another-api"})),
+            Expect::Invalid,
+        ),
+        ("no aud", forged(json!({"aud": null})), Expect::Invalid),
+        (
+            "aud as a list naming ours",
+            forged(json!({"aud": ["crudauth-api"]})),
+            Expect::Invalid,
+        ),
         ("HS256, empty key", sign(&good, b""), Expect::Invalid),
         (
             "HS512, right key (not allowed)",
@@ -1106,7 +1158,7 @@ async fn transport_precedence_matrix(backend: Backend) {
         let access = access_for(&app, &mut Browser::new(), "ada").await;
         let expired = sign(
             &with(access_claims(&user.id), json!({"exp": now() - 60})),
-            &TEST_SECRET,
+            &jwt_key(),
         );
         let mut dead = Browser::new();
         dead.cookies.insert("session_id".into(), "x".repeat(43));
@@ -1255,9 +1307,24 @@ async fn transport_precedence_matrix(backend: Backend) {
     }
 }
 
-/// `X-Api-Key: <user id>:<key>` — the API-key transport of the guide.
-#[derive(Debug)]
-struct ApiKey;
+/// `X-Api-Key: <key>` — the API-key transport of the guide: each key's SHA-256 maps to its
+/// owner and scopes (filled once the test's users exist).
+#[derive(Debug, Default, Clone)]
+struct ApiKey {
+    by_hash: Arc<std::sync::RwLock<HashMap<String, (UserId, Vec<String>)>>>,
+}
+
+impl ApiKey {
+    fn issue(&self, owner: &UserId, scopes: &[&str]) -> String {
+        let key = crudauth_core::secret::random_token(32);
+        let scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.by_hash
+            .write()
+            .unwrap()
+            .insert(sha256_hex(key.as_bytes()), (owner.clone(), scopes));
+        key
+    }
+}
 
 #[async_trait]
 impl Transport for ApiKey {
@@ -1270,23 +1337,29 @@ impl Transport for ApiKey {
         parts: &Parts,
         auth: &CrudAuth,
     ) -> Result<Option<Principal>, AuthError> {
-        let Some(value) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) else {
+        let Some(value) = parts.headers.get("x-api-key") else {
             return Ok(None);
         };
-        let (id, key) = value.split_once(':').ok_or_else(AuthError::invalid_token)?;
-        let scopes = match key {
-            "reader-key" => vec!["reports:read".to_owned()],
-            "other-key" => vec!["other".to_owned()],
-            _ => return Err(AuthError::invalid_token()),
+        let key = value.to_str().map_err(|_| AuthError::invalid_token())?;
+        let found = self
+            .by_hash
+            .read()
+            .unwrap()
+            .get(&sha256_hex(key.as_bytes()))
+            .cloned();
+        let Some((owner, scopes)) = found else {
+            return Err(AuthError::invalid_token());
         };
-        let user = auth.load_active_user(&UserId::Text(id.to_owned())).await?;
+        let user = auth.load_active_user(&owner).await?;
         Ok(user.map(|u| Principal::new(u, "apikey", scopes)))
     }
 }
 
 async fn custom_transport(backend: Backend) {
+    let keys = ApiKey::default();
     let mut o = Options::new(backend);
-    o.customize = Box::new(|b| b.transport(ApiKey));
+    let transport = keys.clone();
+    o.customize = Box::new(move |b| b.transport(transport));
     o.routes = Some(Box::new(|_: &crudauth_axum::CrudAuth| {
         Router::new().route(
             "/v1/reports",
@@ -1294,26 +1367,45 @@ async fn custom_transport(backend: Backend) {
         )
     }));
     let app = spawn(o).await;
-    let user = app.user("ada@example.com", "ada", PW).await;
-    let key = |k: &str| format!("{}:{k}", user.id);
+    let ada = app.user("ada@example.com", "ada", PW).await;
+    let bob = app.user("bob@example.com", "bob", PW).await;
+    let reader = keys.issue(&ada.id, &["reports:read"]);
+    let other = keys.issue(&ada.id, &["other"]);
+    let bobs = keys.issue(&bob.id, &[]);
     let mut b = Browser::new();
-    let reader = key("reader-key");
     let r = b
         .get_with(&app.url("/dashboard"), &[("x-api-key", &reader)])
         .await;
-    assert_eq!((r.status, &r.json["via"]), (200, &json!("apikey")));
+    assert_eq!(
+        (r.status, &r.json["via"], &r.json["username"]),
+        (200, &json!("apikey"), &json!("ada"))
+    );
+    // The key alone picks the account: bob's key is bob, whatever else the request says.
+    let r = b
+        .get_with(&app.url("/dashboard"), &[("x-api-key", &bobs)])
+        .await;
+    assert_eq!((r.status, &r.json["username"]), (200, &json!("bob")));
+    let r = b
+        .get_with(
+            &app.url("/dashboard"),
+            &[("x-api-key", &format!("{}:{reader}", bob.id))],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (401, "Invalid token"),
+        "no account by id"
+    );
     let r = b
         .get_with(&app.url("/v1/reports"), &[("x-api-key", &reader)])
         .await;
     assert_eq!((r.status, &r.json), (200, &json!({"via": "apikey"})));
-    let other = key("other-key");
     let r = b
         .get_with(&app.url("/v1/reports"), &[("x-api-key", &other)])
         .await;
     assert_eq!((r.status, r.detail()), (403, "Insufficient scope"));
-    let wrong = key("nope");
     let r = b
-        .get_with(&app.url("/feed"), &[("x-api-key", &wrong)])
+        .get_with(&app.url("/feed"), &[("x-api-key", "nope")])
         .await;
     assert_eq!((r.status, r.detail()), (401, "Invalid token"));
     let r = b.get(&app.url("/dashboard")).await;
@@ -1344,7 +1436,7 @@ fn transports_are_tried_in_builder_order() {
     let auth = base()
         .bearer_transport(BearerTransport::default())
         .session_transport(SessionTransport::default())
-        .transport(ApiKey)
+        .transport(ApiKey::default())
         // Reconfiguring keeps the place.
         .bearer_transport(BearerTransport::default().refresh_in_body())
         .build()

@@ -584,8 +584,9 @@ async fn safe_methods_change_nothing_in_the_store() {
     assert_eq!(before, after);
 }
 
-/// T1: a verification token is 256 random bits and the store holds only its SHA-256: the
-/// token itself is in no key and no value.
+/// T1: a verification token is 256 random bits and the store holds only its keyed hash
+/// (HMAC under the one-time-token key derived from SECRET_KEY): the token itself is in no key
+/// and no value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_time_tokens_are_stored_only_as_their_hash() {
     let prefix = unique_prefix("t1");
@@ -607,7 +608,11 @@ async fn one_time_tokens_are_stored_only_as_their_hash() {
     let token = link.split("token=").nth(1).unwrap();
     let raw = base64_decode(token);
     assert_eq!(raw.len(), 32, "256 bits");
-    let hashed = format!("t:verify:{}", sha256_hex(token.as_bytes()));
+    let hashed = crudauth_core::secret::SecretKey::new(crudauth_tests::app::TEST_SECRET)
+        .unwrap()
+        .derive(crudauth_core::secret::purpose::ONE_TIME_TOKEN)
+        .digest_after("t:verify:", "verify", token);
+    let unkeyed = sha256_hex(token.as_bytes());
     assert!(app.auth.store().get(&hashed).await.unwrap().is_some());
     let snapshot = redis_snapshot(&prefix).await;
     assert!(
@@ -616,6 +621,7 @@ async fn one_time_tokens_are_stored_only_as_their_hash() {
     );
     for (key, value) in &snapshot {
         assert!(!key.contains(token), "{key}");
+        assert!(!key.contains(&unkeyed), "{key}: keyed, not a bare SHA-256");
         assert!(!value.contains(token), "{key}: {value}");
     }
 }

@@ -2,12 +2,17 @@
 //! device management, password change — on memory and on Redis.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use serde_json::json;
 
 use crudauth_core::limit::LockoutConfig;
 use crudauth_core::user::UserStore;
 
-use crudauth_tests::app::{spawn, Backend, Options};
+use crudauth_tests::app::{mutation_routes, spawn, Backend, Options};
 use crudauth_tests::http::{form, Body, Browser};
 
 const PW: &str = "correct horse battery";
@@ -210,10 +215,12 @@ async fn login_contract(backend: Backend) {
     assert_eq!(session.attr("Max-Age"), None, "{}", session.line);
     let csrf_cookie = r.set_cookie("csrf_token").unwrap();
     assert!(!csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("Secure"));
-    assert!(
-        r.cookie_value("session_id").unwrap().len() >= 43,
-        "256-bit ids"
-    );
+    // 256-bit ids: the cookie is base64url of 32 bytes (their randomness and uniqueness over
+    // 1000 sign-ins: e2e_browser_defences::session_ids_are_256_random_bits).
+    let id = URL_SAFE_NO_PAD
+        .decode(r.cookie_value("session_id").unwrap())
+        .unwrap();
+    assert_eq!(id.len(), 32, "256-bit ids");
 
     let me = b.get(&app.url("/me")).await;
     assert_eq!(me.status, 200);
@@ -358,38 +365,74 @@ async fn session_fixation_and_logout(backend: Backend) {
     assert_eq!(r.status, 200);
 }
 
+/// C1: every unsafe method on a cookie-authenticated route needs this session's token;
+/// missing, wrong, another session's, or in the query string: 403 and nothing runs.
 async fn csrf_matrix(backend: Backend) {
-    let app = spawn(Options::new(backend)).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut o = Options::new(backend);
+    o.routes = Some(mutation_routes(done.clone()));
+    let app = spawn(o).await;
     app.user("ada@example.com", "ada", PW).await;
     app.user("bob@example.com", "bob", PW).await;
     let mut ada = app.signed_in("ada", PW).await;
     let bob = app.signed_in("bob", PW).await;
-    let url = app.url("/account/settings");
-    let r = ada.post(&url).await;
+    let url = app.url("/mutate");
+    let (own, others) = (ada.csrf(), bob.csrf());
+    let query_url = format!("{url}?csrf_token={own}&x-csrf-token={own}");
+    // (case, URL, token header, answer)
+    let cases: [(&str, &str, Option<&str>, (u16, &str)); 5] = [
+        ("no token", &url, None, (403, "Missing CSRF token")),
+        (
+            "wrong token",
+            &url,
+            Some("0123abcd"),
+            (403, "Invalid CSRF token"),
+        ),
+        (
+            "another session's token",
+            &url,
+            Some(&others),
+            (403, "Invalid CSRF token"),
+        ),
+        (
+            "token in the query string",
+            &query_url,
+            None,
+            (403, "Missing CSRF token"),
+        ),
+        ("valid token", &url, Some(&own), (200, "")),
+    ];
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        for (name, target, token, (status, detail)) in cases {
+            let before = done.load(Ordering::SeqCst);
+            let extra: Vec<(&str, &str)> = token.map(|t| ("x-csrf-token", t)).into_iter().collect();
+            let r = ada.send(method, target, Body::None, &extra).await;
+            assert_eq!(r.status, status, "{method}, {name}: {:?}", r.json);
+            if status == 200 {
+                assert_eq!(r.json, json!({"ok": true}));
+                assert_eq!(done.load(Ordering::SeqCst), before + 1, "{method}, {name}");
+            } else {
+                assert_eq!(
+                    (r.detail(), r.header("x-csrf-error")),
+                    (detail, Some("true")),
+                    "{method}, {name}"
+                );
+                assert_eq!(
+                    done.load(Ordering::SeqCst),
+                    before,
+                    "{method}, {name}: no effect"
+                );
+            }
+        }
+    }
     assert_eq!(
-        (r.status, r.detail(), r.header("x-csrf-error")),
-        (403, "Missing CSRF token", Some("true"))
+        done.load(Ordering::SeqCst),
+        4,
+        "exactly the four valid requests ran"
     );
-    let r = ada
-        .send("POST", &url, Body::None, &[("x-csrf-token", "0123abcd")])
-        .await;
-    assert_eq!((r.status, r.detail()), (403, "Invalid CSRF token"));
-    let r = ada
-        .send("POST", &url, Body::None, &[("x-csrf-token", &bob.csrf())])
-        .await;
-    assert_eq!(
-        (r.status, r.detail()),
-        (403, "Invalid CSRF token"),
-        "another session's token"
-    );
-    let r = ada.post(&format!("{url}?csrf_token={}", ada.csrf())).await;
-    assert_eq!(
-        (r.status, r.detail()),
-        (403, "Missing CSRF token"),
-        "the query string does not count"
-    );
-    let r = ada.post_csrf(&url, Body::None).await;
-    assert_eq!((r.status, r.json.clone()), (200, json!({"ok": true})));
+    // The built-in session route too.
+    let r = ada.post(&app.url("/account/settings")).await;
+    assert_eq!((r.status, r.detail()), (403, "Missing CSRF token"));
     // Safe methods and public routes need no token, even with a cookie riding along.
     assert_eq!(ada.get(&app.url("/dashboard")).await.status, 200);
     assert_eq!(
@@ -756,18 +799,22 @@ async fn hostile_input_never_5xx(backend: Backend) {
     let app = spawn(Options::new(backend)).await;
     app.user("ada@example.com", "ada", PW).await;
     let long = "x".repeat(8000);
+    let absent = (401, "Not authenticated");
+    let ambiguous = (401, "Invalid token");
+    // (Cookie header, /me and POST /account/settings answer, POST /logout status)
     let junk_cookies = [
-        "session_id=",
-        "session_id=%%%%",
-        "session_id=r.",
-        "session_id=\u{fc}abc",
-        &format!("session_id={long}"),
-        "session_id=a; session_id=b; csrf_token=c",
+        ("session_id=", absent, 200),
+        ("session_id=%%%%", absent, 200),
+        ("session_id=r.", absent, 200),
+        ("session_id=\u{fc}abc", absent, 200),
+        (&format!("session_id={long}")[..], absent, 200),
+        ("session_id=a; session_id=b; csrf_token=c", ambiguous, 401),
     ];
-    for c in junk_cookies {
+    for (c, (status, detail), logout) in junk_cookies {
         let mut b = Browser::new();
         let r = b.get_with(&app.url("/me"), &[("cookie", c)]).await;
-        assert_eq!(r.status, 401, "{c}");
+        assert_eq!((r.status, r.detail()), (status, detail), "/me {c}");
+        assert!(r.headers.get("set-cookie").is_none(), "/me {c}");
         let r = b
             .send(
                 "POST",
@@ -776,26 +823,46 @@ async fn hostile_input_never_5xx(backend: Backend) {
                 &[("cookie", c)],
             )
             .await;
-        assert!(r.status < 500, "{c}: {}", r.status);
+        assert_eq!((r.status, r.detail()), (status, detail), "settings {c}");
         let r = b
             .send("POST", &app.url("/logout"), Body::None, &[("cookie", c)])
             .await;
-        assert_eq!(r.status, 200, "{c}");
+        assert_eq!(r.status, logout, "logout {c}: {:?}", r.json);
+        if logout == 200 {
+            assert_eq!(r.detail(), "Logged out", "{c}");
+            assert!(
+                r.set_cookie("session_id").unwrap().contains("Max-Age=0"),
+                "{c}"
+            );
+        } else {
+            assert_eq!(r.detail(), "Invalid token", "{c}");
+        }
     }
     let mut b = Browser::new();
     // An oversized body is refused with 413; the server may close the connection before the
-    // client has finished uploading, which the client sees as a reset. Either way: no 5xx.
+    // client has finished uploading, which the client sees as a transport error. Either way
+    // nothing is created and the server keeps answering.
     let huge = vec![b'a'; 1 << 20];
     for (path, kind) in [
         ("/register", "application/json"),
         ("/login", "application/x-www-form-urlencoded"),
     ] {
-        if let Ok(r) = b
+        match b
             .try_send("POST", &app.url(path), Body::Raw(huge.clone(), kind), &[])
             .await
         {
-            assert_eq!(r.status, 413, "{path}");
+            Ok(r) => assert_eq!(
+                (r.status, r.detail()),
+                (413, "Request body too large"),
+                "{path}"
+            ),
+            Err(e) => assert!(!e.is_timeout() && !e.is_decode(), "{path}: {e}"),
         }
+        assert_eq!(
+            Browser::new().get(&app.url("/hello")).await.status,
+            200,
+            "{path}"
+        );
     }
     let r = b
         .send(
@@ -806,7 +873,13 @@ async fn hostile_input_never_5xx(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 413, "just over the 64 KiB limit");
-    for raw in [&b"%zz=%%&&=="[..], b"username&password", b"\xff\xfe\x00"] {
+    assert!(app.emails().is_empty(), "no registration went through");
+    let forms: [(&[u8], &str); 3] = [
+        (b"%zz=%%&&==", "username"),
+        (b"username&password", "username"),
+        (b"\xff\xfe\x00", "username"),
+    ];
+    for (raw, field) in forms {
         let r = b
             .send(
                 "POST",
@@ -815,13 +888,21 @@ async fn hostile_input_never_5xx(backend: Backend) {
                 &[],
             )
             .await;
-        assert!(r.status == 422 || r.status == 401, "{raw:?}: {}", r.status);
+        assert_eq!(r.status, 422, "{raw:?}: {:?}", r.json);
+        assert_eq!(
+            r.json["detail"][0]["loc"],
+            json!(["body", field]),
+            "{raw:?}: {:?}",
+            r.json
+        );
+        assert!(r.headers.get("set-cookie").is_none(), "{raw:?}");
     }
     let r = b
         .sign_in(&app.url("/login"), "ada", &"p".repeat(5000), &[])
         .await;
     assert_eq!(
-        r.status, 401,
+        (r.status, r.detail()),
+        (401, "Incorrect username or password"),
         "an oversized password is refused, never hashed"
     );
     let r = b
@@ -837,6 +918,11 @@ async fn hostile_input_never_5xx(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 422);
+    assert_eq!(r.json["detail"][0]["loc"], json!(["body", "remember_me"]));
+    assert!(
+        r.headers.get("set-cookie").is_none(),
+        "no session for bad input"
+    );
 }
 
 macro_rules! all_cases {

@@ -42,17 +42,23 @@ async fn revoked_sessions_stay_dead(store: Arc<dyn Store>) {
             .create(&UserId::Int(round), 0, NewSession::default())
             .await
             .unwrap();
+        // Every reader has loaded (and written) once before the revoke starts, and goes on
+        // loading while it runs.
+        let started = Arc::new(tokio::sync::Barrier::new(33));
         let mut readers = Vec::new();
         for _ in 0..32 {
-            let (s, id) = (sessions.clone(), created.id.clone());
+            let (s, id, started) = (sessions.clone(), created.id.clone(), started.clone());
             readers.push(tokio::spawn(async move {
-                for _ in 0..20 {
+                for i in 0..20 {
                     let _ = s.load(id.clone()).await.unwrap();
+                    if i == 0 {
+                        started.wait().await;
+                    }
                     tokio::task::yield_now().await;
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        started.wait().await;
         assert!(sessions.revoke(&created.handle).await.unwrap());
         for r in readers {
             r.await.unwrap();

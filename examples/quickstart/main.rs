@@ -126,6 +126,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let secure = env("CRUDAUTH_COOKIE_SECURE")
         .is_none_or(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no"));
+    // `__Host-` cookie names (Secure, Path=/, no Domain): no sibling subdomain can toss one.
+    let host_prefix = env("CRUDAUTH_COOKIE_HOST_PREFIX")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
     let database_url = env("DATABASE_URL").unwrap_or_else(default_database_url);
 
     let users = SqlxUsers::connect(&database_url).await?;
@@ -133,7 +136,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let email = match env("CRUDAUTH_OUTBOX") {
         Some(path) => EmailConfig::new(FRONTEND, OutboxFile::new(path)),
-        None => EmailConfig::new(FRONTEND, LogSender),
+        None => EmailConfig::new(FRONTEND, LogSender::new()),
     };
     let mut builder = CrudAuth::builder()
         .secret_key(secret)
@@ -141,7 +144,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Tried in this order: session first, then bearer (refresh token in a cookie).
         .session_transport(SessionTransport::default())
         .bearer_transport(BearerTransport::default())
-        .cookies(CookieConfig::default().secure(secure))
+        .cookies(
+            CookieConfig::default()
+                .secure(secure)
+                .host_prefix(host_prefix),
+        )
         .email(email);
     if let Some(url) = env("REDIS_URL") {
         builder = builder.redis_url(url);

@@ -158,6 +158,51 @@ fn assert_detail(answer: &Answer, status: u16, detail: &str) {
     );
 }
 
+/// `CRUDAUTH_COOKIE_HOST_PREFIX=true`: every cookie is `__Host-…` with the attributes that
+/// prefix demands, and the session works under those names.
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_host_prefixed_cookies() {
+    let scratch = Scratch::new("host-prefix");
+    let mut app = Worker::start(
+        &scratch,
+        "host-prefix",
+        &[
+            ("CRUDAUTH_COOKIE_SECURE", "true".into()),
+            ("CRUDAUTH_COOKIE_HOST_PREFIX", "true".into()),
+        ],
+    );
+    let mut b = Browser::new();
+    register_ada(&mut b, &app.url("/register")).await;
+    let r = b
+        .sign_in(&app.url("/login"), "ada", "correct horse", &[])
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = r.json["csrf_token"].as_str().unwrap().to_owned();
+    assert!(r.set_cookie("session_id").is_none(), "{r:?}");
+    for name in ["__Host-session_id", "__Host-csrf_token"] {
+        let c = r.parsed_cookie(name).unwrap();
+        assert_eq!(
+            (c.flag("Secure"), c.attr("Path"), c.attr("Domain")),
+            (true, Some("/"), None),
+            "{}",
+            c.line
+        );
+    }
+    assert_eq!(b.get(&app.url("/me")).await.status, 200);
+    let r = b
+        .send(
+            "POST",
+            &app.url("/logout"),
+            Body::None,
+            &[("x-csrf-token", &token)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(b.get(&app.url("/me")).await.status, 401);
+    app.assert_healthy();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn quickstart_serves_the_demo_contract_on_memory_stores() {
     let scratch = Scratch::new("memory");

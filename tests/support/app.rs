@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post};
@@ -20,8 +21,23 @@ use crudauth_core::email::OutboxFile;
 use crudauth_core::password::{Password, Passwords};
 use crudauth_core::user::{MemoryUsers, NewUser, User, UserStore};
 
-/// The secret key every test app signs with (tests forge tokens with it).
+/// The secret key every test app is configured with.
 pub const TEST_SECRET: [u8; 32] = [42u8; 32];
+
+/// The key a test app signs its JWTs with: derived from [`TEST_SECRET`] for that purpose
+/// (tests forge tokens with it).
+pub fn jwt_key() -> Vec<u8> {
+    derived_key(crudauth_core::secret::purpose::JWT)
+}
+
+/// The key a test app uses for `purpose` (see `crudauth_core::secret::purpose`).
+pub fn derived_key(purpose: &str) -> Vec<u8> {
+    crudauth_core::secret::SecretKey::new(TEST_SECRET)
+        .unwrap()
+        .derive(purpose)
+        .expose()
+        .to_vec()
+}
 
 /// Where the app keeps shared state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +166,28 @@ pub fn demo_routes(auth: &CrudAuth) -> Router {
         )
         .merge(auth.router())
         .layer(auth.layer())
+}
+
+/// `/mutate` answering POST, PUT, PATCH and DELETE for a signed-in session (so CSRF applies to
+/// each), counting in `done` every request that got through: a refused request must leave it
+/// unchanged.
+pub fn mutation_routes(done: Arc<AtomicUsize>) -> Box<ExtraRoutes> {
+    Box::new(move |_: &CrudAuth| {
+        let handler = move |_: CurrentUser<SessionOnly>| {
+            let done = done.clone();
+            async move {
+                done.fetch_add(1, Ordering::SeqCst);
+                Json(json!({"ok": true}))
+            }
+        };
+        Router::new().route(
+            "/mutate",
+            post(handler.clone())
+                .put(handler.clone())
+                .patch(handler.clone())
+                .delete(handler),
+        )
+    })
 }
 
 /// Builds, initializes and serves an app.

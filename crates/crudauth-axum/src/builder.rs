@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use axum::Router;
 
-use crudauth_core::clock::{self, Clock};
+use crudauth_core::clock::Clock;
 use crudauth_core::email::EmailSender;
 use crudauth_core::lifespan::Tasks;
 use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
 use crudauth_core::password::{PasswordPolicy, Passwords};
-use crudauth_core::secret::SecretKey;
+use crudauth_core::secret::{purpose, SecretKey};
 use crudauth_core::session::{SessionConfig, Sessions};
 use crudauth_core::store::{BackendKind, MemoryStore, Store};
 use crudauth_core::user::{CachedUsers, LoginField, User, UserId, UserStore};
@@ -68,6 +68,12 @@ pub struct SessionTransport {
     pub(crate) config: SessionConfig,
     pub(crate) csrf: bool,
     pub(crate) management_routes: bool,
+    /// Origins, besides the request's own, that cookie-authenticated unsafe requests may come
+    /// from (normalised: `https://app.example`).
+    pub(crate) allowed_origins: Vec<String>,
+    /// Entries given to [`SessionTransport::allowed_origins`] that are no origin; `build()`
+    /// refuses them.
+    pub(crate) invalid_origins: Vec<String>,
 }
 
 impl Default for SessionTransport {
@@ -76,6 +82,8 @@ impl Default for SessionTransport {
             config: SessionConfig::default(),
             csrf: true,
             management_routes: true,
+            allowed_origins: Vec::new(),
+            invalid_origins: Vec::new(),
         }
     }
 }
@@ -112,6 +120,28 @@ impl SessionTransport {
         self
     }
 
+    /// Origins other than the app's own that may send cookie-authenticated unsafe requests
+    /// (a front end on another subdomain: `https://app.example.com`). By default only the
+    /// request's own origin (its `Host`, over `https`, or `http` too with Secure cookies off)
+    /// passes: an unsafe request whose `Origin` header names anything else is refused (403),
+    /// even with a valid CSRF token. Behind a proxy that rewrites `Host`, list the public
+    /// origin here. Each entry is `scheme://host[:port]`; anything else is refused at
+    /// `build()`.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for origin in origins {
+            let origin = origin.into();
+            match crate::transport::normalise_origin(&origin) {
+                Some(normal) => self.allowed_origins.push(normal),
+                None => self.invalid_origins.push(origin),
+            }
+        }
+        self
+    }
+
     /// Whether to mount `/sessions`, `DELETE /sessions/{id}`, `/logout-all` and
     /// `/csrf/refresh` (default on).
     pub fn management_routes(mut self, on: bool) -> Self {
@@ -143,7 +173,7 @@ impl EmailConfig {
 /// Builds a [`CrudAuth`]. See [`CrudAuth::builder`].
 #[derive(Debug)]
 pub struct CrudAuthBuilder {
-    secret_key: Option<Vec<u8>>,
+    secret_key: Option<RawKey>,
     users: Option<Arc<dyn UserStore>>,
     store: Option<Arc<dyn Store>>,
     limiter: Option<Arc<dyn RateLimiter>>,
@@ -156,15 +186,24 @@ pub struct CrudAuthBuilder {
     email: Option<EmailConfig>,
     passwords: Option<Passwords>,
     password_policy: PasswordPolicy,
+    clock: Option<Arc<dyn Clock>>,
     trusted_proxy_hops: usize,
     warn_on_memory_backend: bool,
     user_cache_ttl: Duration,
     fresh_sign_in: Duration,
-    clock: Option<Arc<dyn Clock>>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) rate_limit_overrides: Vec<(String, RateLimit)>,
     #[cfg(feature = "redis")]
     redis: Option<RedisSetting>,
+}
+
+/// The `SECRET_KEY` bytes until `build()` checks them; redacted in `Debug`.
+struct RawKey(Vec<u8>);
+
+impl std::fmt::Debug for RawKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// One configured transport, in resolution order.
@@ -176,10 +215,24 @@ enum TransportSlot {
 }
 
 #[cfg(feature = "redis")]
-#[derive(Debug)]
 enum RedisSetting {
     Url { url: String, prefix: Option<String> },
     Config(crudauth_core::store::RedisConfig),
+}
+
+/// The URL's password never shows (`redis://***@host`).
+#[cfg(feature = "redis")]
+impl std::fmt::Debug for RedisSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisSetting::Url { url, prefix } => f
+                .debug_struct("Url")
+                .field("url", &crudauth_core::error::redact_url(url))
+                .field("prefix", prefix)
+                .finish(),
+            RedisSetting::Config(config) => f.debug_tuple("Config").field(config).finish(),
+        }
+    }
 }
 
 impl Default for CrudAuthBuilder {
@@ -197,11 +250,11 @@ impl Default for CrudAuthBuilder {
             email: None,
             passwords: None,
             password_policy: PasswordPolicy::default(),
+            clock: None,
             trusted_proxy_hops: 0,
             warn_on_memory_backend: true,
             user_cache_ttl: Duration::from_secs(5),
             fresh_sign_in: Duration::from_secs(600),
-            clock: None,
             lockout: LockoutConfig::default(),
             rate_limit_overrides: Vec::new(),
             #[cfg(feature = "redis")]
@@ -213,7 +266,7 @@ impl Default for CrudAuthBuilder {
 impl CrudAuthBuilder {
     /// The signing and HMAC key (at least 32 bytes). Required.
     pub fn secret_key(mut self, key: impl AsRef<[u8]>) -> Self {
-        self.secret_key = Some(key.as_ref().to_vec());
+        self.secret_key = Some(RawKey(key.as_ref().to_vec()));
         self
     }
 
@@ -328,6 +381,14 @@ impl CrudAuthBuilder {
         self
     }
 
+    /// The clock sessions, bearer tokens, the user cache and the default in-memory store and
+    /// limiter measure time by (default: the system clock). Tests hand a
+    /// [`ManualClock`](crudauth_core::clock::ManualClock) and move it instead of sleeping.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// How many reverse proxies in front of the app append to `X-Forwarded-For` (default 0:
     /// the header is ignored).
     pub fn trusted_proxy_hops(mut self, hops: usize) -> Self {
@@ -350,23 +411,13 @@ impl CrudAuthBuilder {
         self
     }
 
-    /// The clock every session timestamp, the fresh-sign-in window and the default in-memory
-    /// store and limiter read (default: the system clock). For tests: a
-    /// [`ManualClock`](crudauth_core::clock::ManualClock) walks idle and absolute timeouts
-    /// without sleeping. Redis keeps its own time for expiry, and JWT expiry is checked against
-    /// the system clock.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
     /// Validates the configuration and builds the auth object. Fails closed: nothing is
     /// defaulted that would weaken security.
     pub fn build(self) -> Result<CrudAuth, ConfigError> {
         let raw = self
             .secret_key
             .ok_or_else(|| ConfigError::SecretKey("missing: call .secret_key(…)".into()))?;
-        let key = SecretKey::new(raw).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
+        let key = SecretKey::new(raw.0).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
         let users = self.users.ok_or(ConfigError::NoUsers)?;
         if self.login_fields.is_empty() {
             return Err(ConfigError::Invalid(
@@ -384,7 +435,12 @@ impl CrudAuthBuilder {
                 )));
             }
         }
-        let clock = self.clock.unwrap_or_else(clock::system);
+        if let Some(bad) = self.session.iter().flat_map(|s| &s.invalid_origins).next() {
+            return Err(ConfigError::Invalid(format!(
+                "allowed origin `{bad}` is not scheme://host[:port] (http or https, no path)"
+            )));
+        }
+        self.cookies.check(self.bearer.as_ref())?;
         let rate_limits = BuiltinLimits::new(self.rate_limit_overrides)?;
         if let Some(email) = &self.email {
             if email.frontend_url.is_empty() {
@@ -422,23 +478,42 @@ impl CrudAuthBuilder {
             Option<Arc<dyn Store>>,
             Option<Arc<dyn RateLimiter>>,
         ) = (None, None);
-        let store: Arc<dyn Store> = self
-            .store
-            .or(store_default)
-            .unwrap_or_else(|| Arc::new(MemoryStore::new().with_clock(clock.clone())));
-        let limiter: Arc<dyn RateLimiter> = self
-            .limiter
-            .or(limiter_default)
-            .unwrap_or_else(|| Arc::new(MemoryRateLimiter::with_clock(clock.clone())));
+        let given_clock = self.clock;
+        let clock = given_clock
+            .clone()
+            .unwrap_or_else(crudauth_core::clock::system);
+        let store: Arc<dyn Store> = self.store.or(store_default).unwrap_or_else(|| {
+            let memory = MemoryStore::new();
+            Arc::new(match &given_clock {
+                Some(c) => memory.with_clock(c.clone()),
+                None => memory,
+            })
+        });
+        let limiter: Arc<dyn RateLimiter> =
+            self.limiter
+                .or(limiter_default)
+                .unwrap_or_else(|| match &given_clock {
+                    Some(c) => Arc::new(MemoryRateLimiter::with_clock(c.clone())),
+                    None => Arc::new(MemoryRateLimiter::new()),
+                });
+        // Each purpose signs or keys with its own key derived from SECRET_KEY (HKDF), never
+        // with SECRET_KEY itself: no two purposes share a key.
         let sessions = self.session.as_ref().map(|s| {
-            Sessions::new(store.clone(), key.clone(), s.config.clone()).with_clock(clock.clone())
+            Sessions::new(
+                store.clone(),
+                key.derive(purpose::SESSION),
+                s.config.clone(),
+            )
+            .with_csrf_key(key.derive(purpose::CSRF))
+            .with_clock(clock.clone())
         });
         let bearer = match self.bearer {
             Some(config) => Some(BearerState::new(
                 config,
-                &key,
+                &key.derive(purpose::JWT),
                 store.clone(),
                 &self.cookies,
+                clock.clone(),
             )?),
             None => None,
         };
@@ -468,7 +543,7 @@ impl CrudAuthBuilder {
         };
         Ok(CrudAuth {
             inner: Arc::new(Inner {
-                users: CachedUsers::new(users, self.user_cache_ttl),
+                users: CachedUsers::new(users, self.user_cache_ttl).with_clock(clock.clone()),
                 store,
                 limiter,
                 session: self.session,
@@ -480,10 +555,11 @@ impl CrudAuthBuilder {
                 email: self.email,
                 passwords,
                 password_policy: self.password_policy,
+                one_time_key: key.derive(purpose::ONE_TIME_TOKEN),
+                clock,
                 trusted_proxy_hops: self.trusted_proxy_hops,
                 warn_on_memory_backend: self.warn_on_memory_backend,
                 fresh_sign_in: self.fresh_sign_in,
-                clock,
                 lockout: self.lockout,
                 rate_limits,
             }),
@@ -534,10 +610,13 @@ pub(crate) struct Inner {
     pub(crate) email: Option<EmailConfig>,
     pub(crate) passwords: Passwords,
     pub(crate) password_policy: PasswordPolicy,
+    /// Keys the store keys of single-use tokens (derived from SECRET_KEY for that purpose).
+    pub(crate) one_time_key: SecretKey,
+    /// The clock every expiry is measured by (the system's unless `.clock(…)` was given).
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) trusted_proxy_hops: usize,
     pub(crate) warn_on_memory_backend: bool,
     pub(crate) fresh_sign_in: Duration,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lockout: LockoutConfig,
     pub(crate) rate_limits: BuiltinLimits,
 }

@@ -9,11 +9,18 @@ pub const SESSION_COOKIE: &str = "session_id";
 /// The CSRF cookie (readable by scripts).
 pub const CSRF_COOKIE: &str = "csrf_token";
 
-/// The cookie policy: Secure, SameSite and Path for every cookie crudauth sets.
+/// The `__Host-` name prefix ([`CookieConfig::host_prefix`]).
+pub const HOST_PREFIX: &str = "__Host-";
+
+/// The cookie policy: Secure, SameSite and Path for every cookie crudauth sets, and the
+/// optional `__Host-` name prefix.
 ///
 /// ```
 /// use crudauth_axum::CookieConfig;
 /// let local = CookieConfig::default().secure(false);
+/// // `__Host-session_id`, `__Host-csrf_token`, `__Host-refresh_token`: Secure, Path=/, no
+/// // Domain, so no sibling subdomain can plant or overwrite them.
+/// let hardened = CookieConfig::default().host_prefix(true);
 /// ```
 #[derive(Debug, Clone)]
 pub struct CookieConfig {
@@ -21,7 +28,14 @@ pub struct CookieConfig {
     pub(crate) same_site: SameSite,
     pub(crate) path: String,
     pub(crate) domain: Option<String>,
+    pub(crate) host_prefix: bool,
 }
+
+/// A request carried more than one cookie of one name with different values: a sibling
+/// subdomain (or a network attacker on plain http) may have planted one, and browsers send the
+/// narrower path first, so neither can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ambiguous;
 
 impl Default for CookieConfig {
     fn default() -> Self {
@@ -30,6 +44,7 @@ impl Default for CookieConfig {
             same_site: SameSite::Lax,
             path: "/".into(),
             domain: None,
+            host_prefix: false,
         }
     }
 }
@@ -59,6 +74,99 @@ impl CookieConfig {
         self
     }
 
+    /// Names every cookie with the `__Host-` prefix (`__Host-session_id`, `__Host-csrf_token`,
+    /// `__Host-refresh_token`; off by default, as crudauth's names are unprefixed). Browsers
+    /// only accept such a cookie when it is Secure, has `Path=/` and no `Domain`, so a
+    /// sibling subdomain cannot set one (cookie tossing); `build()` refuses the prefix with
+    /// Secure off, another path, a domain, or another refresh-cookie path. With it on, the
+    /// unprefixed names are ignored on requests. Your front end reads the CSRF token from
+    /// `__Host-csrf_token` (or from the login answer's `csrf_token`).
+    pub fn host_prefix(mut self, on: bool) -> Self {
+        self.host_prefix = on;
+        self
+    }
+
+    /// Refuses a policy browsers would reject: the `__Host-` prefix needs Secure, `Path=/`
+    /// and no `Domain`, on the refresh cookie too.
+    pub(crate) fn check(
+        &self,
+        bearer: Option<&crate::BearerTransport>,
+    ) -> Result<(), crate::ConfigError> {
+        if !self.host_prefix {
+            return Ok(());
+        }
+        let refuse = |why: &str| {
+            Err(crate::ConfigError::Invalid(format!(
+                "the __Host- cookie prefix requires {why}"
+            )))
+        };
+        if !self.secure {
+            return refuse("Secure cookies: drop .secure(false) or the prefix");
+        }
+        if self.path != "/" {
+            return refuse("Path=/: drop .path(…) or the prefix");
+        }
+        if self.domain.is_some() {
+            return refuse("a host-only cookie: drop .domain(…) or the prefix");
+        }
+        let refresh_path = bearer.and_then(|b| b.refresh_cookie_path.as_deref());
+        if refresh_path.is_some_and(|p| p != "/") {
+            return refuse(
+                "Path=/ on the refresh cookie: drop .refresh_cookie_path(…) or the prefix",
+            );
+        }
+        Ok(())
+    }
+
+    /// The name a cookie goes by under this policy (`session_id` or `__Host-session_id`).
+    pub(crate) fn name(&self, base: &str) -> String {
+        if self.host_prefix {
+            format!("{HOST_PREFIX}{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    fn prefix(&self) -> &'static [u8] {
+        if self.host_prefix {
+            HOST_PREFIX.as_bytes()
+        } else {
+            b""
+        }
+    }
+
+    /// The value of cookie `base` (under this policy's name) in the request, if any: the
+    /// first one.
+    pub(crate) fn read<'a>(&self, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
+        read_named(headers, self.prefix(), base.as_bytes())
+    }
+
+    /// The value of cookie `base` (under this policy's name), refusing a request that carries
+    /// it more than once with different values, in any order and any `Cookie` header. The
+    /// same value repeated is one cookie.
+    pub(crate) fn read_unique<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        base: &str,
+    ) -> Result<Option<&'a str>, Ambiguous> {
+        let (prefix, name) = (self.prefix(), base.as_bytes());
+        let mut found: Option<&'a [u8]> = None;
+        for header in headers.get_all(COOKIE) {
+            let mut rest = header.as_bytes();
+            while let Some((value, after)) = next_value(rest, prefix, name) {
+                rest = after;
+                if value.is_empty() {
+                    continue;
+                }
+                match found {
+                    Some(first) if first != value => return Err(Ambiguous),
+                    _ => found = Some(value),
+                }
+            }
+        }
+        Ok(found.and_then(|v| std::str::from_utf8(v).ok()))
+    }
+
     /// A `Set-Cookie` value. `max_age` `None` makes a browser-session cookie.
     pub(crate) fn set(
         &self,
@@ -67,7 +175,7 @@ impl CookieConfig {
         http_only: bool,
         max_age: Option<u64>,
     ) -> HeaderValue {
-        let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
+        let mut cookie = Cookie::build((self.name(name), value.to_owned()))
             .http_only(http_only)
             .secure(self.secure)
             .same_site(self.same_site)
@@ -85,7 +193,7 @@ impl CookieConfig {
 
     /// A `Set-Cookie` value deleting `name`, with the attributes it was set with.
     pub(crate) fn clear(&self, name: &str, http_only: bool) -> HeaderValue {
-        let mut cookie = Cookie::build((name.to_owned(), ""))
+        let mut cookie = Cookie::build((self.name(name), ""))
             .http_only(http_only)
             .secure(self.secure)
             .same_site(self.same_site)
@@ -106,29 +214,38 @@ fn header_value(s: String) -> HeaderValue {
 
 /// The value of cookie `name` in the request, if any (the first one wins). Runs on every
 /// authenticated request, so it scans bytes rather than validating and splitting whole headers.
+#[cfg(test)]
 pub(crate) fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    read_named(headers, b"", name.as_bytes())
+}
+
+/// The first value of the cookie named `prefix` + `name`, if any.
+fn read_named<'a>(headers: &'a HeaderMap, prefix: &[u8], name: &[u8]) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
-        .find_map(|header| value_in(header.as_bytes(), name.as_bytes()))
+        .find_map(|header| next_value(header.as_bytes(), prefix, name).map(|(v, _)| v))
         // A value that is not text cannot be one of ours: read as absent.
         .and_then(|value| std::str::from_utf8(value).ok())
         .filter(|value| !value.is_empty())
 }
 
-/// The value of the first `name=value` pair in one `Cookie` header, unquoted.
-fn value_in<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+/// The first `prefix name=value` pair in (the rest of) one `Cookie` header: its value,
+/// unquoted, and what follows it.
+fn next_value<'a>(header: &'a [u8], prefix: &[u8], name: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
     let mut rest = header;
     loop {
         rest = rest.trim_ascii_start();
-        if let Some(after) = rest.strip_prefix(name) {
+        if let Some(after) = rest.strip_prefix(prefix).and_then(|r| r.strip_prefix(name)) {
             if let [b'=', value @ ..] = after.trim_ascii_start() {
                 let end = value.iter().position(|b| *b == b';').unwrap_or(value.len());
+                let remainder = value.get(end + 1..).unwrap_or(&[]);
                 let value = value[..end].trim_ascii();
-                return Some(match value {
+                let value = match value {
                     [b'"', inner @ .., b'"'] => inner,
                     _ => value,
-                });
+                };
+                return Some((value, remainder));
             }
         }
         let next = rest.iter().position(|b| *b == b';')?;
@@ -177,6 +294,76 @@ mod tests {
             HeaderValue::from_bytes(b"session_id=\xff\xfe").unwrap(),
         );
         assert_eq!(read(&h, "session_id"), None, "not text: absent");
+    }
+
+    #[test]
+    fn duplicate_values_are_ambiguous_in_any_order() {
+        let c = CookieConfig::default();
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("session_id=a; x=1; session_id=b"),
+        );
+        assert_eq!(c.read_unique(&h, "session_id"), Err(Ambiguous));
+        h.insert(COOKIE, HeaderValue::from_static("session_id=b"));
+        h.append(COOKIE, HeaderValue::from_static("session_id=a"));
+        assert_eq!(
+            c.read_unique(&h, "session_id"),
+            Err(Ambiguous),
+            "across headers"
+        );
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("session_id=a; session_id=a"),
+        );
+        assert_eq!(
+            c.read_unique(&h, "session_id"),
+            Ok(Some("a")),
+            "one value twice"
+        );
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("session_id=; session_id=a"),
+        );
+        assert_eq!(
+            c.read_unique(&h, "session_id"),
+            Ok(Some("a")),
+            "empty is absent"
+        );
+        h.insert(COOKIE, HeaderValue::from_static("other=1"));
+        assert_eq!(c.read_unique(&h, "session_id"), Ok(None));
+    }
+
+    #[test]
+    fn the_host_prefix_names_and_reads_prefixed_cookies_only() {
+        let c = CookieConfig::default().host_prefix(true);
+        let set = c.set("session_id", "v", true, None);
+        assert!(set.to_str().unwrap().starts_with("__Host-session_id=v;"));
+        let cleared = c.clear("csrf_token", false);
+        assert!(cleared.to_str().unwrap().starts_with("__Host-csrf_token=;"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("session_id=planted; __Host-session_id=mine"),
+        );
+        assert_eq!(c.read(&h, "session_id"), Some("mine"));
+        assert_eq!(c.read_unique(&h, "session_id"), Ok(Some("mine")));
+        h.insert(COOKIE, HeaderValue::from_static("session_id=planted"));
+        assert_eq!(
+            c.read_unique(&h, "session_id"),
+            Ok(None),
+            "unprefixed is ignored"
+        );
+        assert!(c.check(None).is_ok());
+        assert!(c.clone().secure(false).check(None).is_err());
+        assert!(c.clone().path("/app").check(None).is_err());
+        assert!(c.clone().domain("example.com").check(None).is_err());
+        let bearer = crate::BearerTransport::default().refresh_cookie_path("/auth");
+        assert!(c.check(Some(&bearer)).is_err());
+        assert!(CookieConfig::default()
+            .path("/app")
+            .check(Some(&bearer))
+            .is_ok());
     }
 
     #[test]

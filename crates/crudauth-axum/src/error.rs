@@ -70,10 +70,12 @@ impl AuthError {
         Self::new(StatusCode::UNAUTHORIZED, "Incorrect username or password")
     }
 
-    /// 403 with `X-CSRF-Error: true`.
+    /// 403 with `X-CSRF-Error: true`, and `Vary: Sec-Fetch-Site, Origin` (the answer depends
+    /// on those headers, so no cache may hand it to another request).
     pub fn csrf(detail: &str) -> Self {
         Self::new(StatusCode::FORBIDDEN, detail)
             .with_header(HeaderName::from_static("x-csrf-error"), "true")
+            .with_header(header::VARY, "Sec-Fetch-Site, Origin")
     }
 
     /// 403 with a message.

@@ -6,7 +6,7 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let message = EmailMessage::new("ada@example.com", EmailKind::VerifyEmail, Some("http://localhost:3000/verify-email?token=…".into()));
-//! LogSender.send(&message).await.unwrap();
+//! LogSender::new().send(&message).await.unwrap(); // logs the link with its token redacted
 //! # });
 //! ```
 
@@ -95,15 +95,75 @@ pub trait EmailSender: Send + Sync + Debug + 'static {
     async fn send(&self, message: &EmailMessage) -> Result<(), EmailError>;
 }
 
-/// Development delivery: logs each message, link included, at INFO. Never use it in
-/// production — the link is a live credential.
+/// Development delivery: logs each message at INFO, its link with the token redacted
+/// (`…/verify-email?token=***`): the link is a live credential, and logs are read by more
+/// people than mailboxes are. [`LogSender::showing_links`] logs whole links, for a developer's
+/// own machine only.
+///
+/// ```
+/// use crudauth_core::email::LogSender;
+///
+/// let safe = LogSender::new();
+/// let local_only = LogSender::showing_links();
+/// assert_eq!(
+///     LogSender::redact_link("http://localhost:3000/verify-email?token=s3cr3t&x=1"),
+///     "http://localhost:3000/verify-email?token=***&x=1"
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LogSender;
+pub struct LogSender {
+    show_links: bool,
+}
+
+impl LogSender {
+    /// Logs each message with its link's token redacted.
+    pub fn new() -> Self {
+        Self { show_links: false }
+    }
+
+    /// Logs each message with its whole link, token included. Development only: anyone who
+    /// reads the log can use the link.
+    pub fn showing_links() -> Self {
+        Self { show_links: true }
+    }
+
+    /// `link` with the value of every query parameter and every fragment replaced by `***`
+    /// (the token may travel in either), the rest kept so the log still says where it points.
+    pub fn redact_link(link: &str) -> String {
+        let (before_fragment, fragment) = match link.split_once('#') {
+            Some((head, fragment)) => (head, Some(fragment)),
+            None => (link, None),
+        };
+        let mut out = match before_fragment.split_once('?') {
+            Some((base, query)) => {
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((name, _)) => format!("{name}=***"),
+                        None if pair.is_empty() => String::new(),
+                        None => "***".to_owned(),
+                    })
+                    .collect();
+                format!("{base}?{}", params.join("&"))
+            }
+            None => before_fragment.to_owned(),
+        };
+        if fragment.is_some() {
+            out.push_str("#***");
+        }
+        out
+    }
+}
 
 #[async_trait]
 impl EmailSender for LogSender {
     async fn send(&self, m: &EmailMessage) -> Result<(), EmailError> {
-        tracing::info!(to = %m.to, kind = ?m.kind, link = m.link.as_deref().unwrap_or(""), "development email (LogSender)");
+        let link = match (&m.link, self.show_links) {
+            (None, _) => String::new(),
+            (Some(link), true) => link.clone(),
+            (Some(link), false) => Self::redact_link(link),
+        };
+        tracing::info!(to = %m.to, kind = ?m.kind, link = %link, "development email (LogSender)");
         Ok(())
     }
 }
@@ -166,6 +226,29 @@ mod tests {
                 EmailMessage::new("a@example.com", kind, None).subject,
                 subject
             );
+        }
+    }
+
+    #[test]
+    fn links_are_redacted_to_their_shape() {
+        for (link, redacted) in [
+            (
+                "https://app.example/reset-password?token=abc",
+                "https://app.example/reset-password?token=***",
+            ),
+            (
+                "https://a.example/x?t=1&u=2",
+                "https://a.example/x?t=***&u=***",
+            ),
+            ("https://a.example/x?bare", "https://a.example/x?***"),
+            ("https://a.example/x#tok", "https://a.example/x#***"),
+            (
+                "https://a.example/x?t=1#tok",
+                "https://a.example/x?t=***#***",
+            ),
+            ("https://a.example/plain", "https://a.example/plain"),
+        ] {
+            assert_eq!(LogSender::redact_link(link), redacted, "{link}");
         }
     }
 }

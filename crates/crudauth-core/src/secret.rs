@@ -13,6 +13,7 @@
 use std::fmt;
 
 use base64::Engine as _;
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -110,6 +111,59 @@ impl SecretKey {
     pub fn expose(&self) -> &[u8] {
         &self.raw
     }
+
+    /// A key of its own for one `purpose` (see [`purpose`]), derived from this one with HKDF
+    /// (RFC 5869, SHA-256, 32 bytes). Keys derived for different purposes are independent: a
+    /// value keyed for one purpose (a JWT signature, a session handle, a CSRF token) says
+    /// nothing about, and cannot stand in for, a value keyed for another, and none of them is
+    /// keyed with the application's `SECRET_KEY` itself.
+    ///
+    /// ```
+    /// use crudauth_core::secret::{purpose, SecretKey};
+    ///
+    /// let root = SecretKey::new([1u8; 32]).unwrap();
+    /// let jwt = root.derive(purpose::JWT);
+    /// assert_ne!(jwt.expose(), root.expose());
+    /// assert_ne!(jwt.expose(), root.derive(purpose::CSRF).expose());
+    /// assert_eq!(jwt.expose(), root.derive(purpose::JWT).expose(), "deterministic");
+    /// ```
+    pub fn derive(&self, purpose: &str) -> SecretKey {
+        let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), &self.raw);
+        let mut okm = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit (255 × 32), so expansion cannot fail; the
+        // fallback keeps this function total without a panic.
+        if hkdf.expand(purpose.as_bytes(), &mut okm).is_err() {
+            okm = Sha256::new()
+                .chain_update(HKDF_SALT)
+                .chain_update(&self.raw)
+                .chain_update(purpose.as_bytes())
+                .finalize()
+                .into();
+        }
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&okm).unwrap_or_else(|_| self.mac.clone());
+        SecretKey {
+            raw: okm.to_vec(),
+            mac,
+        }
+    }
+}
+
+/// The HKDF salt of [`SecretKey::derive`]: fixed, so every worker derives the same keys.
+const HKDF_SALT: &[u8] = b"crudauth-rs key derivation v1";
+
+/// The purposes crudauth derives a key of its own for (the HKDF `info` of
+/// [`SecretKey::derive`]). No two purposes share a key.
+pub mod purpose {
+    /// Signing and verifying bearer JWTs (access and refresh tokens).
+    pub const JWT: &str = "crudauth/jwt-signing";
+    /// The HMAC that turns a session id into its store key and public handle.
+    pub const SESSION: &str = "crudauth/session-id";
+    /// Synchronizer CSRF tokens.
+    pub const CSRF: &str = "crudauth/csrf";
+    /// Store keys of single-use tokens (email verification, password reset, …).
+    pub const ONE_TIME_TOKEN: &str = "crudauth/one-time-token";
+    /// Keyed identifiers of the lockout and rate-limit counters.
+    pub const LIMITER: &str = "crudauth/limiter-identifier";
 }
 
 impl fmt::Debug for SecretKey {
@@ -215,6 +269,41 @@ mod tests {
             "SecretKey(***)"
         );
         assert!(!format!("{id:?}").contains(id.expose()));
+    }
+
+    #[test]
+    fn derived_keys_differ_per_purpose_and_from_the_raw_key() {
+        let root = SecretKey::new([3u8; 32]).unwrap();
+        let all = [
+            purpose::JWT,
+            purpose::SESSION,
+            purpose::CSRF,
+            purpose::ONE_TIME_TOKEN,
+            purpose::LIMITER,
+        ];
+        let derived: Vec<SecretKey> = all.iter().map(|p| root.derive(p)).collect();
+        for (i, key) in derived.iter().enumerate() {
+            assert_eq!(key.expose().len(), 32);
+            assert_ne!(key.expose(), root.expose(), "{}", all[i]);
+            // The keyed digests differ too, not only the bytes.
+            assert_ne!(key.digest("s", "x"), root.digest("s", "x"), "{}", all[i]);
+            for (j, other) in derived.iter().enumerate().skip(i + 1) {
+                assert_ne!(key.expose(), other.expose(), "{} vs {}", all[i], all[j]);
+            }
+            assert_eq!(key.expose(), root.derive(all[i]).expose(), "deterministic");
+        }
+        // Another root derives other keys for the same purpose.
+        let other_root = SecretKey::new([4u8; 32]).unwrap();
+        assert_ne!(
+            other_root.derive(purpose::JWT).expose(),
+            root.derive(purpose::JWT).expose()
+        );
+        // RFC 5869 as the hkdf crate computes it: the derivation is HKDF-SHA256, not ad hoc.
+        let mut expected = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(HKDF_SALT), &[3u8; 32])
+            .expand(purpose::JWT.as_bytes(), &mut expected)
+            .unwrap();
+        assert_eq!(root.derive(purpose::JWT).expose(), &expected[..]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crudauth_core::clock::Clock;
 use crudauth_core::jwt::{BearerTokens, TokenConfig};
 use crudauth_core::secret::SecretKey;
 use crudauth_core::store::Store;
@@ -34,6 +35,7 @@ pub(crate) enum RefreshMode {
 /// | default / grantable scopes | none / the default scopes |
 /// | reuse grace | 0 s: any reuse of a rotated-out refresh token revokes its family |
 /// | leeway on `exp`/`nbf` | 0 s |
+/// | `iss` / `aud` (carried and required) | `crudauth` / `crudauth-api` |
 ///
 /// ```
 /// use std::time::Duration;
@@ -127,6 +129,19 @@ impl BearerTransport {
         self
     }
 
+    /// The `iss` claim tokens carry and must carry (default `crudauth`).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.tokens.issuer = issuer.into();
+        self
+    }
+
+    /// The `aud` claim tokens carry and must name (default `crudauth-api`). Apps that share a
+    /// `SECRET_KEY` but must not accept each other's tokens each set their own.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.tokens.audience = audience.into();
+        self
+    }
+
     /// Clock-skew allowance on `exp` and `nbf` between servers (default 0, at most 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.tokens.leeway = leeway;
@@ -150,6 +165,7 @@ impl BearerState {
         key: &SecretKey,
         store: Arc<dyn Store>,
         cookies: &CookieConfig,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigError> {
         let BearerTransport {
             tokens,
@@ -166,7 +182,8 @@ impl BearerState {
             cookie = cookie.path(path);
         }
         let tokens = BearerTokens::new(key, store, tokens)
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?
+            .with_clock(clock);
         Ok(Self {
             refresh,
             tokens,
@@ -180,16 +197,28 @@ impl BearerState {
 mod tests {
     use super::*;
 
+    fn clock() -> Arc<dyn Clock> {
+        crudauth_core::clock::system()
+    }
+
     #[test]
     fn a_relative_cookie_path_is_refused() {
         let key = SecretKey::new([1u8; 32]).unwrap();
         let store: Arc<dyn Store> = Arc::new(crudauth_core::store::MemoryStore::new());
         let config = BearerTransport::default().refresh_cookie_path("refresh");
-        assert!(BearerState::new(config, &key, store.clone(), &CookieConfig::default()).is_err());
+        assert!(BearerState::new(
+            config,
+            &key,
+            store.clone(),
+            &CookieConfig::default(),
+            clock()
+        )
+        .is_err());
         let config = BearerTransport::default()
             .default_scopes(["admin"])
             .grantable_scopes(["reports:read"]);
-        let err = BearerState::new(config, &key, store, &CookieConfig::default()).unwrap_err();
+        let err =
+            BearerState::new(config, &key, store, &CookieConfig::default(), clock()).unwrap_err();
         assert!(err.to_string().contains("subset"), "{err}");
     }
 }

@@ -7,7 +7,6 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
-use crudauth_core::clock::{Clock, SystemClock};
 use crudauth_core::jwt::{BearerTokens, TokenRejected};
 use crudauth_core::principal::Principal;
 
@@ -90,7 +89,7 @@ impl BearerAuth {
             Credential::Token(token) => token,
         };
         let users = auth.users();
-        let now = SystemClock.now_secs();
+        let now = auth.inner.clock.now_secs();
         let leeway = bearer.tokens.config().leeway.as_secs();
         if let Some(known) = bearer.remembered.get(token) {
             if known.exp.saturating_add(leeway) >= now

@@ -372,10 +372,11 @@ impl CrudAuth {
             return;
         };
         let token = crudauth_core::secret::OneTimeToken::generate();
-        let key = format!(
-            "t:verify:{}",
-            crudauth_core::secret::sha256_hex(token.expose().as_bytes())
-        );
+        // Keyed with the one-time-token key: a store reader cannot confirm a guessed token.
+        let key = self
+            .inner
+            .one_time_key
+            .digest_after("t:verify:", "verify", token.expose());
         let record = json!({"user_id": user.id, "email": to, "token_version": user.token_version});
         let stored = self
             .store()

@@ -11,7 +11,6 @@ use super::{detail, reply, Client};
 use crate::bearer::{BearerState, RefreshMode, REFRESH_COOKIE};
 use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
-use crate::cookies;
 use crate::error::AuthError;
 
 fn bearer(auth: &CrudAuth) -> Result<&BearerState, AuthError> {
@@ -76,7 +75,7 @@ pub(super) async fn refresh(
 ) -> Result<Response, AuthError> {
     let bearer = bearer(&auth)?;
     // The cookie first, in both modes; the body only in body mode.
-    let token = match cookies::read(&headers, REFRESH_COOKIE) {
+    let token = match bearer.cookie.read(&headers, REFRESH_COOKIE) {
         Some(cookie) => Some(cookie.to_owned()),
         None if bearer.refresh == RefreshMode::Body => from_body(&body.bytes),
         None => None,
@@ -105,7 +104,7 @@ pub(crate) async fn end_refresh(
     let Some(bearer) = auth.bearer() else {
         return Ok(Vec::new());
     };
-    let cookie = cookies::read(headers, REFRESH_COOKIE);
+    let cookie = bearer.cookie.read(headers, REFRESH_COOKIE);
     if let Some(token) = cookie {
         bearer.tokens.revoke(token).await?;
     }

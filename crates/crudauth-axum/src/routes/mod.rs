@@ -5,10 +5,11 @@ mod bearer;
 mod session;
 
 use axum::extract::FromRequestParts;
+use axum::http::header::{CACHE_CONTROL, PRAGMA};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::Value;
 
@@ -30,8 +31,8 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
         .route("/set-password", post(account::set_password));
     if let Some(session) = &auth.inner.session {
         routes = routes
-            .route("/login", post(session::login))
-            .route("/logout", post(session::logout));
+            .route("/login", no_store(post(session::login)))
+            .route("/logout", no_store(post(session::logout)));
         if session.management_routes {
             routes = routes
                 .route("/sessions", get(session::list))
@@ -42,20 +43,41 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
                 )
                 .route(
                     "/csrf/refresh",
-                    limited(post(session::csrf_refresh), auth, "csrf_refresh"),
+                    no_store(limited(post(session::csrf_refresh), auth, "csrf_refresh")),
                 );
         }
     }
     if let Some(bearer) = auth.bearer() {
         routes = routes
-            .route("/token", post(bearer::token))
-            .route("/refresh", post(bearer::refresh));
+            .route("/token", no_store(post(bearer::token)))
+            .route("/refresh", no_store(post(bearer::refresh)));
         if auth.inner.session.is_none() && bearer.refresh == RefreshMode::Cookie {
-            routes = routes.route("/logout", post(bearer::logout));
+            routes = routes.route("/logout", no_store(post(bearer::logout)));
         }
     }
     // The extractors find crudauth through this layer even if the app forgets its own.
     routes.layer(auth.layer()).with_state(auth.clone())
+}
+
+/// Marks every answer of a route as one no cache may keep: `Cache-Control: no-store` and
+/// `Pragma: no-cache` (RFC 6749 §5.1), errors and rate-limit refusals included.
+///
+/// Every route whose answer carries a credential or a token goes through this one helper:
+/// `/login`, `/token`, `/refresh`, `/csrf/refresh` and `/logout` (which clears them) today,
+/// and `/mfa/verify`, the OAuth callback and `/sudo` when they are mounted. Wrap the whole
+/// method router, after any [`limited`], so nothing the route answers escapes it.
+pub(crate) fn no_store<S>(route: MethodRouter<S>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    route.layer(axum::middleware::map_response(mark_no_store))
+}
+
+async fn mark_no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// Who is calling: address (behind the trusted proxies), user agent, and whether the browser

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{json, Value};
 
@@ -17,7 +17,7 @@ use crudauth_core::user::{UserStore, UserUpdate};
 use super::{detail, reply, Client};
 use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
-use crate::cookies::{self, CSRF_COOKIE, SESSION_COOKIE};
+use crate::cookies::{CSRF_COOKIE, SESSION_COOKIE};
 use crate::error::AuthError;
 use crate::extract::Session;
 use crate::transport::{check_csrf, presented_session};
@@ -92,7 +92,8 @@ pub(super) async fn login(
         .await?;
 
     // A sign-in replaces whatever session this browser presented (no fixation, no orphans).
-    if let Some(old) = cookies::read(&headers, SESSION_COOKIE) {
+    // Two different session cookies (one planted): neither is trusted, neither revoked.
+    if let Ok(Some(old)) = auth.inner.cookies.read_unique(&headers, SESSION_COOKIE) {
         sessions
             .revoke(&sessions.handle_of(&SessionId::from_client(old)))
             .await?;
@@ -114,13 +115,14 @@ pub(super) async fn login(
 
 pub(super) async fn logout(
     State(auth): State<CrudAuth>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AuthError> {
     let sessions = sessions(&auth)?;
-    if let Some(session) = presented_session(sessions, &headers).await? {
+    if let Some(session) = presented_session(&auth, sessions, &headers).await? {
         // A live session is only ended by a request that proves it came from our page.
         if auth.csrf_enabled() {
-            check_csrf(sessions, &session, &headers)?;
+            check_csrf(&auth, sessions, &session, &headers, &uri)?;
         }
         sessions.revoke(session.handle()).await?;
     }
@@ -138,11 +140,11 @@ pub(super) async fn csrf_refresh(
         return Err(AuthError::bad_request("CSRF is disabled."));
     }
     let sessions = sessions(&auth)?;
-    let session = presented_session(sessions, &headers)
+    let session = presented_session(&auth, sessions, &headers)
         .await?
         .ok_or_else(AuthError::not_authenticated)?;
     // A healthy token is returned as it is: a cross-site call can never rotate it away.
-    if let Some(current) = cookies::read(&headers, CSRF_COOKIE) {
+    if let Some(current) = auth.inner.cookies.read(&headers, CSRF_COOKIE) {
         if sessions
             .csrf()
             .verify(&session.id, session.record.csrf_nonce(), current)

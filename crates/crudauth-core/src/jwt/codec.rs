@@ -47,6 +47,16 @@ pub struct Claims {
     /// Refresh tokens: this token's single-use id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// The issuer ([`super::TokenConfig::issuer`]); checked exactly, required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The audience ([`super::TokenConfig::audience`]); checked exactly, required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// Not before, seconds since the Unix epoch (crudauth never sets it; checked when
+    /// present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 impl Claims {
@@ -119,6 +129,7 @@ pub(crate) struct JwtCodec {
     decoding: DecodingKey,
     header: Header,
     validation: Validation,
+    leeway: u64,
 }
 
 impl fmt::Debug for JwtCodec {
@@ -128,14 +139,20 @@ impl fmt::Debug for JwtCodec {
 }
 
 impl JwtCodec {
-    /// Keys from the app secret; `exp` and `nbf` checked with `leeway` (at most 60 s).
-    pub(crate) fn new(key: &SecretKey, leeway: Duration) -> Self {
+    /// Keys from `key` (the JWT key the builder derives from `SECRET_KEY`); `iss` must be
+    /// `issuer` and `aud` must name `audience`; `exp` and `nbf` are checked against the
+    /// caller's clock with `leeway` (at most 60 s).
+    pub(crate) fn new(key: &SecretKey, leeway: Duration, issuer: &str, audience: &str) -> Self {
         // `Validation::new` makes HS256 the whole allow-list (the header's `alg` only ever
-        // selects from it) and checks `exp`; `nbf` and the leeway are ours.
+        // selects from it). The times are checked in `verify` against the injectable clock,
+        // not here against the system's.
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = leeway.as_secs().min(60);
-        validation.validate_nbf = true;
-        validation.required_spec_claims = ["exp", "sub"]
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.required_spec_claims = ["exp", "sub", "iss", "aud"]
             .into_iter()
             .map(String::from)
             .collect::<HashSet<_>>();
@@ -144,6 +161,7 @@ impl JwtCodec {
             decoding: DecodingKey::from_secret(key.expose()),
             header: Header::new(Algorithm::HS256),
             validation,
+            leeway: leeway.as_secs().min(60),
         }
     }
 
@@ -152,9 +170,15 @@ impl JwtCodec {
             .map_err(|e| SignError(e.to_string()))
     }
 
-    /// Verifies the signature first, then the claims; only a correctly signed, well-formed
-    /// token of the `expected` type that is past its expiry is [`TokenRejected::Expired`].
-    pub(crate) fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenRejected> {
+    /// Verifies the signature first, then the claims (`iss`, `aud`, type, header); only a
+    /// correctly signed, well-formed token of the `expected` type that is past its expiry at
+    /// `now` (seconds) is [`TokenRejected::Expired`].
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        expected: TokenType,
+        now: u64,
+    ) -> Result<Claims, TokenRejected> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenRejected::Expired,
@@ -179,11 +203,21 @@ impl JwtCodec {
         if claims.token_type != expected || claims.sub.is_empty() {
             return Err(TokenRejected::Invalid);
         }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+        {
+            return Err(TokenRejected::Invalid);
+        }
         if expected == TokenType::Refresh
             && (claims.fam.as_deref().is_none_or(str::is_empty)
                 || claims.jti.as_deref().is_none_or(str::is_empty))
         {
             return Err(TokenRejected::Invalid);
+        }
+        // Checked last: only a token that is ours in every other respect is merely expired.
+        if claims.exp.saturating_add(self.leeway) < now {
+            return Err(TokenRejected::Expired);
         }
         Ok(claims)
     }
@@ -193,8 +227,16 @@ impl JwtCodec {
 mod tests {
     use super::*;
 
+    const ISS: &str = "crudauth";
+    const AUD: &str = "crudauth-api";
+
     fn codec() -> JwtCodec {
-        JwtCodec::new(&SecretKey::new([7u8; 32]).unwrap(), Duration::ZERO)
+        JwtCodec::new(
+            &SecretKey::new([7u8; 32]).unwrap(),
+            Duration::ZERO,
+            ISS,
+            AUD,
+        )
     }
 
     fn now() -> u64 {
@@ -211,6 +253,9 @@ mod tests {
             scopes: vec!["a".into(), "b".into()],
             fam: None,
             jti: None,
+            iss: Some(ISS.into()),
+            aud: Some(AUD.into()),
+            nbf: None,
         }
     }
 
@@ -218,12 +263,12 @@ mod tests {
     fn round_trip_and_type_separation() {
         let c = codec();
         let token = c.sign(&access(now() + 60)).unwrap();
-        let claims = c.verify(&token, TokenType::Access).unwrap();
+        let claims = c.verify(&token, TokenType::Access, now()).unwrap();
         assert_eq!(claims.sub, "42");
         assert_eq!(claims.scopes, ["a", "b"]);
         assert_eq!(claims.user_id(), UserId::Int(42));
         assert_eq!(
-            c.verify(&token, TokenType::Refresh),
+            c.verify(&token, TokenType::Refresh, now()),
             Err(TokenRejected::Invalid)
         );
     }
@@ -233,18 +278,23 @@ mod tests {
         let c = codec();
         let expired = c.sign(&access(now() - 10)).unwrap();
         assert_eq!(
-            c.verify(&expired, TokenType::Access),
+            c.verify(&expired, TokenType::Access, now()),
             Err(TokenRejected::Expired)
         );
         // Signed with another key: a forgery, even though it is expired too.
-        let other = JwtCodec::new(&SecretKey::new([8u8; 32]).unwrap(), Duration::ZERO);
+        let other = JwtCodec::new(
+            &SecretKey::new([8u8; 32]).unwrap(),
+            Duration::ZERO,
+            ISS,
+            AUD,
+        );
         let forged = other.sign(&access(now() - 10)).unwrap();
         assert_eq!(
-            c.verify(&forged, TokenType::Access),
+            c.verify(&forged, TokenType::Access, now()),
             Err(TokenRejected::Invalid)
         );
         assert_eq!(
-            c.verify("garbage", TokenType::Access),
+            c.verify("garbage", TokenType::Access, now()),
             Err(TokenRejected::Invalid)
         );
     }
@@ -256,13 +306,13 @@ mod tests {
         claims.token_type = TokenType::Refresh;
         let token = c.sign(&claims).unwrap();
         assert_eq!(
-            c.verify(&token, TokenType::Refresh),
+            c.verify(&token, TokenType::Refresh, now()),
             Err(TokenRejected::Invalid)
         );
         claims.fam = Some("f".into());
         claims.jti = Some("j".into());
         let token = c.sign(&claims).unwrap();
-        assert!(c.verify(&token, TokenType::Refresh).is_ok());
+        assert!(c.verify(&token, TokenType::Refresh, now()).is_ok());
     }
 
     #[test]
@@ -277,9 +327,63 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.verify(&token, TokenType::Access),
+            c.verify(&token, TokenType::Access, now()),
             Err(TokenRejected::Invalid)
         );
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required_and_exact() {
+        let c = codec();
+        let ok = c.sign(&access(now() + 60)).unwrap();
+        assert!(c.verify(&ok, TokenType::Access, now()).is_ok());
+        let cases: [(&str, fn(&mut Claims)); 4] = [
+            ("wrong iss", |c| c.iss = Some("someone-else".into())),
+            ("missing iss", |c| c.iss = None),
+            ("wrong aud", |c| c.aud = Some("another-api".into())),
+            ("missing aud", |c| c.aud = None),
+        ];
+        for (why, change) in cases {
+            let mut claims = access(now() + 60);
+            change(&mut claims);
+            let token = c.sign(&claims).unwrap();
+            assert_eq!(
+                c.verify(&token, TokenType::Access, now()),
+                Err(TokenRejected::Invalid),
+                "{why}"
+            );
+        }
+        // Another deployment's configuration refuses this one's tokens.
+        let elsewhere = JwtCodec::new(
+            &SecretKey::new([7u8; 32]).unwrap(),
+            Duration::ZERO,
+            ISS,
+            "billing-api",
+        );
+        assert_eq!(
+            elsewhere.verify(&ok, TokenType::Access, now()),
+            Err(TokenRejected::Invalid)
+        );
+    }
+
+    #[test]
+    fn times_follow_the_callers_clock() {
+        let c = codec();
+        let t0 = 2_000_000_000;
+        let token = c.sign(&access(t0 + 60)).unwrap();
+        assert!(c.verify(&token, TokenType::Access, t0 + 60).is_ok());
+        assert_eq!(
+            c.verify(&token, TokenType::Access, t0 + 61),
+            Err(TokenRejected::Expired)
+        );
+        let mut early = access(t0 + 600);
+        early.nbf = Some(t0 + 30);
+        let token = c.sign(&early).unwrap();
+        assert_eq!(
+            c.verify(&token, TokenType::Access, t0),
+            Err(TokenRejected::Invalid)
+        );
+        assert!(c.verify(&token, TokenType::Access, t0 + 30).is_ok());
     }
 
     #[test]

@@ -23,7 +23,18 @@ pub struct TokenConfig {
     pub default_scopes: Vec<String>,
     /// The ceiling: requested scopes outside it are dropped. `None`: the default scopes.
     pub grantable_scopes: Option<Vec<String>>,
+    /// The `iss` every token carries and must carry to be accepted (default `crudauth`).
+    pub issuer: String,
+    /// The `aud` every token carries and must name to be accepted (default `crudauth-api`).
+    /// Give each API that shares a `SECRET_KEY` its own, so one's tokens are refused by the
+    /// other.
+    pub audience: String,
 }
+
+/// The default `iss` of bearer tokens.
+pub const DEFAULT_ISSUER: &str = "crudauth";
+/// The default `aud` of bearer tokens.
+pub const DEFAULT_AUDIENCE: &str = "crudauth-api";
 
 impl Default for TokenConfig {
     fn default() -> Self {
@@ -34,6 +45,8 @@ impl Default for TokenConfig {
             leeway: Duration::ZERO,
             default_scopes: Vec::new(),
             grantable_scopes: None,
+            issuer: DEFAULT_ISSUER.to_owned(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
         }
     }
 }
@@ -90,6 +103,9 @@ impl TokenConfig {
         }
         if self.leeway > Duration::from_secs(60) {
             return refuse("leeway must be at most 60 s".into());
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return refuse("issuer and audience must not be empty".into());
         }
         if self.reuse_grace > MAX_REUSE_GRACE {
             return refuse(format!(

@@ -33,5 +33,7 @@ mod config;
 mod tokens;
 
 pub use codec::{AccessToken, Claims, RefreshToken, SignError, TokenRejected, TokenType};
-pub use config::{TokenConfig, TokenConfigError, MAX_REUSE_GRACE};
+pub use config::{
+    TokenConfig, TokenConfigError, DEFAULT_AUDIENCE, DEFAULT_ISSUER, MAX_REUSE_GRACE,
+};
 pub use tokens::{BearerTokens, IssuedTokens, RefreshError, TokenError};

@@ -165,12 +165,26 @@ impl BearerTokens {
         config.check()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                codec: JwtCodec::new(key, config.leeway),
+                codec: JwtCodec::new(key, config.leeway, &config.issuer, &config.audience),
                 store,
                 config,
                 clock: clock::system(),
             }),
         })
+    }
+
+    /// Uses `clock` for every time it mints or checks (`iat`, `exp`, the reuse grace); tests
+    /// move it instead of sleeping.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                codec: inner.codec.clone(),
+                store: inner.store.clone(),
+                config: inner.config.clone(),
+                clock,
+            }),
+        }
     }
 
     /// The configuration.
@@ -183,16 +197,19 @@ impl BearerTokens {
     }
 
     /// Verifies an access token, fully, every time, with no I/O: signature (HS256 only),
-    /// `exp` and `nbf`, `sub`, the type, no key hints in the header. The caller still loads
+    /// `iss` and `aud` (exact), `exp` and `nbf` (by this service's clock), `sub`, the type, no
+    /// key hints in the header. The caller still loads
     /// the user and compares `token_version` (a mismatch means the token was superseded).
     pub fn verify_access(&self, token: &str) -> Result<Claims, TokenRejected> {
-        self.inner.codec.verify(token, TokenType::Access)
+        let now = self.inner.clock.now_secs();
+        self.inner.codec.verify(token, TokenType::Access, now)
     }
 
     /// Verifies a refresh token's signature and claims as [`Self::verify_access`] does (not
     /// whether it is still live).
     pub fn verify_refresh(&self, token: &str) -> Result<Claims, TokenRejected> {
-        self.inner.codec.verify(token, TokenType::Refresh)
+        let now = self.inner.clock.now_secs();
+        self.inner.codec.verify(token, TokenType::Refresh, now)
     }
 
     /// Mints an access token for `user` with exactly `scopes` (no clamping, no family).
@@ -212,6 +229,9 @@ impl BearerTokens {
             scopes,
             fam: None,
             jti: None,
+            iss: Some(self.inner.config.issuer.clone()),
+            aud: Some(self.inner.config.audience.clone()),
+            nbf: None,
         }
     }
 

@@ -141,9 +141,10 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// A session service on `store`, keyed by `key`.
+    /// A session service on `store`: session ids are keyed (HMAC) by `key`, and CSRF tokens by
+    /// a key derived from it for that purpose (see [`Sessions::with_csrf_key`]).
     pub fn new(store: Arc<dyn Store>, key: SecretKey, config: SessionConfig) -> Self {
-        let csrf = Csrf::new(key.clone());
+        let csrf = Csrf::new(key.derive(crate::secret::purpose::CSRF));
         Self {
             store,
             key,
@@ -151,6 +152,13 @@ impl Sessions {
             config,
             clock: clock::system(),
         }
+    }
+
+    /// Keys CSRF tokens with `key` (the builder hands each purpose its own key derived from
+    /// `SECRET_KEY`; see [`SecretKey::derive`]).
+    pub fn with_csrf_key(mut self, key: SecretKey) -> Self {
+        self.csrf = Csrf::new(key);
+        self
     }
 
     /// Uses `clock` for every timestamp (tests).

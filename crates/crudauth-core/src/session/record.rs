@@ -33,8 +33,8 @@ use crate::device::{cut, MAX_USER_AGENT_BYTES};
 use crate::user::UserId;
 
 /// What the store keeps for a session. The text fields are read through accessors; they live
-/// in one buffer.
-#[derive(Debug, Clone, PartialEq)]
+/// in one buffer. `Debug` shows everything but the CSRF nonce.
+#[derive(Clone, PartialEq)]
 pub struct SessionRecord {
     /// The owner.
     pub user_id: UserId,
@@ -54,6 +54,23 @@ pub struct SessionRecord {
     /// Where ip, user_agent and csrf_nonce end in `text`; login_type is the rest.
     ends: [usize; 3],
     has_login_type: bool,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("user_id", &self.user_id)
+            .field("token_version", &self.token_version)
+            .field("created_at", &self.created_at)
+            .field("last_activity", &self.last_activity)
+            .field("remember_me", &self.remember_me)
+            .field("sudo_until", &self.sudo_until)
+            .field("ip", &self.ip())
+            .field("user_agent", &self.user_agent())
+            .field("csrf_nonce", &"***")
+            .field("login_type", &self.login_type())
+            .finish()
+    }
 }
 
 const VERSION: u8 = 2;

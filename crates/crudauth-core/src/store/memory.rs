@@ -43,11 +43,22 @@ struct Entry {
     expires_at: u64,
 }
 
-#[derive(Debug)]
 enum Value {
     Bytes(Bytes),
     Counter(i64),
     Index(HashMap<String, f64>),
+}
+
+/// Values may be session records (with their CSRF nonce) or token records: `Debug` says what
+/// kind and how big, never what.
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Value::Counter(n) => write!(f, "Counter({n})"),
+            Value::Index(members) => write!(f, "Index({} members)", members.len()),
+        }
+    }
 }
 
 impl Default for MemoryStore {

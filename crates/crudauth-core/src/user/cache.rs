@@ -48,6 +48,13 @@ impl CachedUsers {
         }
     }
 
+    /// Measures the rows' time to live by `clock` (tests move a manual clock instead of
+    /// sleeping).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The wrapped store, bypassing the cache: for checks that must see the latest row (a
     /// refresh compares `token_version`).
     pub fn uncached(&self) -> &dyn UserStore {

@@ -88,7 +88,9 @@ pub struct User {
     pub email: Option<String>,
     /// User name, case-sensitive.
     pub username: Option<String>,
-    /// Password hash; `None` or unusable for accounts without a password.
+    /// Password hash; `None` or unusable for accounts without a password. Never serialised:
+    /// a `User` turned into JSON (an app's own `/me`, a log line, a cache) carries no hash.
+    #[serde(skip_serializing, default)]
     pub hashed_password: Option<PasswordHash>,
     /// A disabled account cannot sign in.
     pub is_active: bool,
@@ -247,4 +249,35 @@ pub async fn find_by_login(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_never_serialises_its_password_hash() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+        let user = User {
+            id: UserId::Int(7),
+            email: Some("ada@example.com".into()),
+            username: Some("ada".into()),
+            hashed_password: Some(PasswordHash(hash.into())),
+            is_active: true,
+            is_superuser: false,
+            email_verified: true,
+            token_version: 3,
+            oauth_provider: None,
+            provider_ids: BTreeMap::new(),
+        };
+        let json = serde_json::to_value(&user).unwrap();
+        assert!(json.get("hashed_password").is_none(), "{json}");
+        assert_eq!(json["username"], "ada", "the rest is serialised");
+        let text = serde_json::to_string(&user).unwrap();
+        assert!(!text.contains("argon2id"), "{text}");
+        assert!(!format!("{user:?}").contains("argon2id"), "nor in Debug");
+        // Reading a row that has no hash (what serialising gives back) works.
+        let back: User = serde_json::from_value(json).unwrap();
+        assert_eq!(back.hashed_password, None);
+    }
 }
