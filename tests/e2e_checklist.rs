@@ -818,3 +818,49 @@ async fn guessable_passwords_are_refused_when_asked() {
     assert_eq!(r.status, 422);
     assert_eq!(r.json["detail"][0]["type"], "password_too_guessable");
 }
+
+/// J3: an access token lives 15 minutes by the server's clock, and a refresh family has an
+/// absolute end: refreshing every day never carries it past `refresh_ttl` from the sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_lifetimes_are_absolute() {
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let mut options = Options::new(Backend::Memory);
+    options.transports = Transports::BearerOnly;
+    let c = clock.clone();
+    options.customize = Box::new(move |b| {
+        b.clock(c).bearer_transport(
+            BearerTransport::default().refresh_ttl(Duration::from_secs(10 * 86_400)),
+        )
+    });
+    let app = spawn(options).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut b = Browser::new();
+    let r = b.sign_in(&app.url("/token"), "ada", PW, &[]).await;
+    assert_eq!(r.status, 200);
+    let access = format!("Bearer {}", r.json["access_token"].as_str().unwrap());
+    let dashboard = app.url("/dashboard");
+    clock.advance(Duration::from_secs(899));
+    assert_eq!(
+        b.get_with(&dashboard, &[("authorization", &access)])
+            .await
+            .status,
+        200
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        b.get_with(&dashboard, &[("authorization", &access)])
+            .await
+            .status,
+        401,
+        "15 minutes and a second after it was issued"
+    );
+    for day in 1..10 {
+        clock.advance(Duration::from_secs(86_400 - 100));
+        let r = b.post(&app.url("/refresh")).await;
+        assert_eq!(r.status, 200, "day {day}");
+    }
+    // Nine refreshes later the family's end is where the sign-in put it.
+    clock.advance(Duration::from_secs(86_400));
+    let r = b.post(&app.url("/refresh")).await;
+    assert_eq!(r.status, 401, "past the family's absolute end: {r:?}");
+}
