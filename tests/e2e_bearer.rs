@@ -1311,8 +1311,11 @@ async fn transport_precedence_matrix(backend: Backend) {
 /// owner and scopes (filled once the test's users exist).
 #[derive(Debug, Default, Clone)]
 struct ApiKey {
-    by_hash: Arc<std::sync::RwLock<HashMap<String, (UserId, Vec<String>)>>>,
+    by_hash: Arc<std::sync::RwLock<KeyTable>>,
 }
+
+/// SHA-256 of a key → its owner and scopes.
+type KeyTable = HashMap<String, (UserId, Vec<String>)>;
 
 impl ApiKey {
     fn issue(&self, owner: &UserId, scopes: &[&str]) -> String {

@@ -14,9 +14,12 @@ use serde_json::json;
 
 use crudauth_axum::{BearerTransport, CookieConfig, CrudAuth, SessionTransport};
 use crudauth_core::limit::LockoutConfig;
+use crudauth_core::secret::{purpose, sha256_hex, SecretKey};
 use crudauth_core::user::MemoryUsers;
 
-use crudauth_tests::app::{mutation_routes, spawn, Backend, Options, TestApp, Transports};
+use crudauth_tests::app::{
+    derived_key, mutation_routes, spawn, Backend, Options, TestApp, Transports, TEST_SECRET,
+};
 use crudauth_tests::http::{Answer, Body, Browser};
 
 const PW: &str = "correct horse battery";
@@ -92,7 +95,8 @@ async fn fetch_metadata_and_origin_back_the_token(backend: Backend) {
     let refused_origin = (403, "Request origin not allowed.");
     let missing = (403, "Missing CSRF token");
     let passes = (200, "");
-    let cases: Vec<(&str, Vec<(&str, &str)>, bool, (u16, &str))> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool, (u16, &'a str));
+    let cases: Vec<Case> = vec![
         (
             "cross-site",
             vec![("sec-fetch-site", "cross-site")],
@@ -503,12 +507,54 @@ async fn session_ids_are_256_random_bits(backend: Backend) {
     );
 }
 
+/// Each purpose keys with its own key derived from SECRET_KEY: the session's store key and
+/// handle use the session key, the verification token's store key the one-time-token key, and
+/// neither is the HMAC under the raw SECRET_KEY (nor an unkeyed hash).
+async fn store_keys_use_per_purpose_keys(backend: Backend) {
+    let app = spawn(Options::new(backend)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut b = app.signed_in("ada", PW).await;
+    let id = b.cookies["session_id"].clone();
+    let listed = b.get(&app.url("/sessions")).await;
+    let handle = listed.json[0]["id"].as_str().unwrap().to_owned();
+    let raw = SecretKey::new(TEST_SECRET).unwrap();
+    let session_key = SecretKey::new(derived_key(purpose::SESSION)).unwrap();
+    assert_eq!(handle, session_key.digest("session", &id));
+    assert_ne!(handle, raw.digest("session", &id));
+    let store = app.auth.store();
+    assert!(store.get(&format!("s:{handle}")).await.unwrap().is_some());
+
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/register"),
+            Body::Json(json!({"email": "bob@example.com", "username": "bob", "password": PW})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let link = app.emails().last().unwrap()["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = link.split("token=").nth(1).unwrap();
+    let one_time = SecretKey::new(derived_key(purpose::ONE_TIME_TOKEN)).unwrap();
+    let keyed = one_time.digest_after("t:verify:", "verify", token);
+    assert!(store.get(&keyed).await.unwrap().is_some(), "{keyed}");
+    for other in [
+        raw.digest_after("t:verify:", "verify", token),
+        format!("t:verify:{}", sha256_hex(token.as_bytes())),
+    ] {
+        assert!(store.get(&other).await.unwrap().is_none(), "{other}");
+    }
+}
+
 macro_rules! all_cases {
     ($backend:expr) => {
         crudauth_tests::per_backend!($backend; credential_answers_are_not_stored,
             fetch_metadata_and_origin_back_the_token, configured_origins_are_allowed,
             duplicate_session_cookies_are_ambiguous, host_prefixed_cookies,
-            session_ids_are_256_random_bits);
+            session_ids_are_256_random_bits, store_keys_use_per_purpose_keys);
     };
 }
 

@@ -380,7 +380,8 @@ async fn csrf_matrix(backend: Backend) {
     let (own, others) = (ada.csrf(), bob.csrf());
     let query_url = format!("{url}?csrf_token={own}&x-csrf-token={own}");
     // (case, URL, token header, answer)
-    let cases: [(&str, &str, Option<&str>, (u16, &str)); 5] = [
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, (u16, &'a str));
+    let cases: [Case; 5] = [
         ("no token", &url, None, (403, "Missing CSRF token")),
         (
             "wrong token",

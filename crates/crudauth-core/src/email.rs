@@ -107,7 +107,7 @@ pub trait EmailSender: Send + Sync + Debug + 'static {
 /// let local_only = LogSender::showing_links();
 /// assert_eq!(
 ///     LogSender::redact_link("http://localhost:3000/verify-email?token=s3cr3t&x=1"),
-///     "http://localhost:3000/verify-email?token=***&x=1"
+///     "http://localhost:3000/verify-email?token=***&x=***"
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, Default)]

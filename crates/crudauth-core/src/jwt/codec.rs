@@ -337,7 +337,8 @@ mod tests {
         let c = codec();
         let ok = c.sign(&access(now() + 60)).unwrap();
         assert!(c.verify(&ok, TokenType::Access, now()).is_ok());
-        let cases: [(&str, fn(&mut Claims)); 4] = [
+        type Change = fn(&mut Claims);
+        let cases: [(&str, Change); 4] = [
             ("wrong iss", |c| c.iss = Some("someone-else".into())),
             ("missing iss", |c| c.iss = None),
             ("wrong aud", |c| c.aud = Some("another-api".into())),
