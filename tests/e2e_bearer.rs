@@ -163,7 +163,13 @@ async fn token_contract(backend: Backend) {
     assert_eq!(keys, ["access_token", "token_type"]);
     assert_eq!(r.json["token_type"], "bearer");
     let access = r.json["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(part(&access, 0), json!({"typ": "JWT", "alg": "HS256"}));
+    let header = part(&access, 0);
+    let kid = header["kid"].as_str().unwrap().to_owned();
+    assert!(
+        kid.len() == 16 && kid.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{kid}"
+    );
+    assert_eq!(header, json!({"typ": "JWT", "alg": "HS256", "kid": kid}));
     let claims = part(&access, 1);
     assert_eq!(claims["sub"], json!(user.id.to_string()), "sub is a string");
     assert_eq!(

@@ -864,3 +864,103 @@ async fn bearer_lifetimes_are_absolute() {
     let r = b.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 401, "past the family's absolute end: {r:?}");
 }
+
+/// J7: rotating `SECRET_KEY` with an overlap. Tokens carry their key's id (`kid`); the new
+/// deployment accepts tokens of the previous key until the overlap's end and not a second
+/// later (while they are still unexpired), refreshes a previous-key family onto the new key,
+/// and refuses a `kid` it does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_key_overlaps_until_its_deadline() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let start = 1_800_000_000_000u64;
+    let clock = Arc::new(ManualClock::new(start));
+    let store = crudauth_core::store::MemoryStore::new().with_clock(clock.clone());
+    let users = crudauth_core::user::MemoryUsers::new();
+    let old_key = [42u8; 32];
+    let new_key = [43u8; 32];
+    let until = UNIX_EPOCH + Duration::from_millis(start) + Duration::from_secs(300);
+    let deployment = |key: [u8; 32], previous: Option<SystemTime>| {
+        let (clock, store, users) = (clock.clone(), store.clone(), users.clone());
+        let mut options = Options::new(Backend::Memory);
+        options.transports = Transports::BearerOnly;
+        options.customize = Box::new(move |b| {
+            let mut bearer = BearerTransport::default();
+            if let Some(until) = previous {
+                bearer = bearer.previous_secret_key(old_key, until);
+            }
+            b.secret_key(key)
+                .clock(clock)
+                .store(store)
+                .users(users)
+                .bearer_transport(bearer)
+        });
+        spawn(options)
+    };
+    let before = deployment(old_key, None).await;
+    users
+        .create(crudauth_tests::app::new_user("ada@example.com", "ada", PW).await)
+        .await
+        .unwrap();
+    let mut b = Browser::new();
+    let r = b.sign_in(&before.url("/token"), "ada", PW, &[]).await;
+    assert_eq!(r.status, 200);
+    let old_access = r.json["access_token"].as_str().unwrap().to_owned();
+    let after = deployment(new_key, Some(until)).await;
+    let kid = |token: &str| {
+        let header = token.split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(&base64_decode(header)).unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let dashboard = |app: &TestApp, token: &str| {
+        let url = app.url("/dashboard");
+        let auth = format!("Bearer {token}");
+        async move {
+            Browser::new()
+                .get_with(&url, &[("authorization", &auth)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(
+        dashboard(&after, &old_access).await,
+        200,
+        "within the overlap"
+    );
+
+    // A previous-key family refreshes onto the new key.
+    let r = b.post(&after.url("/refresh")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let new_access = r.json["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(kid(&new_access), kid(&old_access));
+    assert_eq!(dashboard(&after, &new_access).await, 200);
+    assert_eq!(
+        dashboard(&before, &new_access).await,
+        401,
+        "the old deployment does not know the new key"
+    );
+
+    // A kid we never issued, or an old-key token claiming the new kid, is refused.
+    let forged_kid = {
+        let mut parts: Vec<String> = old_access.split('.').map(str::to_owned).collect();
+        let header = json!({"typ": "JWT", "alg": "HS256", "kid": kid(&new_access)}).to_string();
+        use base64::Engine as _;
+        parts[0] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header);
+        parts.join(".")
+    };
+    assert_eq!(dashboard(&after, &forged_kid).await, 401);
+
+    // One second past the overlap the old key's token is refused by the new deployment,
+    // though it has ten minutes left and the old deployment still takes it.
+    clock.advance(Duration::from_secs(301));
+    assert_eq!(
+        dashboard(&after, &old_access).await,
+        401,
+        "past the overlap"
+    );
+    assert_eq!(
+        dashboard(&before, &old_access).await,
+        200,
+        "still unexpired"
+    );
+    assert_eq!(dashboard(&after, &new_access).await, 200);
+}

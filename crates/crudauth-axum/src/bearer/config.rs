@@ -1,11 +1,12 @@
 //! The bearer transport's configuration, and its state as built.
 
+use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crudauth_core::clock::Clock;
 use crudauth_core::jwt::{BearerTokens, TokenConfig};
-use crudauth_core::secret::SecretKey;
+use crudauth_core::secret::{purpose, SecretKey};
 use crudauth_core::store::Store;
 
 use super::remembered::RememberedPrincipals;
@@ -53,6 +54,23 @@ pub struct BearerTransport {
     pub(crate) tokens: TokenConfig,
     pub(crate) refresh: RefreshMode,
     pub(crate) refresh_cookie_path: Option<String>,
+    pub(crate) previous_secrets: Vec<PreviousSecret>,
+}
+
+/// A retired `SECRET_KEY` whose bearer tokens still verify until a deadline.
+#[derive(Clone)]
+pub(crate) struct PreviousSecret {
+    key: Vec<u8>,
+    until: SystemTime,
+}
+
+impl fmt::Debug for PreviousSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreviousSecret")
+            .field("key", &"***")
+            .field("until", &self.until)
+            .finish()
+    }
 }
 
 impl Default for BearerTransport {
@@ -61,6 +79,7 @@ impl Default for BearerTransport {
             tokens: TokenConfig::default(),
             refresh: RefreshMode::Cookie,
             refresh_cookie_path: None,
+            previous_secrets: Vec::new(),
         }
     }
 }
@@ -142,6 +161,29 @@ impl BearerTransport {
         self
     }
 
+    /// Rotating `SECRET_KEY`: bearer tokens signed under `previous` (the key before the
+    /// rotation) keep verifying until `until`, so signed-in clients are not all thrown out at
+    /// once; new tokens are signed with the current key only. Tokens name their signing key
+    /// (`kid`), so each is checked against its own. Give `until` at least the refresh lifetime
+    /// after the rotation to let every family refresh onto the new key. (Sessions and one-time
+    /// tokens are keyed by the current key alone: rotating ends them.)
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use crudauth_axum::BearerTransport;
+    ///
+    /// let a_week = SystemTime::now() + Duration::from_secs(7 * 24 * 3600);
+    /// let bearer = BearerTransport::default()
+    ///     .previous_secret_key("the key we used until today, 32 bytes at least", a_week);
+    /// ```
+    pub fn previous_secret_key(mut self, previous: impl AsRef<[u8]>, until: SystemTime) -> Self {
+        self.previous_secrets.push(PreviousSecret {
+            key: previous.as_ref().to_vec(),
+            until,
+        });
+        self
+    }
+
     /// Clock-skew allowance on `exp` and `nbf` between servers (default 0, at most 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.tokens.leeway = leeway;
@@ -171,6 +213,7 @@ impl BearerState {
             tokens,
             refresh,
             refresh_cookie_path,
+            previous_secrets,
         } = config;
         let mut cookie = cookies.clone();
         if let Some(path) = refresh_cookie_path {
@@ -181,9 +224,18 @@ impl BearerState {
             }
             cookie = cookie.path(path);
         }
-        let tokens = BearerTokens::new(key, store, tokens)
+        let mut tokens = BearerTokens::new(key, store, tokens)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?
             .with_clock(clock);
+        for previous in previous_secrets {
+            let old = SecretKey::new(&previous.key)
+                .map_err(|e| ConfigError::SecretKey(format!("previous secret key: {e}")))?;
+            let until = previous
+                .until
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            tokens = tokens.with_previous_key(&old.derive(purpose::JWT), until);
+        }
         Ok(Self {
             refresh,
             tokens,

@@ -123,13 +123,29 @@ jwt_string!(
 pub struct SignError(String);
 
 /// The HS256 keys and the validation rules, built once.
+///
+/// Tokens name their key with a `kid` header: a short fingerprint of the signing key, never
+/// the key. A previous key (after `SECRET_KEY` was rotated) verifies the tokens it signed until
+/// its deadline; an unknown `kid` is refused. A token without a `kid` (minted before key ids)
+/// is checked against the current key.
 #[derive(Clone)]
 pub(crate) struct JwtCodec {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    kid: String,
+    /// Retired keys: their `kid`, their verifying key and the last second they verify in.
+    previous: Vec<(String, DecodingKey, u64)>,
     header: Header,
     validation: Validation,
     leeway: u64,
+}
+
+/// The `kid` of a signing key: 16 hex digits of an HMAC under it, which tells keys apart and
+/// says nothing about them.
+fn key_id(key: &SecretKey) -> String {
+    let mut kid = key.digest("jwt-key-id", "");
+    kid.truncate(16);
+    kid
 }
 
 impl fmt::Debug for JwtCodec {
@@ -156,12 +172,38 @@ impl JwtCodec {
             .into_iter()
             .map(String::from)
             .collect::<HashSet<_>>();
+        let kid = key_id(key);
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.clone());
         Self {
             encoding: EncodingKey::from_secret(key.expose()),
             decoding: DecodingKey::from_secret(key.expose()),
-            header: Header::new(Algorithm::HS256),
+            kid,
+            previous: Vec::new(),
+            header,
             validation,
             leeway: leeway.as_secs().min(60),
+        }
+    }
+
+    /// Also verifies tokens signed by `key`, a retired signing key, while `now` (seconds) is
+    /// at most `until`. New tokens are always signed with the current key.
+    pub(crate) fn with_previous(mut self, key: &SecretKey, until: u64) -> Self {
+        self.previous
+            .push((key_id(key), DecodingKey::from_secret(key.expose()), until));
+        self
+    }
+
+    /// The key a token's `kid` names, if it is one of ours and still verifies at `now`.
+    fn key_for(&self, kid: Option<&str>, now: u64) -> Option<&DecodingKey> {
+        match kid {
+            None => Some(&self.decoding),
+            Some(kid) if kid == self.kid => Some(&self.decoding),
+            Some(kid) => self
+                .previous
+                .iter()
+                .find(|(k, _, until)| k == kid && now <= *until)
+                .map(|(_, key, _)| key),
         }
     }
 
@@ -179,15 +221,22 @@ impl JwtCodec {
         expected: TokenType,
         now: u64,
     ) -> Result<Claims, TokenRejected> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenRejected::Expired,
-                _ => TokenRejected::Invalid,
+        // The header is read unverified only to pick the key by `kid`; the signature is checked
+        // with that key next, and an unknown or expired `kid` has no key at all.
+        let unverified = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected::Invalid)?;
+        let key = self
+            .key_for(unverified.kid.as_deref(), now)
+            .ok_or(TokenRejected::Invalid)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenRejected::Expired,
+                    _ => TokenRejected::Invalid,
+                }
             })?;
         let h = &data.header;
-        // We never mint key hints; a token carrying one was not made here.
-        if h.kid.is_some()
-            || h.jku.is_some()
+        // We never mint key locations or embedded keys; a token carrying one was not made here.
+        if h.jku.is_some()
             || h.jwk.is_some()
             || h.x5u.is_some()
             || h.x5c.is_some()

@@ -187,6 +187,21 @@ impl BearerTokens {
         }
     }
 
+    /// Also accepts tokens signed with `previous`, a retired signing key (the JWT key of the
+    /// `SECRET_KEY` before a rotation), until `until` (seconds since the Unix epoch, by this
+    /// service's clock). Tokens name their key (`kid`), so each is checked against its own.
+    pub fn with_previous_key(self, previous: &SecretKey, until: u64) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                codec: inner.codec.clone().with_previous(previous, until),
+                store: inner.store.clone(),
+                config: inner.config.clone(),
+                clock: inner.clock.clone(),
+            }),
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &TokenConfig {
         &self.inner.config
