@@ -4,26 +4,10 @@
 //! token is logged, naming the user, without the token.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use serde_json::{json, Value};
 
 use crudauth_tests::app::{spawn, Backend, Options};
 use crudauth_tests::http::{form, Answer, Body, Browser};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The secrets seen so far, and the error bodies answered.
 #[derive(Default)]
@@ -62,14 +46,7 @@ impl Seen {
 }
 
 async fn secrets_never_reach_logs_or_error_bodies(backend: Backend) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = crudauth_tests::logs::capture(tracing::Level::TRACE);
 
     let app = spawn(Options::new(backend)).await;
     let mut seen = Seen::default();
@@ -172,7 +149,7 @@ async fn secrets_never_reach_logs_or_error_bodies(backend: Backend) {
     seen.answer(&r);
 
     drop(app);
-    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("the refresh family is revoked"),
         "J5: the reuse is logged: {logs}"

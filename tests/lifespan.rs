@@ -2,42 +2,11 @@
 //! (unless silenced), `shutdown()` stops everything within 5 s.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crudauth_axum::{CrudAuth, SessionTransport};
 use crudauth_core::user::MemoryUsers;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
-}
+use crudauth_tests::logs::capture;
 
 fn builder() -> crudauth_axum::CrudAuthBuilder {
     CrudAuth::builder()
@@ -48,7 +17,7 @@ fn builder() -> crudauth_axum::CrudAuthBuilder {
 
 #[tokio::test(flavor = "current_thread")]
 async fn memory_backends_warn_once_and_name_the_per_process_state() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = capture(tracing::Level::WARN);
     let auth = builder().build().unwrap();
     let guard = auth.initialize().await.unwrap();
     let text = logs.text();
@@ -66,7 +35,7 @@ async fn memory_backends_warn_once_and_name_the_per_process_state() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_warning_can_be_silenced() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = capture(tracing::Level::WARN);
     let auth = builder().warn_on_memory_backend(false).build().unwrap();
     let guard = auth.initialize().await.unwrap();
     assert!(
@@ -79,7 +48,7 @@ async fn the_warning_can_be_silenced() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn redis_backends_do_not_warn_and_a_memory_part_is_named() {
-    let (logs, _guard) = capture();
+    let (logs, _guard) = capture(tracing::Level::WARN);
     let url = crudauth_tests::app::redis_url();
     let auth = builder()
         .redis_url(&url)
@@ -94,7 +63,7 @@ async fn redis_backends_do_not_warn_and_a_memory_part_is_named() {
     );
     guard.shutdown().await;
 
-    let (logs, _guard2) = capture();
+    let (logs, _guard2) = capture(tracing::Level::WARN);
     let auth = builder()
         .redis_url(&url)
         .rate_limiter(crudauth_core::limit::MemoryRateLimiter::new())

@@ -3,8 +3,7 @@
 //! with their token redacted.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crudauth_axum::{BearerTransport, CookieConfig, CrudAuth, EmailConfig, SessionTransport};
 use crudauth_core::csrf::Csrf;
@@ -189,36 +188,9 @@ async fn no_secret_in_debug() {
     );
 }
 
-/// A `MakeWriter` that keeps everything logged.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn the_log_sender_redacts_the_token_unless_told_to_show_it() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = crudauth_tests::logs::capture(tracing::Level::INFO);
     let token = OneTimeToken::generate();
     let link = format!(
         "https://app.example/reset-password?token={}",

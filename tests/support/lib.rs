@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod http;
+pub mod logs;
 pub mod redis;
 pub mod server;
 
