@@ -478,24 +478,15 @@ impl CrudAuthBuilder {
             Option<Arc<dyn Store>>,
             Option<Arc<dyn RateLimiter>>,
         ) = (None, None);
-        let given_clock = self.clock;
-        let clock = given_clock
-            .clone()
-            .unwrap_or_else(crudauth_core::clock::system);
-        let store: Arc<dyn Store> = self.store.or(store_default).unwrap_or_else(|| {
-            let memory = MemoryStore::new();
-            Arc::new(match &given_clock {
-                Some(c) => memory.with_clock(c.clone()),
-                None => memory,
-            })
-        });
-        let limiter: Arc<dyn RateLimiter> =
-            self.limiter
-                .or(limiter_default)
-                .unwrap_or_else(|| match &given_clock {
-                    Some(c) => Arc::new(MemoryRateLimiter::with_clock(c.clone())),
-                    None => Arc::new(MemoryRateLimiter::new()),
-                });
+        let clock = self.clock.unwrap_or_else(crudauth_core::clock::system);
+        let store: Arc<dyn Store> = self
+            .store
+            .or(store_default)
+            .unwrap_or_else(|| Arc::new(MemoryStore::new().with_clock(clock.clone())));
+        let limiter: Arc<dyn RateLimiter> = self
+            .limiter
+            .or(limiter_default)
+            .unwrap_or_else(|| Arc::new(MemoryRateLimiter::with_clock(clock.clone())));
         // Each purpose signs or keys with its own key derived from SECRET_KEY (HKDF), never
         // with SECRET_KEY itself: no two purposes share a key.
         let sessions = self.session.as_ref().map(|s| {
