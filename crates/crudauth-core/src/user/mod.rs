@@ -228,12 +228,18 @@ pub fn canonical_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Finds the user a login identifier names, trying `order` and returning the first match.
+/// Finds the user a login identifier names: the first of `order`'s fields that matches.
+///
+/// Every field in `order` is looked up, whatever the earlier ones found, so the number of
+/// queries (and their time) is the same for an identifier that names an account by its first
+/// field, by a later one, or not at all: the lookup tells an observer nothing. (A field the
+/// identifier cannot be, an empty one, is skipped whatever the table holds.)
 pub async fn find_by_login(
     users: &dyn UserStore,
     order: &[LoginField],
     identifier: &str,
 ) -> Result<Option<User>, UserStoreError> {
+    let mut found = None;
     for field in order {
         let value = match field {
             LoginField::Email => canonical_email(identifier),
@@ -242,9 +248,10 @@ pub async fn find_by_login(
         if value.is_empty() {
             continue;
         }
-        if let Some(user) = users.find_by_field(*field, &value).await? {
-            return Ok(Some(user));
+        let user = users.find_by_field(*field, &value).await?;
+        if found.is_none() {
+            found = user;
         }
     }
-    Ok(None)
+    Ok(found)
 }
