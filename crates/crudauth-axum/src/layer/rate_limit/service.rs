@@ -146,8 +146,9 @@ impl<S> RateLimitService<S> {
             let (mut parts, body) = request.into_parts();
             let counted = match key {
                 Some(key) => limiter.count_key(auth, &key).await,
-                None => match limiter.user_identity(&mut parts, auth).await {
-                    Ok(identity) => limiter.count(auth, &identity).await,
+                None => match limiter.identity(&mut parts, auth).await {
+                    Ok(Some(identity)) => limiter.count(auth, &identity).await,
+                    Ok(None) => limiter.no_address(),
                     Err(refused) => return Ok(refused.into_response()),
                 },
             };
