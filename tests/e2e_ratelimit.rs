@@ -452,17 +452,24 @@ async fn login_lockout_contract(backend: Backend) {
         );
         assert_eq!(budget(&r), (None, None));
     }
-    let lookups = users.login_lookups.load(Ordering::SeqCst);
+    let evaluated = app.auth.passwords().verifications();
     assert_locked(&login_from(&app, ip, "ada", "wrong password").await, "60");
     // While locked nothing is evaluated: not the right password, not another account from
-    // this address, not this identifier (in any case) from another address.
+    // this address, not this account (by its email, in any case) from another address.
     assert_locked(&login_from(&app, ip, "ada", PW).await, "60");
     assert_locked(&login_from(&app, ip, "bob", PW).await, "60");
-    assert_locked(&login_from(&app, "198.51.100.10", " ADA", PW).await, "60");
-    assert_eq!(users.login_lookups.load(Ordering::SeqCst), lookups);
-    // The identifier is the string as typed (as crudauth): the email is another identifier.
-    let r = login_from(&app, "198.51.100.10", "ada@example.com", PW).await;
-    assert_eq!(r.status, 200);
+    assert_locked(
+        &login_from(&app, "198.51.100.10", " ADA@Example.com", PW).await,
+        "60",
+    );
+    assert_eq!(app.auth.passwords().verifications(), evaluated);
+    // The counter is the account's (crudauth counts the string as typed): its email is locked
+    // too, from anywhere.
+    assert_locked(
+        &login_from(&app, "198.51.100.10", "ada@example.com", PW).await,
+        "60",
+    );
+    assert_eq!(app.auth.passwords().verifications(), evaluated);
     let r = login_from(&app, "198.51.100.10", "bob", PW).await;
     assert_eq!(r.status, 200, "others elsewhere are not locked");
 
@@ -501,7 +508,7 @@ async fn forty_parallel_guesses_for_one_account_evaluate_at_most_five_passwords(
     for t in tasks {
         answers.push(t.await.unwrap());
     }
-    let evaluated = users.login_lookups.load(Ordering::SeqCst);
+    let evaluated = app.auth.passwords().verifications();
     let unauthorized = answers.iter().filter(|a| a.status == 401).count();
     let refused = answers.iter().filter(|a| a.status == 429).count();
     assert_eq!(evaluated, 5, "passwords evaluated");
@@ -531,6 +538,68 @@ async fn case_variants_from_different_addresses_share_one_counter(backend: Backe
         &login_from(&app, "10.8.99.1", "VIC@EXAMPLE.COM", PW).await,
         "60",
     );
+}
+
+/// The email and the user name of one account share one counter: three wrong guesses by
+/// email and two by user name, each from another address, lock the account, and its right
+/// password is then refused by either name without being evaluated.
+async fn email_and_username_of_one_account_share_one_counter(backend: Backend) {
+    let users = CountingUsers::default();
+    users.seed("ann@example.com", "ann").await;
+    let app = behind_a_proxy(backend, &users).await;
+    let guesses = [
+        "ann@example.com",
+        "ANN@example.com",
+        " ann@example.com",
+        "ann",
+        "ann",
+    ];
+    for (i, who) in guesses.iter().enumerate() {
+        let r = login_from(&app, &format!("10.7.{i}.1"), who, "wrong password").await;
+        assert_eq!(r.status, 401, "{who}");
+    }
+    let evaluated = app.auth.passwords().verifications();
+    assert_locked(
+        &login_from(&app, "10.7.99.1", "ann@example.com", PW).await,
+        "60",
+    );
+    assert_locked(&login_from(&app, "10.7.98.1", "ann", PW).await, "60");
+    assert_eq!(
+        app.auth.passwords().verifications(),
+        evaluated,
+        "nothing evaluated"
+    );
+}
+
+/// The user lookup of a sign-in is the same number of queries whether the identifier names an
+/// account by email, by user name, or names none (login fields: email, then user name), and
+/// a password is checked in every case (the dummy one for the unknown).
+async fn the_login_lookup_costs_the_same_for_known_and_unknown(backend: Backend) {
+    let users = CountingUsers::default();
+    users.seed("kim@example.com", "kim").await;
+    let app = behind_a_proxy(backend, &users).await;
+    let mut costs = Vec::new();
+    for (i, who) in [
+        "nobody-here",
+        "kim",
+        "kim@example.com",
+        "nobody@example.com",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (queries, checks) = (
+            users.login_lookups.load(Ordering::SeqCst),
+            app.auth.passwords().verifications(),
+        );
+        let r = login_from(&app, &format!("10.6.{i}.1"), who, "wrong password").await;
+        assert_eq!(r.status, 401, "{who}");
+        costs.push((
+            users.login_lookups.load(Ordering::SeqCst) - queries,
+            app.auth.passwords().verifications() - checks,
+        ));
+    }
+    assert_eq!(costs, [(2, 1); 4], "(queries, password checks) per sign-in");
 }
 
 async fn a_success_resets_the_accounts_pressure(backend: Backend) {
@@ -639,7 +708,7 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
     let r = b.sign_in(&app.url("/login"), "ada", PW, &[]).await;
     assert_locked(&r, "60");
     assert_eq!(
-        users.login_lookups.load(Ordering::SeqCst),
+        app.auth.passwords().verifications(),
         0,
         "no password evaluated"
     );
@@ -722,7 +791,9 @@ macro_rules! all_cases {
             builtin_limits_on_register_and_csrf_refresh, login_lockout_contract,
             forty_parallel_guesses_for_one_account_evaluate_at_most_five_passwords,
             case_variants_from_different_addresses_share_one_counter,
-            a_success_resets_the_accounts_pressure, unknown_usernames_count_against_the_address);
+            a_success_resets_the_accounts_pressure, unknown_usernames_count_against_the_address,
+            email_and_username_of_one_account_share_one_counter,
+            the_login_lookup_costs_the_same_for_known_and_unknown);
     };
 }
 

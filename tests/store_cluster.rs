@@ -95,12 +95,22 @@ mod cluster {
             ("2001:db8::/64", "bob@example.com"),
             ("unknown", "{x}"),
         ] {
-            let keys = LockoutKeys::new(ip, who);
+            let secret = crudauth_core::secret::SecretKey::new([5u8; 32]).unwrap();
+            let ip = (ip != "unknown").then_some(ip);
+            let keys = LockoutKeys::new(
+                &secret,
+                ip,
+                crudauth_core::limit::LockoutSubject::Identifier(who),
+            );
             let d = limiter.login_attempt(&keys, &config).await.unwrap();
             assert!(d.allowed && d.remaining == 4);
             limiter.login_succeeded(&keys, &config).await.unwrap();
             limiter.forget_attempt(&keys, &config).await.unwrap();
-            for key in [keys.ip_counter(), keys.identifier_counter()] {
+            for key in keys
+                .ip_counter()
+                .into_iter()
+                .chain([keys.identifier_counter()])
+            {
                 slots.insert(fred::util::redis_keyslot(format!("{ns}{key}").as_bytes()));
             }
         }

@@ -20,9 +20,7 @@ mod redis_backend {
 
     use bytes::Bytes;
     use crudauth_core::lifespan::Tasks;
-    use crudauth_core::limit::{
-        gcra, Budget, LockoutConfig, LockoutKeys, RateLimiter, RedisRateLimiter,
-    };
+    use crudauth_core::limit::{gcra, Budget, LockoutConfig, RateLimiter, RedisRateLimiter};
     use crudauth_core::store::{RedisConfig, RedisConnection, RedisStore, Store};
     use crudauth_core::StoreError;
     use crudauth_tests::redis::{
@@ -220,7 +218,7 @@ mod redis_backend {
             assert!(limiter.hit("q:one", budget).await.unwrap().allowed);
         }
         let config = LockoutConfig::default();
-        let keys = LockoutKeys::new("192.0.2.1", "ada");
+        let keys = crudauth_core::limit::conformance::named("192.0.2.1", "ada");
         for _ in 0..7 {
             limiter.login_attempt(&keys, &config).await.unwrap();
         }
@@ -246,7 +244,7 @@ mod redis_backend {
         let limiter = RedisRateLimiter::new(redis.clone());
         limiter.initialize(&mut Tasks::new()).await.unwrap();
         let config = LockoutConfig::default();
-        let keys = LockoutKeys::new("192.0.2.1", "Ada@Example.com");
+        let keys = crudauth_core::limit::conformance::named("192.0.2.1", "Ada@Example.com");
         for _ in 0..6 {
             limiter.login_attempt(&keys, &config).await.unwrap();
         }
@@ -260,7 +258,7 @@ mod redis_backend {
             .next()
             .unwrap()
             .to_owned();
-        let ip = keys.ip_counter();
+        let ip = keys.ip_counter().unwrap();
         assert_eq!(ip, "l:{login}:ip:192.0.2.1");
         let window = pttl(format!("{ns}{ip}")).await;
         assert!(window > 55_000 && window <= 60_000, "{window}");
@@ -290,7 +288,12 @@ mod redis_backend {
         assert_eq!(keys.len(), 7, "{listed}");
         assert!(
             !listed.contains("ada"),
-            "identifiers are stored hashed: {listed}"
+            "identifiers are stored keyed: {listed}"
+        );
+        let plain = crudauth_core::secret::sha256_hex(b"ada@example.com");
+        assert!(
+            !listed.contains(&plain[..32]),
+            "not as a plain SHA-256: {listed}"
         );
         limiter.shutdown().await;
         delete_namespace(&redis_url(), &ns);

@@ -110,6 +110,8 @@ pub struct Options {
     pub customize: Box<dyn FnOnce(CrudAuthBuilder) -> CrudAuthBuilder + Send>,
     /// Routes of the test's own, merged into the demo app.
     pub routes: Option<Box<ExtraRoutes>>,
+    /// Serve with `ConnectInfo<SocketAddr>` (default on); off, requests have no peer address.
+    pub connect_info: bool,
 }
 
 /// Makes routes of a test's own from the built auth object.
@@ -124,6 +126,7 @@ impl Options {
             transports: Transports::SessionThenBearer,
             customize: Box::new(|b| b),
             routes: None,
+            connect_info: true,
         }
     }
 }
@@ -233,12 +236,17 @@ pub async fn spawn(options: Options) -> TestApp {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let connect_info = options.connect_info;
     let server = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
+        let _ = if connect_info {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        } else {
+            axum::serve(listener, app).await
+        };
     });
     TestApp {
         base: format!("http://{addr}"),

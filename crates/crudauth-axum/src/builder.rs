@@ -532,6 +532,9 @@ impl CrudAuthBuilder {
             Some(p) => p,
             None => Passwords::new(),
         };
+        // The key of every limiter key made from client-typed text (lockout subjects, custom
+        // rate-limit identities, email targets).
+        let limiter_key = key.derive(purpose::LIMITER);
         Ok(CrudAuth {
             inner: Arc::new(Inner {
                 users: CachedUsers::new(users, self.user_cache_ttl).with_clock(clock.clone()),
@@ -553,6 +556,7 @@ impl CrudAuthBuilder {
                 fresh_sign_in: self.fresh_sign_in,
                 lockout: self.lockout,
                 rate_limits,
+                limiter_key,
             }),
         })
     }
@@ -610,6 +614,8 @@ pub(crate) struct Inner {
     pub(crate) fresh_sign_in: Duration,
     pub(crate) lockout: LockoutConfig,
     pub(crate) rate_limits: BuiltinLimits,
+    /// HMAC key of the limiter keys made from client-typed text.
+    pub(crate) limiter_key: SecretKey,
 }
 
 impl CrudAuth {
@@ -690,6 +696,9 @@ impl CrudAuth {
     /// when state is in process memory. Call before serving.
     pub async fn initialize(&self) -> Result<LifespanGuard, InitError> {
         let mut tasks = Tasks::new();
+        if let Err(error) = self.inner.passwords.prepare().await {
+            tracing::warn!(%error, "crudauth: could not prepare the dummy password hash; the first unknown-user sign-in will make it");
+        }
         self.inner.store.initialize(&mut tasks).await?;
         self.inner.limiter.initialize(&mut tasks).await?;
         let mut per_process = Vec::new();

@@ -22,10 +22,10 @@
 //! # Ok::<(), crudauth_axum::ConfigError>(())
 //! ```
 
-use crudauth_core::limit::{secs_rounded_up, LockoutConfig, LockoutKeys};
+use crudauth_core::limit::{secs_rounded_up, LockoutConfig, LockoutKeys, LockoutSubject};
 
 use crate::builder::{CrudAuth, CrudAuthBuilder};
-use crate::client_ip::ip_key;
+use crate::client_ip::known_ip_key;
 use crate::error::AuthError;
 use crate::failure_log::FailureLog;
 
@@ -47,16 +47,18 @@ impl CrudAuth {
         &self.inner.lockout
     }
 
-    /// Records a sign-in attempt on `identifier` from `client_ip`, before any password work:
+    /// Records a sign-in attempt on `subject` from `client_ip`, before any password work:
     /// the attempt's keys when it may go on, else 429 "Too many login attempts. Try again
     /// later." with `Retry-After`. When the limiter fails, the sign-in is refused the same way
-    /// for `lockout_base` (fail closed, as crudauth).
+    /// for `lockout_base` (fail closed, as crudauth). A `client_ip` that is not an address
+    /// (`"unknown"`: the server has no peer addresses) counts the subject alone.
     pub(crate) async fn lockout_check(
         &self,
-        identifier: &str,
+        subject: LockoutSubject<'_>,
         client_ip: &str,
     ) -> Result<LockoutKeys, AuthError> {
-        let keys = LockoutKeys::new(&ip_key(client_ip), identifier);
+        let ip = known_ip_key(client_ip);
+        let keys = LockoutKeys::new(&self.inner.limiter_key, ip.as_deref(), subject);
         let config = &self.inner.lockout;
         match self.inner.limiter.login_attempt(&keys, config).await {
             Ok(decision) if decision.allowed => Ok(keys),

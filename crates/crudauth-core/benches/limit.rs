@@ -78,7 +78,7 @@ fn memory(c: &mut Criterion) {
     };
     let attempts: Vec<LockoutKeys> = (0..KEYS)
         .map(|i| {
-            LockoutKeys::new(
+            named(
                 &format!("10.1.{}.{}", i / 256, i % 256),
                 &format!("user{i}"),
             )
@@ -156,7 +156,7 @@ fn redis(c: &mut Criterion) {
     let attempts: Arc<Vec<LockoutKeys>> = Arc::new(
         (0..KEYS)
             .map(|i| {
-                LockoutKeys::new(
+                named(
                     &format!("10.2.{}.{}", i / 256, i % 256),
                     &format!("user{i}"),
                 )
@@ -201,4 +201,14 @@ fn main() {
     memory(&mut criterion);
     redis(&mut criterion);
     criterion.final_summary();
+}
+
+/// The keys of an attempt on identifier `who` from `ip`.
+fn named(ip: &str, who: &str) -> LockoutKeys {
+    let key = crudauth_core::secret::SecretKey::new([5u8; 32]).expect("32 bytes");
+    LockoutKeys::new(
+        &key,
+        Some(ip),
+        crudauth_core::limit::LockoutSubject::Identifier(who),
+    )
 }

@@ -35,8 +35,18 @@ impl<V> Shards<V> {
     /// keys at one shard only loses parallelism, since each map hashes with a random key of its
     /// own.
     pub(crate) fn lock(&self, key: &str) -> MutexGuard<'_, HashMap<String, V>> {
-        let index = (shard_hash(key.as_bytes()) as usize) & (self.shards.len() - 1);
-        lock(&self.shards[index].0)
+        lock(&self.shards[self.index_of(key)].0)
+    }
+
+    /// The index of the shard that holds `key`.
+    pub(crate) fn index_of(&self, key: &str) -> usize {
+        (shard_hash(key.as_bytes()) as usize) & (self.shards.len() - 1)
+    }
+
+    /// Shard `index`, locked. Whoever holds two shards at once must lock the lower index first,
+    /// so two such callers never wait for each other.
+    pub(crate) fn lock_at(&self, index: usize) -> MutexGuard<'_, HashMap<String, V>> {
+        lock(&self.shards[index & (self.shards.len() - 1)].0)
     }
 
     /// Keeps only the entries for which `keep` is true, one shard at a time; returns how many
@@ -56,6 +66,34 @@ impl<V> Shards<V> {
     pub(crate) fn count(&self) -> usize {
         self.shards.len()
     }
+}
+
+/// Makes room for one new key in a shard holding at most `limit` entries: drops the expired
+/// ones (`expiry` of an entry ≤ `now`), and if the shard is still full, the live entry that
+/// expires first. Returns whether a live entry had to go (the caller warns, once).
+pub(crate) fn make_room<V>(
+    map: &mut HashMap<String, V>,
+    limit: usize,
+    now: u64,
+    expiry: impl Fn(&V) -> u64,
+) -> bool {
+    if map.len() < limit {
+        return false;
+    }
+    map.retain(|_, v| expiry(v) > now);
+    let mut evicted = false;
+    while map.len() >= limit.max(1) {
+        let Some(nearest) = map
+            .iter()
+            .min_by_key(|(_, v)| expiry(v))
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        map.remove(&nearest);
+        evicted = true;
+    }
+    evicted
 }
 
 /// FNV-1a, a word at a time (keys are mostly 64-hex-digit HMACs: 8 steps instead of 64), with
@@ -96,6 +134,23 @@ mod tests {
             used.insert((shard_hash(key.as_bytes()) as usize) & (shards.count() - 1));
         }
         assert_eq!(used.len(), 64, "every shard gets keys");
+    }
+
+    #[test]
+    fn make_room_drops_the_expired_then_the_nearest_expiry() {
+        let mut map: HashMap<String, u64> = [("a", 5), ("b", 30), ("c", 20), ("d", 40)]
+            .map(|(k, v)| (k.to_owned(), v))
+            .into();
+        assert!(!make_room(&mut map, 5, 10, |v| *v), "room already");
+        assert_eq!(map.len(), 4);
+        // "a" is expired at 10: it goes, and nothing live has to.
+        assert!(!make_room(&mut map, 4, 10, |v| *v));
+        assert_eq!(map.len(), 3);
+        // Full of live entries: the one expiring first ("c", at 20) goes.
+        assert!(make_room(&mut map, 3, 10, |v| *v));
+        let mut left: Vec<&str> = map.keys().map(String::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["b", "d"]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crudauth_core::email::{EmailKind, EmailMessage};
+use crudauth_core::limit::LockoutSubject;
 use crudauth_core::password::{Password, Verification};
 use crudauth_core::principal::Principal;
 use crudauth_core::session::LoadedSession;
@@ -68,9 +69,13 @@ pub(super) async fn register(
     let email = canonical_email(&email);
 
     // Counted once the body is valid, before the duplicate checks (as crudauth): probing for
-    // taken addresses uses up the budget too.
+    // taken addresses uses up the budget too. Without a peer address, the registration is
+    // counted per target email instead of in one bucket for the whole site.
+    let identity = client
+        .ip_key()
+        .unwrap_or_else(|| auth.email_target_key(&email));
     let counted = match auth.builtin_limiter("register") {
-        Some(limiter) => match limiter.count(&auth, &client.ip_key()).await {
+        Some(limiter) => match limiter.count(&auth, &identity).await {
             Counted::Pass(decision) => decision,
             Counted::Refuse(refused) => return Ok(refused),
         },
@@ -138,8 +143,13 @@ async fn existing_account(
 ) -> Result<Response, AuthError> {
     match field {
         LoginField::Email if auth.inner.email.is_some() => {
-            auth.send_email(EmailMessage::new(email, EmailKind::ExistingAccount, None))
-                .await;
+            if auth
+                .within_email_budget("existing_account_notice", email)
+                .await
+            {
+                auth.send_email(EmailMessage::new(email, EmailKind::ExistingAccount, None))
+                    .await;
+            }
             Ok(reply(StatusCode::ACCEPTED, detail(SIGNUP_ACCEPTED), vec![]))
         }
         LoginField::Email => Err(AuthError::unprocessable("Email already registered")),
@@ -282,22 +292,32 @@ impl CrudAuth {
     /// passwords. Every failure is 401 "Incorrect username or password". `client_ip` is the
     /// caller's address (see [`crate::client_ip`]).
     ///
-    /// The attempt first goes through the escalating login lockout (see
-    /// [`CrudAuthBuilder::lockout`](crate::CrudAuthBuilder::lockout)), before the user is
-    /// looked up and before any hashing: a locked address or identifier is answered 429 "Too
-    /// many login attempts. Try again later." with `Retry-After`, as is every attempt while the
-    /// limiter is down (fail closed). A disabled account counts as a failure; a success clears
-    /// the identifier's pressure.
+    /// The identifier is first resolved to its account (the same queries whether or not it
+    /// names one), then the attempt goes through the escalating login lockout (see
+    /// [`CrudAuthBuilder::lockout`](crate::CrudAuthBuilder::lockout)) before any hashing,
+    /// counted against the account (so its email and user name share one budget) or, when
+    /// the identifier names none, against its canonical text: a locked address or account is
+    /// answered 429 "Too many login attempts. Try again later." with `Retry-After`, as is every
+    /// attempt while the limiter is down (fail closed). A disabled account counts as a
+    /// failure; a success clears the account's pressure.
     pub async fn authenticate_password(
         &self,
         identifier: &str,
         password: &str,
         client_ip: &str,
     ) -> Result<User, AuthError> {
-        let attempt = self.lockout_check(identifier, client_ip).await?;
+        // The identifier is resolved first, so the email and the user name of one account share
+        // one counter; the lookup costs the same queries whether or not it names an account,
+        // and the lockout still comes before any password work.
         let users = self.users();
         let user =
             crudauth_core::user::find_by_login(users, &self.inner.login_fields, identifier).await?;
+        let account_id = user.as_ref().map(|u| u.id.to_string());
+        let subject = match &account_id {
+            Some(id) => LockoutSubject::Account(id),
+            None => LockoutSubject::Identifier(identifier),
+        };
+        let attempt = self.lockout_check(subject, client_ip).await?;
         let stored = user.as_ref().and_then(|u| u.hashed_password.as_ref());
         let Some(verdict) = self.check_password(password, stored).await? else {
             return Err(AuthError::bad_credentials());
@@ -354,6 +374,34 @@ impl CrudAuth {
         let window = self.inner.fresh_sign_in.as_millis() as u64;
         now.saturating_sub(session.record.created_at) <= window
             || session.record.sudo_until.is_some_and(|t| t > now)
+    }
+
+    /// The counting identity of an email address, for the per-target budgets: `to:` and an
+    /// HMAC of its canonical form under the limiter key (the store never holds the address).
+    pub(crate) fn email_target_key(&self, email: &str) -> String {
+        self.inner
+            .limiter_key
+            .digest_after("to:", "email-target", &canonical_email(email))
+    }
+
+    /// Whether one more email of built-in action `action` may go to `to` (counted now): the
+    /// silent per-target cap. Over budget, or when the limiter fails, the email is skipped and
+    /// the caller answers as if it was sent, so the cap is neither an oracle nor a lever; a
+    /// budget of 0 turns the cap off.
+    pub(crate) async fn within_email_budget(&self, action: &str, to: &str) -> bool {
+        let Some(limiter) = self.builtin_limiter(action) else {
+            return true;
+        };
+        match limiter.count(self, &self.email_target_key(to)).await {
+            Counted::Pass(_) => true,
+            Counted::Refuse(_) => {
+                tracing::info!(
+                    action,
+                    "email skipped: over the per-address budget (or the limiter failed)"
+                );
+                false
+            }
+        }
     }
 
     /// Sends a message, best-effort: a failure is logged and changes no answer.

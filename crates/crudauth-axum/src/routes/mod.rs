@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::bearer::RefreshMode;
 use crate::builder::CrudAuth;
-use crate::client_ip::{client_address, peer_ip};
+use crate::client_ip::{client_address, peer_ip, ClientAddress};
 use crate::cookies;
 use crate::error::AuthError;
 use crate::layer::rate_limit::limited;
@@ -83,18 +83,21 @@ async fn mark_no_store(mut response: Response) -> Response {
 /// Who is calling: address (behind the trusted proxies), user agent, and whether the browser
 /// says the request is cross-site.
 pub(crate) struct Client {
-    /// The address as text (see [`crate::client_ip`]).
+    /// The address as text (see [`crate::client_ip`]); `"unknown"` without a peer address.
     pub(crate) ip: String,
+    /// The address, or that it is unknown.
+    address: ClientAddress,
     /// The `User-Agent` header, read only by the routes that keep it.
     user_agent: Option<HeaderValue>,
     pub(crate) cross_site: bool,
 }
 
 impl Client {
-    /// The key the address is counted under: [`ip_key`](crate::client_ip::ip_key) of
-    /// [`Client::ip`].
-    pub(crate) fn ip_key(&self) -> String {
-        crate::client_ip::ip_key(&self.ip)
+    /// The key the address is counted under ([`ip_key`](crate::client_ip::ip_key) of
+    /// [`Client::ip`]); `None` when the address is unknown.
+    pub(crate) fn ip_key(&self) -> Option<String> {
+        let mut key = String::new();
+        self.address.write_key(&mut key).then_some(key)
     }
 
     /// The `User-Agent` header (empty when absent or not visible ASCII).
@@ -137,6 +140,7 @@ impl FromRequestParts<CrudAuth> for Client {
             .eq_ignore_ascii_case("cross-site");
         Ok(Client {
             ip: address.text(),
+            address,
             user_agent: parts.headers.get("user-agent").cloned(),
             cross_site,
         })

@@ -21,7 +21,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Budget, LockoutConfig, LockoutKeys, OnLoginSuccess, RateLimiter};
+use super::{Budget, LockoutConfig, LockoutKeys, LockoutSubject, OnLoginSuccess, RateLimiter};
+use crate::secret::SecretKey;
 use crate::store::conformance::{all_at_once, TimeTravel};
 
 /// A limiter under test, with its notion of time; isolated by its own key prefix.
@@ -120,13 +121,72 @@ fn lockout(max_attempts: u32) -> LockoutConfig {
     }
 }
 
+/// The keys of an attempt on identifier `who` from `ip`, under a fixed test secret.
+pub fn named(ip: &str, who: &str) -> LockoutKeys {
+    LockoutKeys::new(&test_secret(), Some(ip), LockoutSubject::Identifier(who))
+}
+
+fn test_secret() -> SecretKey {
+    SecretKey::new([5u8; 32]).unwrap_or_else(|_| unreachable!("32 bytes are enough"))
+}
+
+/// Without an address the attempt is counted against its subject alone: one subject locks,
+/// other subjects (also without an address) go on; the same subject with an address is
+/// locked too.
+pub async fn lockout_without_an_address_counts_the_subject_only(s: &LimiterSubject) {
+    let l = &s.limiter;
+    let config = lockout(2);
+    let blind =
+        |who: &'static str| LockoutKeys::new(&test_secret(), None, LockoutSubject::Identifier(who));
+    assert!(
+        l.login_attempt(&blind("ann"), &config)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        l.login_attempt(&blind("ann"), &config)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !l.login_attempt(&blind("ann"), &config)
+            .await
+            .unwrap()
+            .allowed
+    );
+    for _ in 0..2 {
+        assert!(
+            l.login_attempt(&blind("bob"), &config)
+                .await
+                .unwrap()
+                .allowed
+        );
+    }
+    assert!(
+        !l.login_attempt(&named("192.0.2.77", "ann"), &config)
+            .await
+            .unwrap()
+            .allowed
+    );
+    l.login_succeeded(&blind("bob"), &config).await.unwrap();
+    l.forget_attempt(&blind("bob"), &config).await.unwrap();
+    assert!(
+        l.login_attempt(&blind("bob"), &config)
+            .await
+            .unwrap()
+            .allowed
+    );
+}
+
 /// Attempts count down per address and per identifier; one over the budget locks **both**
 /// the address (for every identifier) and the identifier (from every address, whatever its
 /// case); refused attempts are not counted.
 pub async fn lockout_counts_then_locks_both_dimensions(s: &LimiterSubject) {
     let l = &s.limiter;
     let config = lockout(3);
-    let ada = LockoutKeys::new("192.0.2.1", "ada");
+    let ada = named("192.0.2.1", "ada");
     for expected in [2, 1, 0] {
         let d = l.login_attempt(&ada, &config).await.unwrap();
         assert!(d.allowed, "{d:?}");
@@ -137,14 +197,14 @@ pub async fn lockout_counts_then_locks_both_dimensions(s: &LimiterSubject) {
     assert_eq!((tripped.remaining, tripped.retry_after), (0, secs(60)));
     assert_eq!(tripped.retry_after_secs(), 60);
 
-    let same_address = LockoutKeys::new("192.0.2.1", "bob");
+    let same_address = named("192.0.2.1", "bob");
     let d = l.login_attempt(&same_address, &config).await.unwrap();
     assert!(!d.allowed && d.retry_after <= secs(60) && d.retry_after > secs(55));
-    let same_identifier = LockoutKeys::new("198.51.100.2", "  ADA ");
+    let same_identifier = named("198.51.100.2", "  ADA ");
     let d = l.login_attempt(&same_identifier, &config).await.unwrap();
     assert!(!d.allowed && d.retry_after <= secs(60), "{d:?}");
     // The refused attempt above was not counted against 198.51.100.2.
-    let fresh = LockoutKeys::new("198.51.100.2", "carol");
+    let fresh = named("198.51.100.2", "carol");
     let d = l.login_attempt(&fresh, &config).await.unwrap();
     assert!(d.allowed);
     assert_eq!(d.remaining, 2);
@@ -163,7 +223,7 @@ pub async fn lockout_escalates_and_caps(s: &LimiterSubject) {
         round_retention: secs(60),
         on_login_success: OnLoginSuccess::ClearAll,
     };
-    let keys = LockoutKeys::new("192.0.2.9", "target");
+    let keys = named("192.0.2.9", "target");
     assert!(l.login_attempt(&keys, &config).await.unwrap().allowed);
     for lock in [200, 400, 700, 700] {
         let d = l.login_attempt(&keys, &config).await.unwrap();
@@ -187,7 +247,7 @@ pub async fn lockout_rounds_expire_after_retention(s: &LimiterSubject) {
         round_retention: ms(300),
         on_login_success: OnLoginSuccess::ClearAll,
     };
-    let keys = LockoutKeys::new("192.0.2.10", "slow");
+    let keys = named("192.0.2.10", "slow");
     assert!(l.login_attempt(&keys, &config).await.unwrap().allowed);
     assert_eq!(
         l.login_attempt(&keys, &config).await.unwrap().retry_after,
@@ -220,10 +280,10 @@ pub async fn concurrent_attempts_allow_exactly_the_budget(s: &LimiterSubject) {
         }))
     };
     let one_identifier = (0..TASKS)
-        .map(|i| LockoutKeys::new(&format!("10.1.0.{i}"), "victim@example.com"))
+        .map(|i| named(&format!("10.1.0.{i}"), "victim@example.com"))
         .collect();
     let one_address = (0..TASKS)
-        .map(|i| LockoutKeys::new("10.2.0.1", &format!("user{i}")))
+        .map(|i| named("10.2.0.1", &format!("user{i}")))
         .collect();
     for decisions in [spray(one_identifier).await, spray(one_address).await] {
         let allowed: BTreeSet<u32> = decisions
@@ -241,10 +301,7 @@ pub async fn concurrent_attempts_allow_exactly_the_budget(s: &LimiterSubject) {
     s.time.pass(ms(350)).await;
     let next = s
         .limiter
-        .login_attempt(
-            &LockoutKeys::new("10.1.0.99", "victim@example.com"),
-            &config,
-        )
+        .login_attempt(&named("10.1.0.99", "victim@example.com"), &config)
         .await
         .unwrap();
     assert_eq!(
@@ -259,29 +316,26 @@ pub async fn concurrent_attempts_allow_exactly_the_budget(s: &LimiterSubject) {
 pub async fn success_takes_back_only_its_own_pressure(s: &LimiterSubject) {
     let l = &s.limiter;
     let config = lockout(5);
-    let (bob, ada) = (
-        LockoutKeys::new("192.0.2.20", "bob"),
-        LockoutKeys::new("192.0.2.20", "ada"),
-    );
+    let (bob, ada) = (named("192.0.2.20", "bob"), named("192.0.2.20", "ada"));
     for keys in [&bob, &bob, &ada, &ada, &ada] {
         assert!(l.login_attempt(keys, &config).await.unwrap().allowed);
     }
     l.login_succeeded(&ada, &config).await.unwrap();
     let elsewhere = l
-        .login_attempt(&LockoutKeys::new("198.51.100.20", "ADA"), &config)
+        .login_attempt(&named("198.51.100.20", "ADA"), &config)
         .await
         .unwrap();
     assert_eq!(elsewhere.remaining, 4, "the identifier starts over");
     // The address keeps bob's two attempts: 2 + carol's = 3 of 5.
     let carol = l
-        .login_attempt(&LockoutKeys::new("192.0.2.20", "carol"), &config)
+        .login_attempt(&named("192.0.2.20", "carol"), &config)
         .await
         .unwrap();
     assert_eq!(carol.remaining, 2);
     // A second success takes nothing more back.
     l.login_succeeded(&ada, &config).await.unwrap();
     let dave = l
-        .login_attempt(&LockoutKeys::new("192.0.2.20", "dave"), &config)
+        .login_attempt(&named("192.0.2.20", "dave"), &config)
         .await
         .unwrap();
     assert_eq!(dave.remaining, 1);
@@ -294,21 +348,18 @@ pub async fn clear_user_only_keeps_address_pressure(s: &LimiterSubject) {
         on_login_success: OnLoginSuccess::ClearUserOnly,
         ..lockout(5)
     };
-    let (bob, ada) = (
-        LockoutKeys::new("192.0.2.30", "bob"),
-        LockoutKeys::new("192.0.2.30", "ada"),
-    );
+    let (bob, ada) = (named("192.0.2.30", "bob"), named("192.0.2.30", "ada"));
     for keys in [&bob, &bob, &ada, &ada, &ada] {
         assert!(l.login_attempt(keys, &config).await.unwrap().allowed);
     }
     l.login_succeeded(&ada, &config).await.unwrap();
     let elsewhere = l
-        .login_attempt(&LockoutKeys::new("198.51.100.30", "ada"), &config)
+        .login_attempt(&named("198.51.100.30", "ada"), &config)
         .await
         .unwrap();
     assert_eq!(elsewhere.remaining, 4);
     let carol = l
-        .login_attempt(&LockoutKeys::new("192.0.2.30", "carol"), &config)
+        .login_attempt(&named("192.0.2.30", "carol"), &config)
         .await
         .unwrap();
     assert!(!carol.allowed, "the address has used its five: {carol:?}");
@@ -318,18 +369,18 @@ pub async fn clear_user_only_keeps_address_pressure(s: &LimiterSubject) {
 pub async fn success_never_lifts_an_address_lock(s: &LimiterSubject) {
     let l = &s.limiter;
     let config = lockout(1);
-    let bob = LockoutKeys::new("192.0.2.40", "bob");
+    let bob = named("192.0.2.40", "bob");
     assert!(l.login_attempt(&bob, &config).await.unwrap().allowed);
     assert!(!l.login_attempt(&bob, &config).await.unwrap().allowed);
     l.login_succeeded(&bob, &config).await.unwrap();
-    let bob_elsewhere = LockoutKeys::new("198.51.100.40", "bob");
+    let bob_elsewhere = named("198.51.100.40", "bob");
     assert!(
         l.login_attempt(&bob_elsewhere, &config)
             .await
             .unwrap()
             .allowed
     );
-    let same_address = LockoutKeys::new("192.0.2.40", "ada");
+    let same_address = named("192.0.2.40", "ada");
     assert!(
         !l.login_attempt(&same_address, &config)
             .await
@@ -343,12 +394,12 @@ pub async fn success_never_lifts_an_address_lock(s: &LimiterSubject) {
 pub async fn forget_attempt_gives_the_attempt_back(s: &LimiterSubject) {
     let l = &s.limiter;
     let config = lockout(2);
-    let ada = LockoutKeys::new("192.0.2.50", "ada");
+    let ada = named("192.0.2.50", "ada");
     assert_eq!(l.login_attempt(&ada, &config).await.unwrap().remaining, 1);
     l.forget_attempt(&ada, &config).await.unwrap();
     assert_eq!(l.login_attempt(&ada, &config).await.unwrap().remaining, 1);
     assert_eq!(l.login_attempt(&ada, &config).await.unwrap().remaining, 0);
-    let zed = LockoutKeys::new("192.0.2.51", "zed");
+    let zed = named("192.0.2.51", "zed");
     l.forget_attempt(&zed, &config).await.unwrap();
     l.forget_attempt(&zed, &config).await.unwrap();
     assert_eq!(
@@ -368,7 +419,8 @@ macro_rules! limiter_conformance {
             lockout_counts_then_locks_both_dimensions, lockout_escalates_and_caps,
             lockout_rounds_expire_after_retention, concurrent_attempts_allow_exactly_the_budget,
             success_takes_back_only_its_own_pressure, clear_user_only_keeps_address_pressure,
-            success_never_lifts_an_address_lock, forget_attempt_gives_the_attempt_back);
+            success_never_lifts_an_address_lock, forget_attempt_gives_the_attempt_back,
+            lockout_without_an_address_counts_the_subject_only);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -1,7 +1,8 @@
 //! The escalating login lockout: crudauth 0.8's counters, made atomic.
 //!
 //! Every password sign-in is recorded *before* any password work, per client address and per
-//! canonical identifier (trimmed, lower-cased), as one atomic step of the [`RateLimiter`]:
+//! subject — the account the identifier names, or the canonical identifier (trimmed,
+//! lower-cased) when it names none — as one atomic step of the [`RateLimiter`]:
 //!
 //! 1. if the address or the identifier is locked, refuse with the lock's remaining time (the
 //!    attempt is not counted);
@@ -20,19 +21,22 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use crudauth_core::limit::{LockoutConfig, LockoutKeys, MemoryRateLimiter, RateLimiter};
+//! use crudauth_core::limit::{LockoutConfig, LockoutKeys, LockoutSubject, MemoryRateLimiter, RateLimiter};
+//! use crudauth_core::secret::SecretKey;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let limiter = MemoryRateLimiter::new();
+//! let key = SecretKey::new([7u8; 32]).unwrap();
 //! let config = LockoutConfig { max_attempts: 2, ..LockoutConfig::default() };
-//! let keys = LockoutKeys::new("203.0.113.7", " Ada@Example.com ");
+//! let ada = |ip| LockoutKeys::new(&key, Some(ip), LockoutSubject::Identifier(" Ada@Example.com "));
+//! let keys = ada("203.0.113.7");
 //! assert!(limiter.login_attempt(&keys, &config).await?.allowed);
 //! assert!(limiter.login_attempt(&keys, &config).await?.allowed);
 //! let refused = limiter.login_attempt(&keys, &config).await?;
 //! assert!(!refused.allowed);
 //! assert_eq!(refused.retry_after_secs(), 60);
 //! // Another spelling of the same identifier, from another address, is locked too.
-//! let other = LockoutKeys::new("198.51.100.1", "ada@example.com");
+//! let other = ada("198.51.100.1");
 //! assert!(!limiter.login_attempt(&other, &config).await?.allowed);
 //! # Ok::<(), crudauth_core::StoreError>(()) }).unwrap();
 //! ```
@@ -46,17 +50,19 @@
 //! at `lockout_base`, more than doubling what an attacker gets at the cap); a counter is never
 //! decremented below zero nor
 //! brought back once expired (crudauth could leave a negative counter, handing an address extra
-//! attempts); identifiers are stored as a hash, since people type passwords into the user name
-//! field.
+//! attempts); the email and the user name of one account share one counter (crudauth counts
+//! what was typed, so each spelling has its own five guesses); subjects are stored as an HMAC
+//! under the application's secret, since people type passwords into the user name field; and
+//! a request whose address is unknown is counted per subject alone, never in one bucket shared
+//! by everyone.
 //!
 //! [`RateLimiter`]: super::RateLimiter
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::secs_rounded_up;
 use crate::clock::duration_ms;
+use crate::secret::SecretKey;
 
 /// What a successful sign-in clears besides the identifier's own state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -185,8 +191,28 @@ pub fn canonical_identifier(identifier: &str) -> String {
     identifier.trim().to_lowercase()
 }
 
+/// Whom a sign-in attempt is counted against: the account the identifier names, or, when it
+/// names none, the identifier's canonical text (see [`canonical_identifier`]).
+///
+/// Resolving the identifier to the account first means the email and the user name of one
+/// account share one counter (counting them apart would double an attacker's guesses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockoutSubject<'a> {
+    /// An account, by its user id.
+    Account(&'a str),
+    /// An identifier that names no account, as typed (canonicalized when keyed).
+    Identifier(&'a str),
+}
+
 /// The keys of one sign-in attempt: an address (already grouped, see the axum crate's
-/// `client_ip::ip_key`) and an identifier as typed.
+/// `client_ip::ip_key`), or none when the server cannot tell the client's address, and a
+/// [`LockoutSubject`].
+///
+/// The subject is never stored as text, nor as an unkeyed hash: people type passwords into the
+/// user name field, and an unkeyed SHA-256 of a short secret is reversed by brute force. Its
+/// key part is HMAC-SHA256 under the limiter's key (purpose `lockout`), so a reader of the
+/// store learns nothing without the secret. Without an address the attempt is counted per
+/// subject alone: never one bucket shared by every caller.
 ///
 /// Every key carries the hash tag `{login}`, so on a Redis Cluster they all live in one slot
 /// and one script can read and write them together: the address and the identifier are
@@ -195,18 +221,29 @@ pub fn canonical_identifier(identifier: &str) -> String {
 /// before one Redis shard is (route limits, one key each, spread over the whole cluster).
 ///
 /// ```
-/// use crudauth_core::limit::LockoutKeys;
-/// let keys = LockoutKeys::new("203.0.113.7", "Ada@Example.com");
-/// assert_eq!(keys.ip_counter(), "l:{login}:ip:203.0.113.7");
-/// assert_eq!(keys, LockoutKeys::new("203.0.113.7", " ada@example.com"));
+/// use crudauth_core::limit::{LockoutKeys, LockoutSubject};
+/// use crudauth_core::secret::SecretKey;
+///
+/// let key = SecretKey::new([7u8; 32]).unwrap();
+/// let keys = LockoutKeys::new(&key, Some("203.0.113.7"), LockoutSubject::Identifier("Ada@Example.com"));
+/// assert_eq!(keys.ip_counter(), Some("l:{login}:ip:203.0.113.7"));
+/// assert!(!keys.identifier_counter().contains("ada"));
+/// let again = LockoutKeys::new(&key, Some("203.0.113.7"), LockoutSubject::Identifier(" ada@example.com"));
+/// assert_eq!(keys, again);
+/// // No address: the identifier alone is counted.
+/// let blind = LockoutKeys::new(&key, None, LockoutSubject::Account("42"));
+/// assert_eq!(blind.ip_counter(), None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockoutKeys {
+    /// Whether the address is known; without it the address keys are placeholders that are
+    /// never read nor written.
+    pub(crate) has_ip: bool,
     /// Attempts from the address.
     pub(crate) ip: String,
-    /// Attempts on the identifier.
+    /// Attempts on the subject.
     pub(crate) user: String,
-    /// Attempts on the identifier from the address.
+    /// Attempts on the subject from the address.
     pub(crate) pair: String,
     pub(crate) lock_ip: String,
     pub(crate) lock_user: String,
@@ -214,30 +251,58 @@ pub struct LockoutKeys {
     pub(crate) rounds_user: String,
 }
 
+/// The HMAC purpose of lockout subjects.
+const SUBJECT_PURPOSE: &str = "lockout";
+
 impl LockoutKeys {
-    /// The keys for an attempt on `identifier` (canonicalized here) from `ip_key`.
-    pub fn new(ip_key: &str, identifier: &str) -> Self {
-        let digest = Sha256::digest(canonical_identifier(identifier).as_bytes());
-        let user: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    /// The keys for an attempt on `subject` from `ip_key` (`None`: the address is unknown).
+    pub fn new(key: &SecretKey, ip_key: Option<&str>, subject: LockoutSubject<'_>) -> Self {
+        let user = match subject {
+            LockoutSubject::Account(id) => key.digest(SUBJECT_PURPOSE, &format!("account:{id}")),
+            LockoutSubject::Identifier(text) => key.digest(
+                SUBJECT_PURPOSE,
+                &format!("identifier:{}", canonical_identifier(text)),
+            ),
+        };
+        // Without an address, the address keys name one slot-mate placeholder the scripts
+        // never touch (a cluster script's keys must still share the `{login}` slot).
+        let ip = ip_key.unwrap_or("");
+        let has_ip = ip_key.is_some();
+        let or_none = |k: String| {
+            if has_ip {
+                k
+            } else {
+                "l:{login}:none".to_owned()
+            }
+        };
         Self {
-            ip: format!("l:{{login}}:ip:{ip_key}"),
+            has_ip,
+            ip: or_none(format!("l:{{login}}:ip:{ip}")),
+            pair: or_none(format!("l:{{login}}:pair:{ip}:{user}")),
+            lock_ip: or_none(format!("l:{{login}}:lock:ip:{ip}")),
+            rounds_ip: or_none(format!("l:{{login}}:rounds:ip:{ip}")),
             user: format!("l:{{login}}:user:{user}"),
-            pair: format!("l:{{login}}:pair:{ip_key}:{user}"),
-            lock_ip: format!("l:{{login}}:lock:ip:{ip_key}"),
             lock_user: format!("l:{{login}}:lock:user:{user}"),
-            rounds_ip: format!("l:{{login}}:rounds:ip:{ip_key}"),
             rounds_user: format!("l:{{login}}:rounds:user:{user}"),
         }
     }
 
-    /// The key counting attempts from the address (for inspection in tests and tools).
-    pub fn ip_counter(&self) -> &str {
-        &self.ip
+    /// The key counting attempts from the address (for inspection in tests and tools); `None`
+    /// when the address is unknown.
+    pub fn ip_counter(&self) -> Option<&str> {
+        self.has_ip.then_some(self.ip.as_str())
     }
 
-    /// The key counting attempts on the identifier.
+    /// The key counting attempts on the subject.
     pub fn identifier_counter(&self) -> &str {
         &self.user
+    }
+
+    /// The keys of the address's side (its counter, the pair, its lock and rounds), when
+    /// known: the memory limiter keeps them in the address's shard.
+    pub(crate) fn ip_keys(&self) -> Option<[&str; 4]> {
+        self.has_ip
+            .then(|| [&*self.ip, &*self.pair, &*self.lock_ip, &*self.rounds_ip])
     }
 
     /// Every key, in the order the Redis scripts take them.
@@ -310,13 +375,15 @@ pub(crate) trait Counters {
 
 /// One attempt (see the [module docs](self)); mirrored by `ATTEMPT_LUA`.
 pub(crate) fn attempt(c: &mut impl Counters, k: &LockoutKeys, m: LockoutMillis) -> LockoutDecision {
-    let active = c.ttl(&k.lock_ip).max(c.ttl(&k.lock_user));
+    let ip = k.has_ip;
+    let ip_lock = if ip { c.ttl(&k.lock_ip) } else { 0 };
+    let active = ip_lock.max(c.ttl(&k.lock_user));
     if active > 0 {
         return LockoutDecision::refuse(active);
     }
-    let ip_count = c.incr(&k.ip, 1, m.window);
+    let ip_count = if ip { c.incr(&k.ip, 1, m.window) } else { 0 };
     let user_count = c.incr(&k.user, 1, m.window);
-    if m.clear_all {
+    if ip && m.clear_all {
         let left = c.ttl(&k.ip);
         if left > 0 {
             c.incr(&k.pair, 1, left);
@@ -326,12 +393,15 @@ pub(crate) fn attempt(c: &mut impl Counters, k: &LockoutKeys, m: LockoutMillis) 
     if attempts <= m.max_attempts {
         return LockoutDecision::allow(m.max_attempts - attempts);
     }
-    let rounds = c.get(&k.rounds_ip).max(c.get(&k.rounds_user));
+    let ip_rounds = if ip { c.get(&k.rounds_ip) } else { 0 };
+    let rounds = ip_rounds.max(c.get(&k.rounds_user));
     let lock = m.lock_for(rounds);
     let round_ttl = lock.saturating_add(m.retention);
-    c.set(&k.lock_ip, 1, lock);
+    if ip {
+        c.set(&k.lock_ip, 1, lock);
+        c.incr_and_rearm(&k.rounds_ip, 1, round_ttl);
+    }
     c.set(&k.lock_user, 1, lock);
-    c.incr_and_rearm(&k.rounds_ip, 1, round_ttl);
     c.incr_and_rearm(&k.rounds_user, 1, round_ttl);
     LockoutDecision::refuse(lock)
 }
@@ -341,7 +411,7 @@ pub(crate) fn succeeded(c: &mut impl Counters, k: &LockoutKeys, m: LockoutMillis
     c.delete(&k.user);
     c.delete(&k.lock_user);
     c.delete(&k.rounds_user);
-    if m.clear_all {
+    if k.has_ip && m.clear_all {
         let own = c.get(&k.pair);
         if own > 0 && c.delete(&k.pair) {
             let left = (c.get(&k.ip) - own).max(0);
@@ -353,8 +423,9 @@ pub(crate) fn succeeded(c: &mut impl Counters, k: &LockoutKeys, m: LockoutMillis
 /// Gives one attempt back (a right password whose sign-in still needs a second factor);
 /// mirrored by `FORGET_LUA`.
 pub(crate) fn forget(c: &mut impl Counters, k: &LockoutKeys, m: LockoutMillis) {
-    let pair = m.clear_all.then_some(&k.pair);
-    for key in [&k.ip, &k.user].into_iter().chain(pair) {
+    let pair = (k.has_ip && m.clear_all).then_some(&k.pair);
+    let ip = k.has_ip.then_some(&k.ip);
+    for key in [&k.user].into_iter().chain(ip).chain(pair) {
         let n = c.get(key);
         if n > 0 {
             c.replace(key, n - 1);
@@ -375,14 +446,49 @@ mod tests {
         assert_eq!(m.lock_for(-3), 60_000);
     }
 
+    fn key() -> SecretKey {
+        SecretKey::new([9u8; 32]).unwrap()
+    }
+
+    fn named(ip: &str, who: &str) -> LockoutKeys {
+        LockoutKeys::new(&key(), Some(ip), LockoutSubject::Identifier(who))
+    }
+
     #[test]
-    fn identifiers_are_canonical_and_hashed() {
-        let a = LockoutKeys::new("1.2.3.4", "V@X.com");
-        let b = LockoutKeys::new("1.2.3.4", "  v@x.COM\t");
+    fn identifiers_are_canonical_and_keyed() {
+        let a = named("1.2.3.4", "V@X.com");
+        let b = named("1.2.3.4", "  v@x.COM\t");
         assert_eq!(a, b);
         assert!(!a.user.contains("v@x"), "{}", a.user);
-        assert_ne!(a.user, LockoutKeys::new("1.2.3.4", "w@x.com").user);
+        assert_ne!(a.user, named("1.2.3.4", "w@x.com").user);
         for key in a.all() {
+            assert!(key.starts_with("l:{login}:"), "{key}");
+        }
+        // Keyed: neither the text nor its plain SHA-256 (whole or cut) appears, and another
+        // secret gives other keys.
+        let plain = crate::secret::sha256_hex(b"v@x.com");
+        for k in a.all() {
+            assert!(!k.contains(&plain[..32]), "{k}");
+        }
+        let other = LockoutKeys::new(
+            &SecretKey::new([8u8; 32]).unwrap(),
+            Some("1.2.3.4"),
+            LockoutSubject::Identifier("v@x.com"),
+        );
+        assert_ne!(a.user, other.user);
+    }
+
+    #[test]
+    fn accounts_and_identifiers_never_share_a_key() {
+        let k = key();
+        let account = LockoutKeys::new(&k, Some("1.2.3.4"), LockoutSubject::Account("ada"));
+        let text = LockoutKeys::new(&k, Some("1.2.3.4"), LockoutSubject::Identifier("ada"));
+        assert_ne!(account.user, text.user);
+        let blind = LockoutKeys::new(&k, None, LockoutSubject::Account("ada"));
+        assert_eq!(blind.user, account.user);
+        assert_eq!(blind.ip_counter(), None);
+        assert!(blind.ip_keys().is_none());
+        for key in blind.all() {
             assert!(key.starts_with("l:{login}:"), "{key}");
         }
     }

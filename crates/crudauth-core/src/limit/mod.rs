@@ -43,9 +43,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use lockout::{
-    canonical_identifier, LockoutConfig, LockoutDecision, LockoutKeys, OnLoginSuccess,
+    canonical_identifier, LockoutConfig, LockoutDecision, LockoutKeys, LockoutSubject,
+    OnLoginSuccess,
 };
-pub use memory::MemoryRateLimiter;
+pub use memory::{MemoryRateLimiter, DEFAULT_MAX_ENTRIES};
 #[cfg(feature = "redis")]
 pub use redis::RedisRateLimiter;
 

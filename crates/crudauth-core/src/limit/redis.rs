@@ -57,14 +57,16 @@ return {tat, now}
 /// One login attempt: `lockout::attempt`, step for step. KEYS: the address counter, the
 /// identifier counter, the pair counter, the two locks, the two round counters (all tagged
 /// `{login}`, so one slot). ARGV: max attempts, window, base, max, retention (ms), clear-all
-/// (1/0). Returns `{allowed, remaining, retry_after_ms}`. Every expiry is relative, so the
-/// Redis server's clock is the only clock.
+/// (1/0), address known (1/0; without it the address keys are never touched). Returns
+/// `{allowed, remaining, retry_after_ms}`. Every expiry is relative, so the Redis server's
+/// clock is the only clock.
 const ATTEMPT_LUA: &str = r"
 local max_attempts = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local base = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
 local retention = tonumber(ARGV[5])
+local has_ip = ARGV[7] == '1'
 local function ttl(key)
   local left = redis.call('PTTL', key)
   if left < 0 then return 0 end
@@ -78,13 +80,16 @@ local function incr(key, ms)
   redis.call('PEXPIRE', key, ms, 'NX')
   return n
 end
-local active = math.max(ttl(KEYS[4]), ttl(KEYS[5]))
+local ip_lock = 0
+if has_ip then ip_lock = ttl(KEYS[4]) end
+local active = math.max(ip_lock, ttl(KEYS[5]))
 if active > 0 then
   return {0, 0, active}
 end
-local ip_count = incr(KEYS[1], window)
+local ip_count = 0
+if has_ip then ip_count = incr(KEYS[1], window) end
 local user_count = incr(KEYS[2], window)
-if ARGV[6] == '1' then
+if has_ip and ARGV[6] == '1' then
   local left = ttl(KEYS[1])
   if left > 0 then
     incr(KEYS[3], left)
@@ -94,27 +99,31 @@ local attempts = math.max(ip_count, user_count)
 if attempts <= max_attempts then
   return {1, max_attempts - attempts, 0}
 end
-local rounds = math.max(count(KEYS[6]), count(KEYS[7]), 0)
+local ip_rounds = 0
+if has_ip then ip_rounds = count(KEYS[6]) end
+local rounds = math.max(ip_rounds, count(KEYS[7]), 0)
 local lock = cap
 if rounds < 63 then
   lock = math.min(base * (2 ^ rounds), cap)
 end
 local lock_ms = string.format('%.0f', lock)
 local round_ms = string.format('%.0f', lock + retention)
-redis.call('SET', KEYS[4], '1', 'PX', lock_ms)
+if has_ip then
+  redis.call('SET', KEYS[4], '1', 'PX', lock_ms)
+  redis.call('INCRBY', KEYS[6], 1)
+  redis.call('PEXPIRE', KEYS[6], round_ms)
+end
 redis.call('SET', KEYS[5], '1', 'PX', lock_ms)
-redis.call('INCRBY', KEYS[6], 1)
-redis.call('PEXPIRE', KEYS[6], round_ms)
 redis.call('INCRBY', KEYS[7], 1)
 redis.call('PEXPIRE', KEYS[7], round_ms)
 return {0, 0, lock}
 ";
 
 /// A successful sign-in: `lockout::succeeded`, step for step. KEYS as for [`ATTEMPT_LUA`];
-/// ARGV: clear-all (1/0).
+/// ARGV: clear-all (1/0), address known (1/0).
 const SUCCESS_LUA: &str = r"
 redis.call('DEL', KEYS[2], KEYS[5], KEYS[7])
-if ARGV[1] == '1' then
+if ARGV[1] == '1' and ARGV[2] == '1' then
   local own = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
   if own > 0 and redis.call('DEL', KEYS[3]) == 1 then
     local current = redis.call('GET', KEYS[1])
@@ -128,11 +137,14 @@ return 1
 ";
 
 /// One attempt given back: `lockout::forget`, step for step. KEYS as for [`ATTEMPT_LUA`];
-/// ARGV: clear-all (1/0).
+/// ARGV: clear-all (1/0), address known (1/0).
 const FORGET_LUA: &str = r"
-local keys = {KEYS[1], KEYS[2]}
-if ARGV[1] == '1' then
-  keys[3] = KEYS[3]
+local keys = {KEYS[2]}
+if ARGV[2] == '1' then
+  keys[2] = KEYS[1]
+  if ARGV[1] == '1' then
+    keys[3] = KEYS[3]
+  end
 end
 for _, key in ipairs(keys) do
   local n = tonumber(redis.call('GET', key) or '0') or 0
@@ -239,6 +251,7 @@ impl RateLimiter for RedisRateLimiter {
             int(m.max),
             int(m.retention),
             clear_all(m),
+            has_ip(keys),
         ];
         let reply = self
             .redis
@@ -256,7 +269,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn login_succeeded(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()> {
-        let args = [clear_all(config.millis())];
+        let args = [clear_all(config.millis()), has_ip(keys)];
         self.redis
             .eval_keys("login_succeeded", &self.scripts.success, &keys.all(), &args)
             .await
@@ -264,12 +277,16 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn forget_attempt(&self, keys: &LockoutKeys, config: &LockoutConfig) -> StoreResult<()> {
-        let args = [clear_all(config.millis())];
+        let args = [clear_all(config.millis()), has_ip(keys)];
         self.redis
             .eval_keys("forget_attempt", &self.scripts.forget, &keys.all(), &args)
             .await
             .map(|_| ())
     }
+}
+
+fn has_ip(keys: &LockoutKeys) -> Value {
+    Value::from_static_str(if keys.has_ip { "1" } else { "0" })
 }
 
 fn clear_all(m: LockoutMillis) -> Value {

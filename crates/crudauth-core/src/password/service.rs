@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use argon2::Params;
@@ -78,6 +78,8 @@ struct Inner {
     // A hash of a random value at the configured costs, made on first need: what an unknown user
     // or an unusable hash is verified against so that the answer takes as long as a real one.
     dummy: OnceLock<String>,
+    /// Verifications run so far (real or dummy), for [`Passwords::verifications`].
+    verifications: AtomicU64,
     #[cfg(test)]
     probe: probe::Probe,
 }
@@ -132,6 +134,7 @@ impl Passwords {
                 max_waiting,
                 waiting: AtomicUsize::new(0),
                 dummy: OnceLock::new(),
+                verifications: AtomicU64::new(0),
                 #[cfg(test)]
                 probe: probe::Probe::default(),
             }),
@@ -191,8 +194,29 @@ impl Passwords {
     ) -> Result<Verification, PasswordError> {
         let typed = admissible(password)?.to_owned();
         let stored = stored.filter(|h| !h.is_unusable()).map(|h| h.0.clone());
-        self.run_blocking(move |inner| inner.verify_blocking(&typed, stored.as_deref()))
-            .await
+        self.run_blocking(move |inner| {
+            inner.verifications.fetch_add(1, Ordering::Relaxed);
+            inner.verify_blocking(&typed, stored.as_deref())
+        })
+        .await
+    }
+
+    /// How many passwords this service (and its clones) has checked so far, against a real
+    /// hash or the dummy: a metric of password work (the lockout's promise that a refused
+    /// attempt costs none can be watched with it). Refused inputs (too long, busy) are not
+    /// counted.
+    pub fn verifications(&self) -> u64 {
+        self.inner.verifications.load(Ordering::Relaxed)
+    }
+
+    /// Makes the dummy hash that unknown users are verified against now, on the blocking
+    /// pool, instead of at the first sign-in for an unknown user (which would then take a hash
+    /// longer than any other: a one-time timing tell). The lifespan's `initialize()` calls it.
+    pub async fn prepare(&self) -> Result<(), PasswordError> {
+        self.run_blocking(|inner| {
+            inner.dummy();
+        })
+        .await
     }
 
     /// crudauth's unusable-password sentinel for accounts made without a password (OAuth): `!`
@@ -271,13 +295,7 @@ impl Inner {
     /// As many argon2id verifications as a real check of `candidates` would make, against the
     /// dummy hash.
     fn spend_like_a_verify(&self, candidates: &[&str]) {
-        let dummy = self.dummy.get_or_init(|| {
-            self.hasher.hash(&random_token(32)).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot make the dummy password hash; unknown users will answer faster");
-                String::new()
-            })
-        });
-        if let Some(dummy) = StoredArgon2::parse(dummy) {
+        if let Some(dummy) = StoredArgon2::parse(self.dummy()) {
             for candidate in candidates {
                 #[cfg(test)]
                 self.probe.count_verify();
@@ -285,6 +303,17 @@ impl Inner {
                 std::hint::black_box(dummy.verify(candidate));
             }
         }
+    }
+
+    /// The dummy hash: a random value hashed by this service's own hasher at its configured
+    /// costs, so verifying against it costs what a real verification costs. Made once.
+    fn dummy(&self) -> &str {
+        self.dummy.get_or_init(|| {
+            self.hasher.hash(&random_token(32)).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot make the dummy password hash; unknown users will answer faster");
+                String::new()
+            })
+        })
     }
 
     fn rehash(&self, normal: &str) -> Option<PasswordHash> {
@@ -749,6 +778,24 @@ mod tests {
         // The dummy hash is made once, at the service's costs.
         let dummy = p.inner.dummy.get().unwrap().clone();
         assert!(dummy.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(!p.verify(&pw("x"), None).await.unwrap().matched);
+        assert_eq!(p.inner.dummy.get(), Some(&dummy));
+    }
+
+    #[tokio::test]
+    async fn prepare_makes_the_dummy_at_the_configured_costs_up_front() {
+        let p = Passwords::builder()
+            .argon2_params(128, 2, 1)
+            .build()
+            .unwrap();
+        assert!(p.inner.dummy.get().is_none());
+        p.prepare().await.unwrap();
+        let dummy = p.inner.dummy.get().unwrap().clone();
+        assert!(
+            dummy.starts_with("$argon2id$v=19$m=128,t=2,p=1$"),
+            "{dummy}"
+        );
+        // The first unknown user reuses it: no hash on the sign-in path.
         assert!(!p.verify(&pw("x"), None).await.unwrap().matched);
         assert_eq!(p.inner.dummy.get(), Some(&dummy));
     }

@@ -2,6 +2,7 @@
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,17 +13,24 @@ use super::{BackendKind, IndexEntry, Store};
 use crate::clock::{self, duration_ms, Clock};
 use crate::error::{StoreError, StoreResult};
 use crate::lifespan::Tasks;
-use crate::shard::Shards;
+use crate::shard::{make_room, Shards};
 
 /// The in-memory [`Store`]: for development, tests and single-process apps.
 ///
 /// State is per process: under several workers nothing is shared, so `initialize()` warns.
 /// Entries expire on read; a sweeper task (owned by the lifespan) removes the ones nobody reads.
+///
+/// **Bounded.** The store holds at most about
+/// [`DEFAULT_MAX_ENTRIES`](crate::limit::DEFAULT_MAX_ENTRIES) (1,000,000) entries unless
+/// [`MemoryStore::max_entries`] says otherwise, spread over its 64 shards. Writing a new key
+/// into a full shard first drops that shard's expired entries and then, if it is still full,
+/// evicts the entry that would expire soonest (an idle session is the likeliest); the first
+/// time that happens the store logs one WARN.
 /// ```
 /// use std::time::Duration;
 /// use crudauth_core::store::MemoryStore;
 ///
-/// let store = MemoryStore::new().capacity(100_000).sweep_every(Duration::from_secs(30));
+/// let store = MemoryStore::new().max_entries(100_000).sweep_every(Duration::from_secs(30));
 /// ```
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
@@ -33,8 +41,10 @@ pub struct MemoryStore {
 struct Inner {
     shards: Shards<Entry>,
     clock: Arc<dyn Clock>,
-    capacity: Option<usize>,
+    capacity: usize,
     sweep_every: Duration,
+    /// Whether the one WARN about a full store was logged.
+    warned_full: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -68,9 +78,13 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store with 64 shards, no capacity bound, swept every 60 s.
+    /// A store with 64 shards, bounded to about 1,000,000 entries, swept every 60 s.
     pub fn new() -> Self {
-        Self::build(clock::system(), None, Duration::from_secs(60))
+        Self::build(
+            clock::system(),
+            crate::limit::DEFAULT_MAX_ENTRIES,
+            Duration::from_secs(60),
+        )
     }
 
     /// Uses `clock` for every expiry (tests inject a manual clock).
@@ -78,13 +92,15 @@ impl MemoryStore {
         Self::build(clock, self.inner.capacity, self.inner.sweep_every)
     }
 
-    /// Refuses new keys beyond about `entries` live entries (spread over the shards).
+    /// Holds at most about `entries` entries (spread over the shards; default 1,000,000):
+    /// past that, a new key evicts its shard's soonest-expiring entry.
+    pub fn max_entries(self, entries: usize) -> Self {
+        Self::build(self.inner.clock.clone(), entries, self.inner.sweep_every)
+    }
+
+    /// The former name of [`Self::max_entries`].
     pub fn capacity(self, entries: usize) -> Self {
-        Self::build(
-            self.inner.clock.clone(),
-            Some(entries),
-            self.inner.sweep_every,
-        )
+        self.max_entries(entries)
     }
 
     /// How often the sweeper removes expired entries.
@@ -92,13 +108,14 @@ impl MemoryStore {
         Self::build(self.inner.clock.clone(), self.inner.capacity, period)
     }
 
-    fn build(clock: Arc<dyn Clock>, capacity: Option<usize>, sweep_every: Duration) -> Self {
+    fn build(clock: Arc<dyn Clock>, capacity: usize, sweep_every: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shards: Shards::new(64),
                 clock,
-                capacity,
+                capacity: capacity.max(1),
                 sweep_every,
+                warned_full: AtomicBool::new(false),
             }),
         }
     }
@@ -131,15 +148,13 @@ impl MemoryStore {
         if map.get(key).is_some_and(|e| e.expires_at <= now) {
             map.remove(key);
         }
-        let per_shard = self
-            .inner
-            .capacity
-            .map(|c| (c, c.div_ceil(self.inner.shards.count())));
+        let per_shard = self.inner.capacity.div_ceil(self.inner.shards.count());
         f(&mut Slot {
             map: &mut map,
             key,
             now,
             per_shard,
+            store: &self.inner,
         })
     }
 }
@@ -149,7 +164,8 @@ struct Slot<'a> {
     map: &'a mut HashMap<String, Entry>,
     key: &'a str,
     now: u64,
-    per_shard: Option<(usize, usize)>,
+    per_shard: usize,
+    store: &'a Inner,
 }
 
 impl Slot<'_> {
@@ -167,16 +183,18 @@ impl Slot<'_> {
         self.map.insert(key, entry);
     }
 
-    /// Writes an entry, refusing a new key when the shard is at capacity.
+    /// Writes an entry; a new key in a full shard first makes room (see [`MemoryStore`]).
     fn put(&mut self, value: Value, ttl: Duration) -> StoreResult<&mut Entry> {
-        if let Some((capacity, per_shard)) = self.per_shard {
-            if !self.map.contains_key(self.key) && self.map.len() >= per_shard {
-                let now = self.now;
-                self.map.retain(|_, e| e.expires_at > now);
-                if self.map.len() >= per_shard {
-                    return Err(StoreError::CapacityExceeded { capacity });
-                }
-            }
+        if !self.map.contains_key(self.key)
+            && make_room(self.map, self.per_shard, self.now, |e| e.expires_at)
+            && !self.store.warned_full.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                max_entries = self.store.capacity,
+                "crudauth: the in-memory store is full; the entries that expire soonest are \
+                 evicted to make room (an evicted session signs its user out). Raise \
+                 MemoryStore::max_entries or use Redis."
+            );
         }
         let entry = Entry {
             value,

@@ -230,12 +230,18 @@ pub fn canonical_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Finds the user a login identifier names, trying `order` and returning the first match.
+/// Finds the user a login identifier names: the first of `order`'s fields that matches.
+///
+/// Every field in `order` is looked up, whatever the earlier ones found, so the number of
+/// queries (and their time) is the same for an identifier that names an account by its first
+/// field, by a later one, or not at all: the lookup tells an observer nothing. (A field the
+/// identifier cannot be, an empty one, is skipped whatever the table holds.)
 pub async fn find_by_login(
     users: &dyn UserStore,
     order: &[LoginField],
     identifier: &str,
 ) -> Result<Option<User>, UserStoreError> {
+    let mut found = None;
     for field in order {
         let value = match field {
             LoginField::Email => canonical_email(identifier),
@@ -244,16 +250,98 @@ pub async fn find_by_login(
         if value.is_empty() {
             continue;
         }
-        if let Some(user) = users.find_by_field(*field, &value).await? {
-            return Ok(Some(user));
+        let user = users.find_by_field(*field, &value).await?;
+        if found.is_none() {
+            found = user;
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use super::*;
+
+    /// A user table that counts the login lookups asked of it.
+    #[derive(Debug, Clone, Default)]
+    struct Counting {
+        inner: MemoryUsers,
+        lookups: Arc<AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl UserStore for Counting {
+        async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError> {
+            self.inner.find_by_id(id).await
+        }
+
+        async fn find_by_field(
+            &self,
+            field: LoginField,
+            value: &str,
+        ) -> Result<Option<User>, UserStoreError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.find_by_field(field, value).await
+        }
+
+        async fn create(&self, user: NewUser) -> Result<User, UserStoreError> {
+            self.inner.create(user).await
+        }
+
+        async fn update(
+            &self,
+            id: &UserId,
+            changes: UserUpdate,
+        ) -> Result<Option<User>, UserStoreError> {
+            self.inner.update(id, changes).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_login_lookup_costs_the_same_queries_whether_or_not_it_matches() {
+        let users = Counting::default();
+        users
+            .create(NewUser::new(
+                "kim@example.com",
+                "kim",
+                "$argon2id$x".to_owned(),
+            ))
+            .await
+            .unwrap();
+        let order = [LoginField::Email, LoginField::Username];
+        for (identifier, found) in [
+            ("kim@example.com", true),
+            ("KIM@example.com", true),
+            ("kim", true),
+            ("nobody", false),
+            ("nobody@example.com", false),
+        ] {
+            let before = users.lookups.load(Ordering::SeqCst);
+            let user = find_by_login(&users, &order, identifier).await.unwrap();
+            assert_eq!(user.is_some(), found, "{identifier}");
+            assert_eq!(
+                users.lookups.load(Ordering::SeqCst) - before,
+                2,
+                "{identifier}: every field is asked"
+            );
+        }
+        // The first field in order wins when both match.
+        users
+            .create(NewUser::new(
+                "x@example.com",
+                "kim@example.com",
+                "h".to_owned(),
+            ))
+            .await
+            .unwrap();
+        let user = find_by_login(&users, &order, "kim@example.com")
+            .await
+            .unwrap();
+        assert_eq!(user.unwrap().username.as_deref(), Some("kim"));
+    }
 
     #[test]
     fn a_user_never_serialises_its_password_hash() {

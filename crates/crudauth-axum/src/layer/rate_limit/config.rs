@@ -2,10 +2,13 @@
 //! fails.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::request::Parts;
+use crudauth_core::principal::Principal;
 
 /// A budget for a route: `times` requests per `period` for each caller (crudauth's
 /// `RateLimit(times, seconds)`); `times = 0` disables it (nothing counted, no headers).
@@ -94,14 +97,41 @@ impl RateLimit {
 /// never escapes the limit.
 pub type KeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 
+/// What an asynchronous key closure ([`KeyBy::custom_async`]) returns.
+pub type KeyFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// A caller identity computed from the request's head and its signed-in user (if any),
+/// asynchronously, for [`KeyBy::custom_async`]; `None` counts against the client address.
+pub type AsyncKeyFn = dyn Fn(&Parts, Option<&Principal>) -> KeyFuture + Send + Sync;
+
 /// How a route limit tells callers apart.
+///
+/// Whatever a custom closure returns is never stored as such: the counter key is
+/// `q:{action}:c:` and an HMAC of it under the application's secret (64 hex digits, however
+/// long the identity), so it cannot collide with the built-in keys (addresses, `user:…`), it
+/// cannot grow the store's keys, and a store reader cannot read it back.
+///
+/// Key on something the caller cannot choose freely. A header a client sets (a tenant name, an
+/// API key it makes up) hands each request a fresh budget; the signed-in user, or something
+/// looked up from it, does not.
 ///
 /// ```
 /// use crudauth_axum::KeyBy;
 ///
-/// // One budget per tenant, from a header.
-/// let by_tenant = KeyBy::custom(|parts| {
-///     parts.headers.get("x-tenant")?.to_str().ok().map(str::to_owned)
+/// // One budget per organisation of the signed-in user (looked up asynchronously); anonymous
+/// // callers are counted by address.
+/// # async fn organisation_of(user_id: &str) -> Option<String> { Some(format!("org-of-{user_id}")) }
+/// let by_organisation = KeyBy::custom_async(|_parts, principal| {
+///     let user_id = principal.map(|p| p.user_id().to_string());
+///     async move { organisation_of(&user_id?).await }
+/// });
+///
+/// // Synchronous: one budget per signed-in user's id as an earlier layer of the app put it in
+/// // the request extensions (never a header the client writes).
+/// #[derive(Clone)]
+/// struct AccountId(String);
+/// let by_account = KeyBy::custom(|parts| {
+///     parts.extensions.get::<AccountId>().map(|a| a.0.clone())
 /// });
 /// ```
 #[derive(Clone, Default)]
@@ -117,12 +147,30 @@ pub enum KeyBy {
     UserOrIp,
     /// A closure over the request's head.
     Custom(Arc<KeyFn>),
+    /// An asynchronous closure over the request's head and its signed-in user.
+    CustomAsync(Arc<AsyncKeyFn>),
 }
 
 impl KeyBy {
-    /// Keys by whatever `key` returns (see [`KeyFn`]).
+    /// Keys by whatever `key` returns (see [`KeyFn`]). It runs inside the layer, without
+    /// waiting: the cheapest custom key.
     pub fn custom(key: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static) -> Self {
         Self::Custom(Arc::new(key))
+    }
+
+    /// Keys by what the future `key` makes returns (see [`AsyncKeyFn`]): the request's
+    /// principal is resolved first (once per request, reused by the handler; `None` when
+    /// anonymous or when its credential fails), then `key` runs with it, and may await (a
+    /// database lookup, say). The future must own what it uses (`'static`): copy what it
+    /// needs out of the head and the principal before the `async move` block.
+    pub fn custom_async<F, Fut>(key: F) -> Self
+    where
+        F: Fn(&Parts, Option<&Principal>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        Self::CustomAsync(Arc::new(move |parts, principal| {
+            Box::pin(key(parts, principal)) as KeyFuture
+        }))
     }
 }
 
@@ -133,6 +181,7 @@ impl fmt::Debug for KeyBy {
             KeyBy::User => "User",
             KeyBy::UserOrIp => "UserOrIp",
             KeyBy::Custom(_) => "Custom(..)",
+            KeyBy::CustomAsync(_) => "CustomAsync(..)",
         })
     }
 }

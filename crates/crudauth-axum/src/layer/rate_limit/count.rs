@@ -15,7 +15,7 @@ use crudauth_core::StoreResult;
 
 use super::config::{KeyBy, RateLimit};
 use crate::builder::CrudAuth;
-use crate::client_ip::{client_address, peer_ip};
+use crate::client_ip::{client_address, peer_ip, ClientAddress};
 use crate::error::AuthError;
 use crate::extract::resolve;
 use crate::failure_log::FailureLog;
@@ -91,10 +91,11 @@ impl RouteLimiter {
         self.budget.is_disabled()
     }
 
-    /// Counts `request` without waiting, when it can: its key needs no principal and the
-    /// limiter decides in-process. [`CountNow::Wait`] (with the request given back) means:
-    /// take the asynchronous path, with the key already built ([`Self::count_key`]) or, for a
-    /// key that needs the signed-in user, [`Self::user_identity`] then [`Self::count`].
+    /// Counts `request` without waiting, when it can: its key needs no principal, its address
+    /// is known, and the limiter decides in-process. [`CountNow::Wait`] (with the request
+    /// given back) means: take the asynchronous path, with the key already built
+    /// ([`Self::count_key`]) or, for a key that needs the principal (or an address that is
+    /// unknown), [`Self::identity`] then [`Self::count`].
     pub(crate) fn count_now<B>(
         &self,
         request: Request<B>,
@@ -105,25 +106,37 @@ impl RouteLimiter {
         }
         match &self.key {
             KeyBy::Ip => {
+                let address = address_of(request.headers(), request.extensions(), auth);
+                if address == ClientAddress::Unknown {
+                    return (CountNow::Wait(None), request);
+                }
                 let counted = self.count_in_process(auth, |key| {
-                    write_address(key, request.headers(), request.extensions(), auth);
+                    address.write_key(key);
                 });
                 (counted, request)
             }
             KeyBy::Custom(identity) => {
                 let (parts, body) = request.into_parts();
                 // The application's closure runs before the key buffer is borrowed.
-                let id = identity(&parts);
-                let counted = self.count_in_process(auth, |key| match &id {
-                    Some(id) => key.push_str(id),
+                let counted = match identity(&parts) {
+                    Some(id) => self.count_in_process(auth, |key| write_custom(key, auth, &id)),
                     None => {
-                        key.push_str("ip:");
-                        write_address(key, &parts.headers, &parts.extensions, auth);
+                        let address = address_of(&parts.headers, &parts.extensions, auth);
+                        if address == ClientAddress::Unknown {
+                            CountNow::Wait(None)
+                        } else {
+                            self.count_in_process(auth, |key| {
+                                key.push_str("ip:");
+                                address.write_key(key);
+                            })
+                        }
                     }
-                });
+                };
                 (counted, Request::from_parts(parts, body))
             }
-            KeyBy::User | KeyBy::UserOrIp => (CountNow::Wait(None), request),
+            KeyBy::User | KeyBy::UserOrIp | KeyBy::CustomAsync(_) => {
+                (CountNow::Wait(None), request)
+            }
         }
     }
 
@@ -141,28 +154,74 @@ impl RouteLimiter {
         })
     }
 
-    /// Who is calling, for the limits keyed by the signed-in user (`User`, `UserOrIp`; the
-    /// other keys are built by [`Self::count_now`]): `Err` when the limit needs a user and
+    /// Who is calling, for the keys [`Self::count_now`] could not build: `Ok(Some(identity))`
+    /// to count, `Ok(None)` when the caller cannot be told apart (the address is unknown and
+    /// nobody is signed in: see [`Self::no_address`]), `Err` when the limit needs a user and
     /// there is none (401), or resolving the user failed.
-    pub(crate) async fn user_identity(
+    ///
+    /// Without a peer address, a key that would count the address counts the signed-in user
+    /// instead (`user:{id}`), never one bucket shared by every caller.
+    pub(crate) async fn identity(
         &self,
         parts: &mut Parts,
         auth: &CrudAuth,
-    ) -> Result<String, AuthError> {
-        let or_address = matches!(self.key, KeyBy::UserOrIp);
-        match resolve(parts, None).await {
-            Ok(Some(principal)) if or_address => Ok(format!("user:{}", principal.user_id())),
-            Ok(Some(principal)) => Ok(principal.user_id().to_string()),
+    ) -> Result<Option<String>, AuthError> {
+        let address = address_of(&parts.headers, &parts.extensions, auth);
+        let address_key = |prefix: &str| {
+            let mut key = prefix.to_owned();
+            address.write_key(&mut key).then_some(key)
+        };
+        match &self.key {
+            KeyBy::User => match resolve(parts, None).await {
+                Ok(Some(principal)) => Ok(Some(principal.user_id().to_string())),
+                Ok(None) => Err(AuthError::not_authenticated()),
+                Err(error) => Err(error),
+            },
             // A failed resolution is left in the request's cache for the handler to answer;
             // the request is still counted, against its address.
-            _ if or_address => {
-                let mut key = "ip:".to_owned();
-                write_address(&mut key, &parts.headers, &parts.extensions, auth);
-                Ok(key)
+            KeyBy::UserOrIp => match resolve(parts, None).await {
+                Ok(Some(principal)) => Ok(Some(format!("user:{}", principal.user_id()))),
+                _ => Ok(address_key("ip:")),
+            },
+            KeyBy::Ip => match address_key("") {
+                Some(key) => Ok(Some(key)),
+                None => Ok(signed_in(parts, auth).await),
+            },
+            KeyBy::Custom(identity) => match identity(parts) {
+                Some(id) => Ok(Some(custom_key(auth, &id))),
+                None => match address_key("ip:") {
+                    Some(key) => Ok(Some(key)),
+                    None => Ok(signed_in(parts, auth).await),
+                },
+            },
+            KeyBy::CustomAsync(identity) => {
+                let principal = resolve(parts, None).await.ok().flatten();
+                match identity(parts, principal.as_deref()).await {
+                    Some(id) => Ok(Some(custom_key(auth, &id))),
+                    None => match address_key("ip:") {
+                        Some(key) => Ok(Some(key)),
+                        None => Ok(signed_in(parts, auth).await),
+                    },
+                }
             }
-            Ok(None) => Err(AuthError::not_authenticated()),
-            Err(error) => Err(error),
         }
+    }
+
+    /// The outcome for a caller that cannot be told apart (no peer address, nobody signed
+    /// in): like a limiter that cannot decide, 503 (fail closed), or for a
+    /// [`fail_open`](RateLimit::fail_open) limit, through uncounted. Never one bucket for
+    /// everyone.
+    pub(crate) fn no_address(&self) -> Counted {
+        if self.fail_open {
+            return Counted::Pass(None);
+        }
+        Counted::Refuse(
+            AuthError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "Authentication service unavailable",
+            )
+            .into_response(),
+        )
     }
 
     /// Counts one request from `identity`.
@@ -217,9 +276,42 @@ impl RouteLimiter {
     }
 }
 
-/// Appends the client's counting key (see [`crate::client_ip`]).
-fn write_address(out: &mut String, headers: &HeaderMap, extensions: &Extensions, auth: &CrudAuth) {
-    client_address(headers, peer_ip(extensions), auth.inner.trusted_proxy_hops).write_key(out);
+/// The client's address (see [`crate::client_ip`]).
+fn address_of(headers: &HeaderMap, extensions: &Extensions, auth: &CrudAuth) -> ClientAddress {
+    client_address(headers, peer_ip(extensions), auth.inner.trusted_proxy_hops)
+}
+
+/// The signed-in user as a counting identity (`user:{id}`), for a key whose address is
+/// unknown; `None` when anonymous. Counting grants nothing, so a live session cookie counts as
+/// its user even on an unsafe request that has not shown its CSRF token (as `/csrf/refresh`,
+/// which needs none); the handler still answers the credential as it must.
+async fn signed_in(parts: &mut Parts, auth: &CrudAuth) -> Option<String> {
+    if let Ok(Some(principal)) = resolve(parts, None).await {
+        return Some(format!("user:{}", principal.user_id()));
+    }
+    let sessions = auth.sessions()?;
+    match crate::transport::presented_session(auth, sessions, &parts.headers).await {
+        Ok(Some(session)) => Some(format!("user:{}", session.record.user_id)),
+        _ => None,
+    }
+}
+
+/// The HMAC purpose of custom key identities.
+const CUSTOM_KEY_PURPOSE: &str = "rate-limit-key";
+
+/// Appends the counting key of a custom identity: `c:` and its HMAC under the limiter key, so
+/// it is fixed in length, apart from the built-in keys (an address, `user:…`, `ip:…`), and
+/// unreadable in the store.
+fn write_custom(out: &mut String, auth: &CrudAuth, id: &str) {
+    out.push_str("c:");
+    out.push_str(&auth.inner.limiter_key.digest(CUSTOM_KEY_PURPOSE, id));
+}
+
+/// [`write_custom`] as a new string.
+fn custom_key(auth: &CrudAuth, id: &str) -> String {
+    let mut key = String::with_capacity(66);
+    write_custom(&mut key, auth, id);
+    key
 }
 
 /// 429 "Too many requests. Try again later." with `Retry-After` and the budget headers.

@@ -53,6 +53,6 @@ mod count;
 mod service;
 
 pub(crate) use budgets::{limited, BuiltinLimits};
-pub use config::{KeyBy, KeyFn, RateLimit};
+pub use config::{AsyncKeyFn, KeyBy, KeyFn, KeyFuture, RateLimit};
 pub(crate) use count::{report, Counted};
 pub use service::{RateLimitLayer, RateLimitService, ResponseFuture};

@@ -146,8 +146,9 @@ impl<S> RateLimitService<S> {
             let (mut parts, body) = request.into_parts();
             let counted = match key {
                 Some(key) => limiter.count_key(auth, &key).await,
-                None => match limiter.user_identity(&mut parts, auth).await {
-                    Ok(identity) => limiter.count(auth, &identity).await,
+                None => match limiter.identity(&mut parts, auth).await {
+                    Ok(Some(identity)) => limiter.count(auth, &identity).await,
+                    Ok(None) => limiter.no_address(),
                     Err(refused) => return Ok(refused.into_response()),
                 },
             };
@@ -239,7 +240,12 @@ mod tests {
     use crate::{CrudAuth, KeyBy, RateLimit};
 
     async fn call(app: &Router, path: &str) -> (u16, Option<String>, Option<String>) {
-        let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let mut request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        // As `axum::serve` with `into_make_service_with_connect_info` attaches it.
+        let peer: std::net::SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let response = app.clone().oneshot(request).await.unwrap();
         let header = |name: &str| {
             response
@@ -295,6 +301,44 @@ mod tests {
             .layer(auth.layer());
         assert_eq!(call(&app, "/broken").await.0, 503);
         assert_eq!(call(&app, "/off").await, (200, None, None));
+    }
+
+    #[tokio::test]
+    async fn without_a_peer_address_an_anonymous_caller_is_refused_not_pooled() {
+        let auth = CrudAuth::for_tests();
+        let app = Router::new()
+            .route(
+                "/x",
+                get(|| async { "ok" })
+                    .route_layer(auth.rate_limit("x", RateLimit::new(100, Duration::from_secs(60))))
+                    .route_layer(auth.rate_limit(
+                        "open",
+                        RateLimit::new(1, Duration::from_secs(60)).fail_open(),
+                    )),
+            )
+            .layer(auth.layer());
+        let request = || axum::http::Request::get("/x").body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request()).await.unwrap();
+        assert_eq!(
+            response.status(),
+            503,
+            "fail closed: no address, nobody signed in"
+        );
+        let app = Router::new()
+            .route(
+                "/y",
+                get(|| async { "ok" }).route_layer(auth.rate_limit(
+                    "open",
+                    RateLimit::new(1, Duration::from_secs(60)).fail_open(),
+                )),
+            )
+            .layer(auth.layer());
+        for _ in 0..3 {
+            let request = axum::http::Request::get("/y").body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200, "fail open: through, uncounted");
+            assert!(response.headers().get("x-ratelimit-limit").is_none());
+        }
     }
 
     #[tokio::test]
