@@ -29,14 +29,15 @@ use crate::lifespan::Tasks;
 
 /// Wraps a store and makes chosen calls fail as an unreachable backend would, before they
 /// reach the wrapped store (so a failed call changed nothing).
-#[derive(Debug)]
+/// Clones share the switches.
+#[derive(Debug, Clone)]
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
-    calls: AtomicUsize,
+    calls: Arc<AtomicUsize>,
     /// The call number (as counted by `calls`) that fails; 0: none.
-    fail_at: AtomicUsize,
+    fail_at: Arc<AtomicUsize>,
     /// Operations that fail every time until [`Self::heal`].
-    failing: Mutex<Vec<&'static str>>,
+    failing: Arc<Mutex<Vec<&'static str>>>,
 }
 
 impl FaultyStore {
@@ -44,9 +45,9 @@ impl FaultyStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         Self {
             inner,
-            calls: AtomicUsize::new(0),
-            fail_at: AtomicUsize::new(0),
-            failing: Mutex::new(Vec::new()),
+            calls: Arc::new(AtomicUsize::new(0)),
+            fail_at: Arc::new(AtomicUsize::new(0)),
+            failing: Arc::new(Mutex::new(Vec::new())),
         }
     }
 

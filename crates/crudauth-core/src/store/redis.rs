@@ -454,6 +454,11 @@ impl RedisConnection {
         &self.inner.display_url
     }
 
+    /// How long connecting may take.
+    pub(crate) fn connect_timeout(&self) -> std::time::Duration {
+        self.inner.connect_timeout
+    }
+
     /// The prefix put before every key.
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
