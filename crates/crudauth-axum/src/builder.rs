@@ -625,7 +625,13 @@ impl CrudAuth {
         let listener: Arc<dyn ChangeListener> = Arc::new(crate::revocation::Evictor::new(self));
         let feed = self.inner.users.feed().cloned();
         if let Some(feed) = &feed {
-            feed.subscribe(listener.clone(), &mut tasks).await?;
+            if let Err(error) = feed.subscribe(listener.clone(), &mut tasks).await {
+                // Nothing is left running: the stores let go of their connections again.
+                tasks.shutdown(Duration::from_secs(1)).await;
+                self.inner.limiter.shutdown().await;
+                self.inner.store.shutdown().await;
+                return Err(error.into());
+            }
         }
         let mut per_process = Vec::new();
         if self.inner.store.kind() == BackendKind::Memory {

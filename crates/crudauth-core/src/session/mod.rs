@@ -656,7 +656,7 @@ mod tests {
             .into_iter()
             .map(|s| s.handle)
             .collect();
-        assert_eq!(listed, [young.handle.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&young.handle));
         assert!(store
             .get(&format!("s:{}", old.handle))
             .await
@@ -695,7 +695,7 @@ mod tests {
             .into_iter()
             .map(|l| l.handle)
             .collect();
-        assert_eq!(listed, [rotated.handle.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&rotated.handle));
         // A session revoked meanwhile is not brought back by rotating it.
         let again = s.load(rotated.id.clone()).await.unwrap().unwrap();
         assert!(s.revoke(&rotated.handle).await.unwrap());
