@@ -224,3 +224,39 @@ async fn a_reconnected_subscription_flushes_the_caches() {
     })
     .await;
 }
+
+/// The same on a Redis Cluster: a `PUBLISH` reaches subscribers on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_reaches_the_other_worker_on_a_cluster() {
+    let nodes = crudauth_tests::server::shared_cluster().addresses();
+    let mut url = format!("redis-cluster://{}", nodes[0]);
+    for (i, node) in nodes[1..].iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.push_str("node=");
+        url.push_str(node);
+    }
+    let prefix = unique_prefix("cluster-workers");
+    let users = MemoryUsers::new();
+    let a = worker(url.clone(), prefix.clone(), users.clone()).await;
+    let b = worker(url, prefix, users.clone()).await;
+    users
+        .create(new_user("ada@example.com", "ada", PW).await)
+        .await
+        .unwrap();
+    let token = access_token(&a).await;
+    accepted(&b, &token).await;
+    let r = Browser::new()
+        .send(
+            "POST",
+            &a.url("/change-password"),
+            Body::Json(json!({"current_password": PW, "new_password": "a new password 9"})),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let changed = Instant::now();
+    refused_within("password change (cluster)", changed, WITHIN, || {
+        with_token(&b, &token)
+    })
+    .await;
+}
