@@ -127,3 +127,39 @@ async fn shutdown_stops_background_tasks_within_five_seconds() {
     guard.shutdown().await;
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// The user cache is per-process state too, unless a shared change feed tells every worker of
+/// a change: the warning names it with memory backends, and with Redis state but an in-process
+/// feed; with Redis (the feed included) it is not named.
+#[tokio::test(flavor = "current_thread")]
+async fn the_warning_names_the_per_process_user_cache() {
+    let (logs, _guard) = capture(tracing::Level::WARN);
+    let guard = builder().build().unwrap().initialize().await.unwrap();
+    assert!(logs.text().contains("the user cache"), "{}", logs.text());
+    guard.shutdown().await;
+
+    let url = crudauth_tests::app::redis_url();
+    let (logs, _guard2) = capture(tracing::Level::WARN);
+    let auth = builder()
+        .redis_url(&url)
+        .redis_prefix(crudauth_tests::app::unique_prefix("lifespan"))
+        .change_feed(crudauth_core::changes::MemoryChangeFeed::new())
+        .build()
+        .unwrap();
+    let guard = auth.initialize().await.unwrap();
+    let text = logs.text();
+    assert_eq!(text.matches("in-memory backend").count(), 1, "{text}");
+    assert!(text.contains("the user cache"), "{text}");
+    assert!(!text.contains("sessions/CSRF"), "{text}");
+    guard.shutdown().await;
+
+    let (logs, _guard3) = capture(tracing::Level::WARN);
+    let auth = builder()
+        .redis_url(&url)
+        .redis_prefix(crudauth_tests::app::unique_prefix("lifespan"))
+        .build()
+        .unwrap();
+    let guard = auth.initialize().await.unwrap();
+    assert!(!logs.text().contains("the user cache"), "{}", logs.text());
+    guard.shutdown().await;
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 
+use crudauth_core::changes::{ChangeFeed, ChangeListener, MemoryChangeFeed};
 use crudauth_core::clock::Clock;
 use crudauth_core::email::EmailSender;
 use crudauth_core::lifespan::Tasks;
@@ -190,6 +191,8 @@ pub struct CrudAuthBuilder {
     trusted_proxy_hops: usize,
     warn_on_memory_backend: bool,
     user_cache_ttl: Duration,
+    change_feed: Option<Arc<dyn ChangeFeed>>,
+    without_revocation: bool,
     fresh_sign_in: Duration,
     pub(crate) lockout: LockoutConfig,
     pub(crate) rate_limit_overrides: Vec<(String, RateLimit)>,
@@ -254,6 +257,8 @@ impl Default for CrudAuthBuilder {
             trusted_proxy_hops: 0,
             warn_on_memory_backend: true,
             user_cache_ttl: Duration::from_secs(5),
+            change_feed: None,
+            without_revocation: false,
             fresh_sign_in: Duration::from_secs(600),
             lockout: LockoutConfig::default(),
             rate_limit_overrides: Vec::new(),
@@ -403,11 +408,30 @@ impl CrudAuthBuilder {
     }
 
     /// How long a user row read for a request is reused by this process (default 5 s; zero
-    /// turns the cache off). Changes made through crudauth refresh it at once; changes made
-    /// behind its back take up to this long to be seen. Revoking a session is always
-    /// immediate.
+    /// turns the cache off). Changes made through crudauth refresh it at once on this worker
+    /// and, over the change feed, on every other one; changes made behind its back take up to
+    /// this long to be seen unless announced with [`CrudAuth::user_changed`]. Revoking a
+    /// session is always immediate.
     pub fn user_cache_ttl(mut self, ttl: Duration) -> Self {
         self.user_cache_ttl = ttl;
+        self
+    }
+
+    /// Where user changes are announced to the other workers, so each drops its cached copy
+    /// of the row at once (see [`crudauth_core::changes`]). Default: Redis pub/sub when
+    /// `.redis_url(…)` or `.redis(…)` is configured, else in-process only.
+    pub fn change_feed(mut self, feed: impl ChangeFeed) -> Self {
+        self.change_feed = Some(Arc::new(feed));
+        self
+    }
+
+    /// Accepts a user table without a `token_version` column (see
+    /// [`UserStore::supports_token_version`]), which `build()` otherwise refuses. What is
+    /// lost: a password change, a reset, a logout-all or disabling the account no longer ends
+    /// the user's bearer access tokens and refresh tokens, which live out their lifetimes.
+    /// Sessions still end (their records are deleted).
+    pub fn without_revocation_on_password_change(mut self) -> Self {
+        self.without_revocation = true;
         self
     }
 
@@ -419,6 +443,15 @@ impl CrudAuthBuilder {
             .ok_or_else(|| ConfigError::SecretKey("missing: call .secret_key(…)".into()))?;
         let key = SecretKey::new(raw.0).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
         let users = self.users.ok_or(ConfigError::NoUsers)?;
+        if !users.supports_token_version() && !self.without_revocation {
+            return Err(ConfigError::Invalid(
+                "the user table has no token_version column, so a password change, reset, \
+                 logout-all or disabled account could not end the user's bearer and refresh \
+                 tokens: add the column (INTEGER NOT NULL DEFAULT 0), or accept that loss \
+                 with .without_revocation_on_password_change()"
+                    .into(),
+            ));
+        }
         if self.login_fields.is_empty() {
             return Err(ConfigError::Invalid(
                 "login_fields is empty: list at least one field".into(),
@@ -450,7 +483,7 @@ impl CrudAuthBuilder {
             }
         }
         #[cfg(feature = "redis")]
-        let (store_default, limiter_default) = match self.redis {
+        let (store_default, limiter_default, feed_default) = match self.redis {
             Some(setting) => {
                 let config = match setting {
                     RedisSetting::Config(config) => config,
@@ -467,17 +500,25 @@ impl CrudAuthBuilder {
                     .map_err(|e| ConfigError::Invalid(e.to_string()))?;
                 let store: Arc<dyn Store> =
                     Arc::new(crudauth_core::store::RedisStore::new(connection.clone()));
-                let limiter: Arc<dyn RateLimiter> =
-                    Arc::new(crudauth_core::limit::RedisRateLimiter::new(connection));
-                (Some(store), Some(limiter))
+                let limiter: Arc<dyn RateLimiter> = Arc::new(
+                    crudauth_core::limit::RedisRateLimiter::new(connection.clone()),
+                );
+                let feed: Arc<dyn ChangeFeed> =
+                    Arc::new(crudauth_core::changes::RedisChangeFeed::new(connection));
+                (Some(store), Some(limiter), Some(feed))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         #[cfg(not(feature = "redis"))]
-        let (store_default, limiter_default): (
+        let (store_default, limiter_default, feed_default): (
             Option<Arc<dyn Store>>,
             Option<Arc<dyn RateLimiter>>,
-        ) = (None, None);
+            Option<Arc<dyn ChangeFeed>>,
+        ) = (None, None, None);
+        let feed: Arc<dyn ChangeFeed> = self
+            .change_feed
+            .or(feed_default)
+            .unwrap_or_else(|| Arc::new(MemoryChangeFeed::new()));
         let clock = self.clock.unwrap_or_else(crudauth_core::clock::system);
         let store: Arc<dyn Store> = self
             .store
@@ -537,7 +578,9 @@ impl CrudAuthBuilder {
         let limiter_key = key.derive(purpose::LIMITER);
         Ok(CrudAuth {
             inner: Arc::new(Inner {
-                users: CachedUsers::new(users, self.user_cache_ttl).with_clock(clock.clone()),
+                users: CachedUsers::new(users, self.user_cache_ttl)
+                    .with_clock(clock.clone())
+                    .announcing(feed),
                 store,
                 limiter,
                 session: self.session,
@@ -701,12 +744,32 @@ impl CrudAuth {
         }
         self.inner.store.initialize(&mut tasks).await?;
         self.inner.limiter.initialize(&mut tasks).await?;
+        let listener: Arc<dyn ChangeListener> = Arc::new(crate::revocation::Evictor::new(self));
+        let feed = self.inner.users.feed().cloned();
+        if let Some(feed) = &feed {
+            if let Err(error) = feed.subscribe(listener.clone(), &mut tasks).await {
+                // Nothing is left running: the stores let go of their connections again.
+                tasks.shutdown(Duration::from_secs(1)).await;
+                self.inner.limiter.shutdown().await;
+                self.inner.store.shutdown().await;
+                return Err(error.into());
+            }
+        }
         let mut per_process = Vec::new();
         if self.inner.store.kind() == BackendKind::Memory {
             per_process.push("sessions/CSRF, one-time tokens");
         }
         if self.inner.limiter.kind() == BackendKind::Memory {
             per_process.push("lockout and throttle counters");
+        }
+        let feed_is_local = feed
+            .as_ref()
+            .is_none_or(|f| f.kind() == BackendKind::Memory);
+        if feed_is_local && !self.inner.users.ttl().is_zero() {
+            per_process.push(
+                "the user cache (a password change, logout-all or disabled account on one \
+                 worker reaches the others' caches only after user_cache_ttl)",
+            );
         }
         if !per_process.is_empty() && self.inner.warn_on_memory_backend {
             tracing::warn!(
@@ -719,6 +782,7 @@ impl CrudAuth {
         Ok(LifespanGuard {
             tasks: Some(tasks),
             auth: self.clone(),
+            _listener: Listener(listener),
         })
     }
 }
@@ -729,6 +793,17 @@ impl CrudAuth {
 pub struct LifespanGuard {
     tasks: Option<Tasks>,
     auth: CrudAuth,
+    /// What the change feed tells; an in-process feed holds it weakly.
+    _listener: Listener,
+}
+
+/// The change feed's listener, kept alive by the guard.
+struct Listener(#[allow(dead_code)] Arc<dyn ChangeListener>);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listener")
+    }
 }
 
 impl LifespanGuard {
@@ -746,6 +821,9 @@ impl LifespanGuard {
         }
         let inner = &self.auth.inner;
         let close = async {
+            if let Some(feed) = inner.users.feed() {
+                feed.shutdown().await;
+            }
             inner.store.shutdown().await;
             inner.limiter.shutdown().await;
         };

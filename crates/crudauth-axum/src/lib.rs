@@ -39,6 +39,7 @@ pub mod extract;
 mod failure_log;
 pub mod layer;
 mod lockout;
+mod revocation;
 mod routes;
 mod transport;
 

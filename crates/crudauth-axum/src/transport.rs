@@ -320,6 +320,9 @@ impl SessionAuth {
             .await?
             .filter(|(user, _)| user.is_active)
         else {
+            // A disabled (or deleted) account's session ends, it is not suspended: enabling
+            // the account again does not bring it back.
+            sessions.end(&session).await?;
             return Ok(None);
         };
         if user.token_version != record.token_version {

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod changes;
 pub mod clock;
 pub mod csrf;
 pub mod device;

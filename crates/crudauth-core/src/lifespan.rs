@@ -60,6 +60,22 @@ impl Tasks {
         self.handles.push((name, handle));
     }
 
+    /// Runs `work` until it ends or the set stops, whichever comes first. Must be called
+    /// inside a Tokio runtime.
+    pub fn spawn<Fut>(&mut self, name: &'static str, work: Fut)
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut stop = self.stop.subscribe();
+        let handle = tokio::spawn(async move {
+            tokio::select! {
+                _ = work => {}
+                _ = stop.changed() => {}
+            }
+        });
+        self.handles.push((name, handle));
+    }
+
     /// How many tasks are registered.
     pub fn len(&self) -> usize {
         self.handles.len()

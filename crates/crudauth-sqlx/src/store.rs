@@ -515,4 +515,8 @@ impl UserStore for SqlxUsers {
         };
         self.fetch_user(&self.shared.queries.update, &values).await
     }
+
+    fn supports_token_version(&self) -> bool {
+        self.shared.columns.has(Field::TokenVersion)
+    }
 }

@@ -93,6 +93,15 @@ impl RememberedPrincipals {
         }
     }
 
+    /// Forgets every token (the user rows they were built from may all have changed).
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            if let Ok(mut map) = shard.lock() {
+                map.clear();
+            }
+        }
+    }
+
     /// Remembers what `token` resolved to; a full shard first drops what expired by `now`
     /// (seconds), then, if still full, everything.
     pub(crate) fn insert(&self, token: &str, remembered: Remembered, now: u64) {

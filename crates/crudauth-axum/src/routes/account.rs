@@ -193,9 +193,10 @@ pub(super) async fn change_password(
     }
     enforce_policy(&auth, "new_password", &new, &own_words(user))?;
     let updated = store_password(&auth, &user.id, &new, true).await?;
-    auth.end_other_credentials(&updated, principal.session.as_ref())
+    let set = auth
+        .renew_session(&updated, principal.session.as_ref(), true)
         .await?;
-    Ok(reply(StatusCode::OK, detail("Password changed."), vec![]))
+    Ok(reply(StatusCode::OK, detail("Password changed."), set))
 }
 
 pub(super) async fn set_password(
@@ -219,8 +220,11 @@ pub(super) async fn set_password(
         ));
     }
     enforce_policy(&auth, "new_password", &new, &own_words(&principal.user))?;
-    store_password(&auth, &principal.user.id, &new, false).await?;
-    Ok(reply(StatusCode::OK, detail("Password set."), vec![]))
+    let updated = store_password(&auth, &principal.user.id, &new, false).await?;
+    let set = auth
+        .renew_session(&updated, principal.session.as_ref(), false)
+        .await?;
+    Ok(reply(StatusCode::OK, detail("Password set."), set))
 }
 
 /// Hashes `new` and stores it as the user's password, bumping the credential epoch when
@@ -362,6 +366,35 @@ impl CrudAuth {
             sessions.update(current.handle(), &record).await?;
         }
         Ok(revoked)
+    }
+
+    /// After a password was changed (`end_others`: the epoch moved, so every other session of
+    /// the user ends) or set: the request's own session, if it came with one, moves to a new
+    /// id at `updated`'s epoch, with a new CSRF token — the cookies that carry them. The old id
+    /// is dead. A session that ended meanwhile is not renewed (its cookies are cleared).
+    pub(crate) async fn renew_session(
+        &self,
+        updated: &User,
+        current: Option<&LoadedSession>,
+        end_others: bool,
+    ) -> Result<Vec<axum::http::HeaderValue>, AuthError> {
+        let Some(sessions) = self.sessions() else {
+            return Ok(Vec::new());
+        };
+        if end_others {
+            sessions
+                .revoke_all(&updated.id, current.map(LoadedSession::handle))
+                .await?;
+        }
+        let Some(current) = current else {
+            return Ok(Vec::new());
+        };
+        Ok(
+            match sessions.rotate(current, updated.token_version).await? {
+                Some(renewed) => super::session::session_cookies(self, sessions, &renewed).1,
+                None => super::session::clear_session_cookies(self),
+            },
+        )
     }
 
     /// Whether the principal signed in recently enough for sensitive changes (a session made

@@ -54,7 +54,7 @@ fn mint_csrf(
 
 /// The cookies that carry a new session: id (HttpOnly) and, with CSRF on, the CSRF token,
 /// returned too (empty with CSRF off).
-fn session_cookies(
+pub(super) fn session_cookies(
     auth: &CrudAuth,
     sessions: &Sessions,
     created: &CreatedSession,
@@ -71,7 +71,7 @@ fn session_cookies(
     (csrf, vec![session, cookie])
 }
 
-fn clear_session_cookies(auth: &CrudAuth) -> Vec<HeaderValue> {
+pub(super) fn clear_session_cookies(auth: &CrudAuth) -> Vec<HeaderValue> {
     let c = &auth.inner.cookies;
     vec![c.clear(SESSION_COOKIE, true), c.clear(CSRF_COOKIE, false)]
 }
@@ -91,13 +91,6 @@ pub(super) async fn login(
         .authenticate_password(&identifier, &password, &client.ip)
         .await?;
 
-    // A sign-in replaces whatever session this browser presented (no fixation, no orphans).
-    // Two different session cookies (one planted): neither is trusted, neither revoked.
-    if let Ok(Some(old)) = auth.inner.cookies.read_unique(&headers, SESSION_COOKIE) {
-        sessions
-            .revoke(&sessions.handle_of(&SessionId::from_client(old)))
-            .await?;
-    }
     let new = NewSession {
         user_agent: client.user_agent().to_owned(),
         ip: client.ip,
@@ -105,6 +98,15 @@ pub(super) async fn login(
         login_type: Some("password".into()),
     };
     let created = sessions.create(&user.id, user.token_version, new).await?;
+    // A sign-in replaces whatever session this browser presented (no fixation, no orphans):
+    // once the new one exists, so a failure in between never leaves the browser with neither.
+    // Two different session cookies (one planted): neither is trusted, neither revoked.
+    if let Ok(Some(old)) = auth.inner.cookies.read_unique(&headers, SESSION_COOKIE) {
+        let old = sessions.handle_of(&SessionId::from_client(old));
+        if old != created.handle {
+            sessions.revoke(&old).await?;
+        }
+    }
     let (csrf, set) = session_cookies(&auth, sessions, &created);
     Ok(reply(
         StatusCode::OK,

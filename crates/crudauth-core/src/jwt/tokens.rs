@@ -12,15 +12,13 @@ use super::codec::{
 use super::config::{TokenConfig, TokenConfigError};
 use crate::clock::{self, duration_ms, Clock};
 use crate::error::StoreError;
-use crate::secret::{random_token, sha256_hex, SecretKey};
-use crate::store::{decode_or_discard, encode, Store};
+use crate::secret::{ct_eq, random_token, sha256_hex, SecretKey};
+use crate::store::{decode_or_discard, encode, Store, Swap};
 use crate::user::{User, UserId, UserStore, UserStoreError};
 
-/// How long the per-token keys outlive the token itself (covers clock skew and leeway).
-const KEY_MARGIN: Duration = Duration::from_secs(120);
-
 /// A sign-in's refresh family, kept at `r:{family}` until the family's absolute expiry. Its
-/// absence means the family is revoked (or over).
+/// absence means the family is revoked (or over). It names the family's one live refresh token
+/// and the one it replaced, so a rotation is a single compare-and-swap of this record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FamilyRecord {
     user_id: UserId,
@@ -28,14 +26,13 @@ struct FamilyRecord {
     /// Absolute expiry, seconds since the epoch (every token of the family expires then).
     expires_at: u64,
     created_at: u64,
-}
-
-/// The single-use claim on a refresh token, at `rc:{sha256(jti)}`: when it was spent, and on
-/// which successor.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SpentRecord {
-    at: u64,
-    next: String,
+    /// SHA-256 of the live refresh token's `jti`: the only one a refresh accepts.
+    live: String,
+    /// SHA-256 of the `jti` the live token replaced, and when (ms): for the reuse grace.
+    #[serde(default)]
+    previous: Option<String>,
+    #[serde(default)]
+    rotated_at: u64,
 }
 
 /// A fresh token pair.
@@ -92,18 +89,18 @@ pub enum TokenError {
 /// tokens that rotate on every use, with reuse detection (RFC 9700 §4.14).
 ///
 /// **Rotation.** A sign-in opens a *family* (`r:{family}` in the store, living until the
-/// family's absolute expiry) and hands out its first refresh token, whose single-use id `jti`
-/// is registered as the family's live token (`rt:{sha256(jti)}`). A refresh, in order:
+/// family's absolute expiry) whose record names its live refresh token by the SHA-256 of the
+/// token's single-use id `jti`. A refresh verifies the token (signature, type, expiry), reads
+/// the family (absent: revoked), checks that the token is the live one and that the user is
+/// still active at the same `token_version`, and then rotates in **one atomic store
+/// operation**: a compare-and-swap of the family record that names the successor as live. Of
+/// any number of concurrent presentations exactly one swap wins; and since nothing is written
+/// before that swap, a failure anywhere before it leaves the family exactly as it was, so the
+/// client's honest retry succeeds instead of looking like reuse.
 ///
-/// 1. verifies the token (signature, type, expiry) and reads the family: absent means revoked;
-/// 2. *spends* the token: `set_if_absent` on `rc:{sha256(jti)}` — of any number of concurrent
-///    presentations, exactly one wins;
-/// 3. the winner consumes the live marker with an atomic `take` (absent: the token was not the
-///    family's live one, so the family is revoked), checks the user (active, same
-///    `token_version`), registers the successor's id and answers the new pair.
-///
-/// **Reuse.** A presentation that loses step 2 is a rotated-out token: the family is deleted,
-/// so every token of it — the newest included — is dead, and the event is logged. With a
+/// **Reuse.** A token of the family that is not its live one (a rotated-out token, or the loser
+/// of a concurrent swap) is reuse: the family is deleted, so every token of it — the newest
+/// included — is dead, and the event is logged. With a
 /// [`TokenConfig::reuse_grace`], a re-presentation within that time of the rotation, while the
 /// successor is still unused, is refused without revoking (racing browser tabs). With the
 /// default grace of zero, two concurrent refreshes with one token give one success and one 401,
@@ -127,19 +124,6 @@ struct Inner {
 
 fn family_key(family: &str) -> String {
     format!("r:{family}")
-}
-
-fn live_key(jti: &str) -> String {
-    format!("rt:{}", sha256_hex(jti.as_bytes()))
-}
-
-fn spent_key(jti: &str) -> String {
-    spent_key_of_hash(&sha256_hex(jti.as_bytes()))
-}
-
-/// [`spent_key`] of a `jti` known by its SHA-256 (a spent record's `next`).
-fn spent_key_of_hash(jti_sha256: &str) -> String {
-    format!("rc:{jti_sha256}")
 }
 
 /// Revokes a family over a misused refresh token, and says why in the log.
@@ -261,19 +245,19 @@ impl BearerTokens {
         let now = self.now_ms();
         let ttl = self.inner.config.refresh_ttl;
         let family = random_token(16);
+        let jti = random_token(16);
         let record = FamilyRecord {
             user_id: user.id.clone(),
             token_version: user.token_version,
             expires_at: now / 1000 + ttl.as_secs(),
             created_at: now,
+            live: sha256_hex(jti.as_bytes()),
+            previous: None,
+            rotated_at: 0,
         };
-        let store = &self.inner.store;
-        store
+        self.inner
+            .store
             .set(&family_key(&family), encode(&record), ttl)
-            .await?;
-        let jti = random_token(16);
-        store
-            .set(&live_key(&jti), encode(&family), ttl + KEY_MARGIN)
             .await?;
         Ok(self.pair(user, scopes, &family, &jti, record.expires_at, now / 1000)?)
     }
@@ -320,10 +304,12 @@ impl BearerTokens {
         };
         let store = self.inner.store.as_ref();
         let fkey = family_key(family);
-        // Read before spending: a family revoked by a concurrent reuse after this point still
-        // lets the winner answer (its new refresh token is dead with the family).
-        let raw = store.get(&fkey).await?;
-        let Some(record) = decode_or_discard::<FamilyRecord>(store, &fkey, raw).await? else {
+        let Some(raw) = store.get(&fkey).await? else {
+            return Err(RefreshError::Invalid);
+        };
+        let Some(record) =
+            decode_or_discard::<FamilyRecord>(store, &fkey, Some(raw.clone())).await?
+        else {
             return Err(RefreshError::Invalid);
         };
         let now = self.now_ms();
@@ -331,26 +317,11 @@ impl BearerTokens {
         if left == 0 || record.user_id.to_string() != claims.sub {
             return Err(RefreshError::Invalid);
         }
-        let next = random_token(16);
-        let spent = SpentRecord {
-            at: now,
-            next: sha256_hex(next.as_bytes()),
-        };
-        let ttl = Duration::from_millis(left) + KEY_MARGIN;
-        let skey = spent_key(jti);
-        if !store.set_if_absent(&skey, encode(&spent), ttl).await? {
-            return Err(self.spent_again(store, &skey, &fkey, &record, now).await?);
-        }
-        if store.take(&live_key(jti)).await?.is_none() {
-            // Spent for the first time, yet not the family's live token: its marker is gone.
-            revoke_family(
-                store,
-                &fkey,
-                &record,
-                "refresh token was not the family's live one",
-            )
-            .await?;
-            return Err(RefreshError::Reused);
+        let presented = sha256_hex(jti.as_bytes());
+        if !ct_eq(record.live.as_bytes(), presented.as_bytes()) {
+            return Err(self
+                .spent_again(store, &fkey, &record, &presented, now)
+                .await?);
         }
         let user = users.find_by_id(&record.user_id).await?.filter(|u| {
             u.is_active && u.token_version == claims.ver && u.token_version == record.token_version
@@ -360,32 +331,63 @@ impl BearerTokens {
             store.delete(&fkey).await?;
             return Err(RefreshError::Invalid);
         };
-        store.set(&live_key(&next), encode(&family), ttl).await?;
+        // The one write: the successor becomes live, if and only if nobody rotated (or
+        // revoked) the family since it was read.
+        let next = random_token(16);
+        let rotated = FamilyRecord {
+            live: sha256_hex(next.as_bytes()),
+            previous: Some(presented.clone()),
+            rotated_at: now,
+            ..record
+        };
+        match store
+            .compare_and_swap(&fkey, &raw, encode(&rotated), None)
+            .await?
+        {
+            Swap::Swapped => {}
+            Swap::Absent => return Err(RefreshError::Invalid),
+            Swap::Changed => {
+                // A concurrent presentation of the same token won: judge this one by the
+                // family as it is now.
+                let raw = store.get(&fkey).await?;
+                let Some(now_record) = decode_or_discard::<FamilyRecord>(store, &fkey, raw).await?
+                else {
+                    return Err(RefreshError::Invalid);
+                };
+                return Err(self
+                    .spent_again(store, &fkey, &now_record, &presented, now)
+                    .await?);
+            }
+        }
         let scopes = self.inner.config.clamp(&claims.scopes);
-        Ok(self.pair(&user, scopes, family, &next, record.expires_at, now / 1000)?)
+        Ok(self.pair(&user, scopes, family, &next, rotated.expires_at, now / 1000)?)
     }
 
-    /// A token presented after it was spent: within the grace (and while its successor is
-    /// unused) a benign race; otherwise reuse, which revokes the family.
+    /// A token of the family that is not its live one: the live token's immediate predecessor
+    /// presented again within the grace (the successor is still unused, or it would not be the
+    /// predecessor) is a benign race; anything else is reuse, which revokes the family.
     async fn spent_again(
         &self,
         store: &dyn Store,
-        skey: &str,
         fkey: &str,
         record: &FamilyRecord,
+        presented: &str,
         now: u64,
     ) -> Result<RefreshError, StoreError> {
         let grace = duration_ms(self.inner.config.reuse_grace);
-        if grace > 0 {
-            let raw = store.get(skey).await?;
-            if let Some(spent) = decode_or_discard::<SpentRecord>(store, skey, raw).await? {
-                let recent = now.saturating_sub(spent.at) <= grace;
-                if recent && store.get(&spent_key_of_hash(&spent.next)).await?.is_none() {
-                    return Ok(RefreshError::Superseded);
-                }
-            }
+        let predecessor = record
+            .previous
+            .as_deref()
+            .is_some_and(|p| ct_eq(p.as_bytes(), presented.as_bytes()));
+        if grace > 0 && predecessor && now.saturating_sub(record.rotated_at) <= grace {
+            return Ok(RefreshError::Superseded);
         }
-        revoke_family(store, fkey, record, "refresh token reuse detected").await?;
+        let why = if predecessor || record.previous.is_some() {
+            "refresh token reuse detected"
+        } else {
+            "refresh token was not the family's live one"
+        };
+        revoke_family(store, fkey, record, why).await?;
         Ok(RefreshError::Reused)
     }
 
@@ -596,6 +598,42 @@ mod tests {
         f.users.update(&f.user.id, off).await.unwrap();
         let r = t.refresh(pair.refresh_token.expose(), &f.users).await;
         assert!(matches!(r, Err(RefreshError::Invalid)), "{r:?}");
+    }
+
+    /// A refresh whose store fails at any one of its calls leaves the family exactly as it
+    /// was, so the client's retry of the same token succeeds: there is no half-done rotation
+    /// for the retry to mistake for reuse.
+    #[tokio::test]
+    async fn a_failure_at_any_step_leaves_the_family_for_the_retry() {
+        let f = fixture().await;
+        let faulty = Arc::new(crate::store::FaultyStore::new(f.store.clone()));
+        let t = BearerTokens::new(&f.key, faulty.clone(), TokenConfig::default()).unwrap();
+        let mut failed_at = Vec::new();
+        for step in 1.. {
+            let pair = t.issue(&f.user, &[]).await.unwrap();
+            let family = t.verify_refresh(pair.refresh_token.expose()).unwrap().fam;
+            let key = family_key(family.as_deref().unwrap());
+            let before = f.store.get(&key).await.unwrap();
+            faulty.fail_nth_call(step);
+            let first = t.refresh(pair.refresh_token.expose(), &f.users).await;
+            faulty.heal();
+            match first {
+                Ok(_) => break, // fewer calls than `step`: every step was covered
+                Err(RefreshError::Store(_)) => failed_at.push(step),
+                Err(other) => panic!("step {step}: {other:?}"),
+            }
+            assert_eq!(
+                f.store.get(&key).await.unwrap(),
+                before,
+                "step {step}: a failed refresh changed the family"
+            );
+            let retry = t.refresh(pair.refresh_token.expose(), &f.users).await;
+            assert!(
+                retry.is_ok(),
+                "step {step}: the retry was refused: {retry:?}"
+            );
+        }
+        assert!(failed_at.len() >= 2, "{failed_at:?}");
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ use crate::clock::{self, duration_ms, Clock};
 use crate::csrf::Csrf;
 use crate::error::StoreResult;
 use crate::secret::{random_token, SecretKey, SessionId};
-use crate::store::{decode_with_or_discard, Store};
+use crate::store::{decode_with_or_discard, Store, Swap};
 use crate::user::UserId;
 
 mod record;
@@ -252,13 +252,8 @@ impl Sessions {
             &new,
             &Csrf::new_nonce(),
         );
-        self.store
-            .set(
-                &key,
-                record.to_bytes(),
-                self.idle_window(record.remember_me),
-            )
-            .await?;
+        let ttl = self.capped(&record, self.idle_window(record.remember_me), now);
+        self.store.set(&key, record.to_bytes(), ttl).await?;
         let evicted = self
             .store
             .index_add(
@@ -281,10 +276,30 @@ impl Sessions {
         })
     }
 
+    /// How long a record may live from `now` with an idle window of `window`: the window,
+    /// capped at the absolute deadline when there is one (so the store never keeps a session
+    /// past it).
+    fn capped(&self, record: &SessionRecord, window: Duration, now: u64) -> Duration {
+        match self.absolute_left(record, now) {
+            Some(left) => window.min(left),
+            None => window,
+        }
+    }
+
+    /// The time left before the absolute deadline, `None` without one (zero: past it).
+    fn absolute_left(&self, record: &SessionRecord, now: u64) -> Option<Duration> {
+        let limit = self.config.absolute_timeout?;
+        let deadline = record.created_at.saturating_add(duration_ms(limit));
+        Some(Duration::from_millis(deadline.saturating_sub(now)))
+    }
+
     /// Reads a live session and slides its idle expiry — one store operation. Records past the
-    /// absolute timeout are deleted and read as absent. Every `activity_write_interval` the
-    /// recorded last activity is rewritten too (two more operations, the record's rewrite and
-    /// its re-scoring in the user's index, at most once per interval).
+    /// absolute timeout are deleted and read as absent; within the last idle window before
+    /// that deadline the expiry is pulled back to it (one more operation, only then). Every
+    /// `activity_write_interval` the recorded last activity is rewritten too (two more
+    /// operations, at most once per interval): a compare-and-swap against the record as read,
+    /// so it never overwrites a concurrent write (a CSRF rotation, a move to a new epoch) —
+    /// the concurrent write wins and the activity is recorded by a later request.
     pub async fn load(&self, id: SessionId) -> StoreResult<Option<LoadedSession>> {
         if id.expose().is_empty() || id.expose().len() > 64 {
             return Ok(None);
@@ -292,38 +307,47 @@ impl Sessions {
         let key = self.key_of(&id);
         let handle = handle_in(&key);
         let window = self.idle_window_of(&id);
-        let raw = self.store.get_and_touch(&key, window).await?;
-        let Some(mut record) = self.decode(&key, raw).await? else {
+        let Some(raw) = self.store.get_and_touch(&key, window).await? else {
+            return Ok(None);
+        };
+        let Some(mut record) = self.decode(&key, Some(raw.clone())).await? else {
             return Ok(None);
         };
         let now = self.clock.now_millis();
-        if let Some(limit) = self.config.absolute_timeout {
-            if now.saturating_sub(record.created_at) >= duration_ms(limit) {
-                self.remove(&key, &record.user_id).await?;
-                tracing::debug!(reason = "session_absolute_timeout", "session ended");
-                return Ok(None);
-            }
+        let ttl = self.capped(&record, window, now);
+        if ttl.is_zero() {
+            self.remove(&key, &record.user_id).await?;
+            tracing::debug!(reason = "session_absolute_timeout", "session ended");
+            return Ok(None);
         }
         if now.saturating_sub(record.last_activity)
             >= duration_ms(self.config.activity_write_interval)
         {
-            record.last_activity = now;
-            if !self
+            let mut active = record.clone();
+            active.last_activity = now;
+            match self
                 .store
-                .set_if_present(&key, record.to_bytes(), Some(window))
+                .compare_and_swap(&key, &raw, active.to_bytes(), Some(ttl))
                 .await?
             {
-                return Ok(None);
+                Swap::Absent => return Ok(None),
+                // Written in between: that write stands, this request uses the record it read.
+                Swap::Changed => {}
+                Swap::Swapped => {
+                    record = active;
+                    self.store
+                        .index_add(
+                            &Self::index_key(&record.user_id),
+                            handle,
+                            now as f64,
+                            None,
+                            self.index_ttl(),
+                        )
+                        .await?;
+                }
             }
-            self.store
-                .index_add(
-                    &Self::index_key(&record.user_id),
-                    handle,
-                    now as f64,
-                    None,
-                    self.index_ttl(),
-                )
-                .await?;
+        } else if ttl < window && !self.store.expire(&key, ttl).await? {
+            return Ok(None);
         }
         Ok(Some(LoadedSession { id, key, record }))
     }
@@ -345,6 +369,59 @@ impl Sessions {
             .update(session.handle(), &record)
             .await?
             .then_some(record))
+    }
+
+    /// Moves a live session to a new id, for a privilege change (a password changed or set):
+    /// the old id dies and the client gets a new one, with a new CSRF nonce, at credential
+    /// epoch `token_version`. The session keeps its creation time (so its absolute deadline and
+    /// freshness), sudo stamp and client details.
+    ///
+    /// The new record is written and indexed before the old one is taken; if the old one was
+    /// already gone (revoked meanwhile), the new one is removed again and `None` returned — a
+    /// rotation never brings back an ended session.
+    pub async fn rotate(
+        &self,
+        session: &LoadedSession,
+        token_version: i64,
+    ) -> StoreResult<Option<CreatedSession>> {
+        let now = self.clock.now_millis();
+        let mut record = session.record.clone();
+        record.set_csrf_nonce(&Csrf::new_nonce());
+        record.token_version = token_version;
+        record.last_activity = now;
+        let random = random_token(32);
+        let id = SessionId::from_client(if record.remember_me {
+            format!("{REMEMBER_PREFIX}{random}")
+        } else {
+            random
+        });
+        let key = self.key_of(&id);
+        let handle = handle_in(&key);
+        let index = Self::index_key(&record.user_id);
+        let ttl = self.capped(&record, self.idle_window(record.remember_me), now);
+        if ttl.is_zero() {
+            return Ok(None);
+        }
+        self.store.set(&key, record.to_bytes(), ttl).await?;
+        self.store
+            .index_add(&index, handle, now as f64, None, self.index_ttl())
+            .await?;
+        let old = self.store.take(&session.key).await?;
+        let gone = [session.handle().to_owned()];
+        if old.is_none() {
+            self.store.delete(&key).await?;
+            self.store
+                .index_remove(&index, &[handle.to_owned()])
+                .await?;
+            return Ok(None);
+        }
+        self.store.index_remove(&index, &gone).await?;
+        Ok(Some(CreatedSession {
+            id,
+            handle: handle.to_owned(),
+            record,
+            evicted: 0,
+        }))
     }
 
     /// Ends a session by handle. `true` when it was live.
@@ -392,10 +469,20 @@ impl Sessions {
         let index = Self::index_key(user_id);
         let mut live = Vec::new();
         let mut dead = Vec::new();
+        let now = self.clock.now_millis();
         for entry in self.store.index_members(&index).await? {
             let key = Self::record_key(&entry.member);
             let raw = self.store.get(&key).await?;
             match self.decode(&key, raw).await? {
+                Some(record)
+                    if self
+                        .absolute_left(&record, now)
+                        .is_some_and(|l| l.is_zero()) =>
+                {
+                    // Past its absolute deadline: ended, never listed.
+                    self.store.delete(&key).await?;
+                    dead.push(entry.member);
+                }
                 Some(record) if &record.user_id == user_id => live.push(ListedSession {
                     handle: entry.member,
                     record,
@@ -505,6 +592,123 @@ mod tests {
         }
         clock.advance(Duration::from_secs(10 * 60));
         assert!(s.load(created.id.clone()).await.unwrap().is_none());
+    }
+
+    fn with_absolute(clock: Arc<ManualClock>, store: Arc<MemoryStore>, limit: u64) -> Sessions {
+        let config = SessionConfig {
+            absolute_timeout: Some(Duration::from_secs(limit)),
+            ..Default::default()
+        };
+        Sessions::new(store, SecretKey::new([3u8; 32]).unwrap(), config).with_clock(clock)
+    }
+
+    #[tokio::test]
+    async fn the_store_never_keeps_a_session_past_its_absolute_deadline() {
+        let clock = ManualClock::starting_now();
+        let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
+        let key = |s: &Sessions, c: &CreatedSession| format!("s:{}", s.handle_of(&c.id));
+        // A deadline shorter than the idle window caps the first TTL.
+        let short = with_absolute(clock.clone(), store.clone(), 600);
+        let created = short
+            .create(&UserId::Int(1), 0, NewSession::default())
+            .await
+            .unwrap();
+        let ttl = store.ttl(&key(&short, &created)).await.unwrap().unwrap();
+        assert!(ttl <= Duration::from_secs(600), "{ttl:?}");
+        // Activity near the deadline slides the TTL only up to it, on reads and on the
+        // activity write alike.
+        let s = with_absolute(clock.clone(), store.clone(), 3600);
+        let created = s
+            .create(&UserId::Int(1), 0, NewSession::default())
+            .await
+            .unwrap();
+        for minutes in [20, 20, 10] {
+            clock.advance(Duration::from_secs(minutes * 60));
+            assert!(s.load(created.id.clone()).await.unwrap().is_some());
+        }
+        let ttl = store.ttl(&key(&s, &created)).await.unwrap().unwrap();
+        assert!(ttl <= Duration::from_secs(10 * 60), "{ttl:?}");
+        clock.advance(Duration::from_secs(10));
+        assert!(s.load(created.id.clone()).await.unwrap().is_some());
+        let ttl = store.ttl(&key(&s, &created)).await.unwrap().unwrap();
+        assert!(ttl <= Duration::from_secs(10 * 60 - 10), "{ttl:?}");
+    }
+
+    #[tokio::test]
+    async fn the_device_list_never_shows_a_session_past_its_absolute_deadline() {
+        let clock = ManualClock::starting_now();
+        let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
+        // Sessions made before an absolute timeout was configured (their TTLs are not capped).
+        let before = service_on(clock.clone(), store.clone());
+        let user = UserId::Int(5);
+        let old = before
+            .create(&user, 0, NewSession::default())
+            .await
+            .unwrap();
+        for minutes in [20, 20] {
+            clock.advance(Duration::from_secs(minutes * 60));
+            assert!(before.load(old.id.clone()).await.unwrap().is_some());
+        }
+        clock.advance(Duration::from_secs(10 * 60));
+        let young = before
+            .create(&user, 0, NewSession::default())
+            .await
+            .unwrap();
+        assert!(before.load(old.id.clone()).await.unwrap().is_some());
+        let now = with_absolute(clock.clone(), store.clone(), 3600);
+        clock.advance(Duration::from_secs(15 * 60));
+        let listed: Vec<String> = now
+            .list(&user)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.handle)
+            .collect();
+        assert_eq!(listed, std::slice::from_ref(&young.handle));
+        assert!(store
+            .get(&format!("s:{}", old.handle))
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    fn service_on(clock: Arc<ManualClock>, store: Arc<MemoryStore>) -> Sessions {
+        Sessions::new(
+            store,
+            SecretKey::new([3u8; 32]).unwrap(),
+            SessionConfig::default(),
+        )
+        .with_clock(clock)
+    }
+
+    #[tokio::test]
+    async fn rotation_moves_a_session_to_a_new_id_and_kills_the_old() {
+        let clock = ManualClock::starting_now();
+        let s = service(clock.clone());
+        let user = UserId::Int(8);
+        let created = s.create(&user, 0, NewSession::default()).await.unwrap();
+        let loaded = s.load(created.id.clone()).await.unwrap().unwrap();
+        clock.advance(Duration::from_secs(5));
+        let rotated = s.rotate(&loaded, 3).await.unwrap().unwrap();
+        assert_ne!(rotated.id, created.id);
+        assert_ne!(rotated.record.csrf_nonce(), created.record.csrf_nonce());
+        assert_eq!(rotated.record.token_version, 3);
+        assert_eq!(rotated.record.created_at, created.record.created_at);
+        assert!(s.load(created.id.clone()).await.unwrap().is_none());
+        assert!(s.load(rotated.id.clone()).await.unwrap().is_some());
+        let listed: Vec<String> = s
+            .list(&user)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.handle)
+            .collect();
+        assert_eq!(listed, std::slice::from_ref(&rotated.handle));
+        // A session revoked meanwhile is not brought back by rotating it.
+        let again = s.load(rotated.id.clone()).await.unwrap().unwrap();
+        assert!(s.revoke(&rotated.handle).await.unwrap());
+        assert!(s.rotate(&again, 3).await.unwrap().is_none());
+        assert!(s.list(&user).await.unwrap().is_empty());
     }
 
     #[tokio::test]

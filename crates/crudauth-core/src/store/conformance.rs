@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{decode_or_discard, Store};
+use super::{decode_or_discard, Store, Swap};
 use crate::clock::ManualClock;
 
 /// How a test lets time pass for a backend.
@@ -302,6 +302,161 @@ where
     outputs
 }
 
+/// `compare_and_swap` writes only over the exact expected bytes, keeps or resets the TTL as
+/// asked, never brings back an absent key, and refuses a key of another kind untouched.
+pub async fn compare_and_swap_semantics(s: &Subject) {
+    let st = &s.store;
+    assert_eq!(
+        st.compare_and_swap("cas", b"x", b("y"), None)
+            .await
+            .unwrap(),
+        Swap::Absent
+    );
+    assert_eq!(st.get("cas").await.unwrap(), None, "never resurrects");
+    st.set("cas", b("one"), SHORT).await.unwrap();
+    assert_eq!(
+        st.compare_and_swap("cas", b"on", b("two"), None)
+            .await
+            .unwrap(),
+        Swap::Changed,
+        "a prefix is not the value"
+    );
+    assert_eq!(st.get("cas").await.unwrap(), Some(b("one")));
+    assert_eq!(
+        st.compare_and_swap("cas", b"one", b("two"), None)
+            .await
+            .unwrap(),
+        Swap::Swapped
+    );
+    assert_eq!(st.get("cas").await.unwrap(), Some(b("two")));
+    assert!(
+        st.ttl("cas").await.unwrap().unwrap() <= SHORT,
+        "None keeps the remaining time to live"
+    );
+    assert_eq!(
+        st.compare_and_swap("cas", b"two", b("three"), Some(LONG))
+            .await
+            .unwrap(),
+        Swap::Swapped
+    );
+    assert!(st.ttl("cas").await.unwrap().unwrap() > SHORT);
+    let binary = Bytes::from(vec![0u8, 255, 1, 128]);
+    st.set("cas-bin", binary.clone(), LONG).await.unwrap();
+    assert_eq!(
+        st.compare_and_swap("cas-bin", &binary, b("ok"), None)
+            .await
+            .unwrap(),
+        Swap::Swapped
+    );
+    st.set("cas-short", b("v"), SHORT).await.unwrap();
+    s.time.pass(PAST_SHORT).await;
+    assert_eq!(
+        st.compare_and_swap("cas-short", b"v", b("w"), Some(LONG))
+            .await
+            .unwrap(),
+        Swap::Absent,
+        "an expired key is absent"
+    );
+    assert_eq!(st.get("cas-short").await.unwrap(), None);
+    st.index_add("cas-index", "m", 1.0, None, LONG)
+        .await
+        .unwrap();
+    assert!(st
+        .compare_and_swap("cas-index", b"m", b("x"), None)
+        .await
+        .is_err_and(|e| matches!(e, crate::StoreError::WrongKind { .. })));
+}
+
+/// 64 concurrent swaps from the same value: exactly one wins, the others see it changed, and
+/// the value is the winner's.
+pub async fn concurrent_compare_and_swap_has_one_winner(s: &Subject) {
+    for round in 0..5 {
+        let key = format!("cas-race:{round}");
+        s.store.set(&key, b("start"), LONG).await.unwrap();
+        let swaps = (0..TASKS).map(|i| {
+            let (st, key) = (s.store.clone(), key.clone());
+            async move {
+                let mine = Bytes::from(format!("task-{i}"));
+                (
+                    st.compare_and_swap(&key, b"start", mine.clone(), None)
+                        .await
+                        .unwrap(),
+                    mine,
+                )
+            }
+        });
+        let outcomes = all_at_once(swaps).await;
+        let winners: Vec<&Bytes> = outcomes
+            .iter()
+            .filter(|(o, _)| *o == Swap::Swapped)
+            .map(|(_, mine)| mine)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert!(outcomes
+            .iter()
+            .all(|(o, _)| matches!(o, Swap::Swapped | Swap::Changed)));
+        assert_eq!(s.store.get(&key).await.unwrap().as_ref(), Some(winners[0]));
+    }
+}
+
+/// Sessions over this store: 63 tasks keep sliding a session's activity (every load writes it)
+/// while one keeps rotating its CSRF nonce, all at once — the last rotation survives every
+/// activity write.
+pub async fn session_activity_keeps_concurrent_rotation(s: &Subject) {
+    use crate::secret::SecretKey;
+    use crate::session::{NewSession, SessionConfig, Sessions};
+    use crate::user::UserId;
+    use std::pin::Pin;
+
+    type Op = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+    // Memory operations take well under a microsecond: many more of them make the overlap
+    // (a load reading before a rotation and writing after it) a certainty there too.
+    let repeats = match s.store.kind() {
+        super::BackendKind::Memory => 400,
+        _ => 40,
+    };
+    let config = SessionConfig {
+        activity_write_interval: Duration::ZERO, // every load writes its activity
+        ..Default::default()
+    };
+    let sessions = Sessions::new(s.store.clone(), SecretKey::new([5u8; 32]).unwrap(), config);
+    for round in 0..5 {
+        let created = sessions
+            .create(&UserId::Int(round), 0, NewSession::default())
+            .await
+            .unwrap();
+        let loaded = sessions.load(created.id.clone()).await.unwrap().unwrap();
+        let mut ops: Vec<Op> = Vec::new();
+        for i in 0..TASKS {
+            let (sessions, loaded, id) = (sessions.clone(), loaded.clone(), created.id.clone());
+            ops.push(if i == TASKS / 2 {
+                Box::pin(async move {
+                    let mut last = None;
+                    for _ in 0..repeats {
+                        let rotated = sessions.rotate_csrf(&loaded).await.unwrap().unwrap();
+                        last = Some(rotated.csrf_nonce().to_owned());
+                    }
+                    last
+                })
+            } else {
+                Box::pin(async move {
+                    for _ in 0..repeats {
+                        assert!(sessions.load(id.clone()).await.unwrap().is_some());
+                    }
+                    None
+                })
+            });
+        }
+        let rotated = all_at_once(ops).await.into_iter().flatten().next().unwrap();
+        let after = sessions.load(created.id.clone()).await.unwrap().unwrap();
+        assert_eq!(
+            after.record.csrf_nonce(),
+            rotated,
+            "round {round}: an activity write overwrote the CSRF rotation"
+        );
+    }
+}
+
 /// Counters start at the increment, accumulate, go negative, and expire a window after the
 /// first touch — later increments do not re-arm it.
 pub async fn counters_and_windows(s: &Subject) {
@@ -461,6 +616,8 @@ macro_rules! store_conformance {
             absent_keys, set_get_delete, values_expire, get_and_touch_slides, ttl_and_expire,
             set_if_absent_semantics, set_if_present_never_resurrects, concurrent_updates_never_resurrect,
             take_is_single_use, concurrent_take_has_one_winner, concurrent_set_if_absent_has_one_winner,
+            compare_and_swap_semantics, concurrent_compare_and_swap_has_one_winner,
+            session_activity_keeps_concurrent_rotation,
             counters_and_windows, concurrent_counters_are_exact, index_semantics, index_expiry_only_grows,
             concurrent_index_cap_is_exact, corrupt_values_are_absent);
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{BackendKind, IndexEntry, Store};
+use super::{BackendKind, IndexEntry, Store, Swap};
 use crate::clock::{self, duration_ms, Clock};
 use crate::error::{StoreError, StoreResult};
 use crate::lifespan::Tasks;
@@ -225,6 +225,30 @@ impl Slot<'_> {
     }
 }
 
+/// [`Store::compare_and_swap`] under the key's shard lock: the comparison and the write are one
+/// step.
+fn memory_compare_and_swap(
+    store: &MemoryStore,
+    key: &str,
+    expected: &[u8],
+    new: Bytes,
+    ttl: Option<Duration>,
+) -> StoreResult<Swap> {
+    store
+        .with_live(key, |entry, now| match &entry.value {
+            Value::Bytes(current) if current.as_ref() == expected => {
+                entry.value = Value::Bytes(new);
+                if let Some(ttl) = ttl {
+                    entry.expires_at = deadline(now, ttl);
+                }
+                Ok(Swap::Swapped)
+            }
+            Value::Bytes(_) => Ok(Swap::Changed),
+            _ => Err(wrong_kind(key, "compare_and_swap")),
+        })
+        .unwrap_or(Ok(Swap::Absent))
+}
+
 /// When an entry written at `now` with `ttl` expires: at least a millisecond later.
 fn deadline(now: u64, ttl: Duration) -> u64 {
     now.saturating_add(duration_ms(ttl)).max(now + 1)
@@ -303,6 +327,16 @@ impl Store for MemoryStore {
 
     async fn delete(&self, key: &str) -> StoreResult<bool> {
         Ok(self.slot(key, |slot| slot.remove().is_some()))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Duration>,
+    ) -> StoreResult<Swap> {
+        memory_compare_and_swap(self, key, expected, new, ttl)
     }
 
     async fn take(&self, key: &str) -> StoreResult<Option<Bytes>> {

@@ -19,6 +19,8 @@
 //! ```
 
 mod codec;
+#[cfg(any(test, feature = "conformance"))]
+mod faulty;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -33,6 +35,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use codec::{decode_or_discard, decode_with_or_discard, encode};
+#[cfg(any(test, feature = "conformance"))]
+pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisConnection, RedisStore};
@@ -58,6 +62,17 @@ pub struct IndexEntry {
     pub member: String,
     /// Its score; members are listed in ascending score.
     pub score: f64,
+}
+
+/// What [`Store::compare_and_swap`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swap {
+    /// The key held exactly the expected bytes; it now holds the new ones.
+    Swapped,
+    /// The key holds other bytes (someone wrote in between): nothing was written.
+    Changed,
+    /// The key is absent (deleted, expired): nothing was written, nothing resurrected.
+    Absent,
 }
 
 /// Shared state with expiry. Keys are given without the namespace prefix; the backend adds it.
@@ -96,6 +111,18 @@ pub trait Store: Send + Sync + Debug + 'static {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> StoreResult<bool>;
+
+    /// Replaces the value at `key` with `new` only if it still holds exactly `expected` — one
+    /// atomic step (a script on Redis), so of any number of concurrent swaps from the same
+    /// value exactly one wins, and a write made in between is never overwritten. `ttl` `None`
+    /// keeps the remaining time to live. Never brings back an absent key.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Duration>,
+    ) -> StoreResult<Swap>;
 
     /// Deletes a key. `true` when something was deleted.
     async fn delete(&self, key: &str) -> StoreResult<bool>;

@@ -56,7 +56,7 @@ use fred::types::{
 };
 use tokio::sync::broadcast::error::TryRecvError;
 
-use super::{BackendKind, IndexEntry, Store};
+use super::{BackendKind, IndexEntry, Store, Swap};
 use crate::error::{redact_url, StoreError, StoreResult};
 use crate::lifespan::Tasks;
 
@@ -88,6 +88,29 @@ if type(n) == 'table' and n.err then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
 return n
+";
+
+/// Replaces the value only if it is exactly ARGV[1]: 2 swapped, 1 changed, 0 absent. ARGV[3]
+/// is the new TTL in ms, or -1 to keep the remaining one. A value that is not a string is
+/// refused (and left as it is) with a `WRONGKIND` error.
+const COMPARE_AND_SWAP_LUA: &str = r"
+local current = redis.pcall('GET', KEYS[1])
+if type(current) == 'table' and current.err then
+  return redis.error_reply('WRONGKIND ' .. current.err)
+end
+if not current then
+  return 0
+end
+if current ~= ARGV[1] then
+  return 1
+end
+local ttl = tonumber(ARGV[3])
+if ttl < 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+end
+return 2
 ";
 
 /// Adds or re-scores a member, evicts the lowest scores beyond `keep` (ARGV[3], -1 = no cap)
@@ -431,6 +454,11 @@ impl RedisConnection {
     /// The URL, password removed.
     pub fn url(&self) -> &str {
         &self.inner.display_url
+    }
+
+    /// How long connecting may take.
+    pub(crate) fn connect_timeout(&self) -> std::time::Duration {
+        self.inner.connect_timeout
     }
 
     /// The prefix put before every key.
@@ -799,6 +827,7 @@ pub struct RedisStore {
 struct StoreScripts {
     incr: Script,
     index_add: Script,
+    compare_and_swap: Script,
 }
 
 impl RedisStore {
@@ -809,6 +838,7 @@ impl RedisStore {
             scripts: Arc::new(StoreScripts {
                 incr: Script::from_lua(INCR_LUA),
                 index_add: Script::from_lua(INDEX_ADD_LUA),
+                compare_and_swap: Script::from_lua(COMPARE_AND_SWAP_LUA),
             }),
         }
     }
@@ -847,7 +877,11 @@ impl Store for RedisStore {
     }
 
     async fn initialize(&self, _tasks: &mut Tasks) -> StoreResult<()> {
-        let scripts = [&self.scripts.incr, &self.scripts.index_add];
+        let scripts = [
+            &self.scripts.incr,
+            &self.scripts.index_add,
+            &self.scripts.compare_and_swap,
+        ];
         self.redis.initialize_with_scripts(&scripts).await
     }
 
@@ -902,6 +936,38 @@ impl Store for RedisStore {
         };
         self.set_with("SET XX", key, value, expiry, Some(SetOptions::XX))
             .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Duration>,
+    ) -> StoreResult<Swap> {
+        let ttl = ttl.map_or(-1, ttl_ms);
+        let args = [
+            Value::Bytes(Bytes::copy_from_slice(expected)),
+            Value::Bytes(new),
+            Value::Integer(ttl),
+        ];
+        let reply = self
+            .redis
+            .eval(
+                "compare_and_swap",
+                &self.scripts.compare_and_swap,
+                key,
+                &args,
+            )
+            .await?;
+        match reply.as_i64() {
+            Some(2) => Ok(Swap::Swapped),
+            Some(1) => Ok(Swap::Changed),
+            Some(0) => Ok(Swap::Absent),
+            _ => Err(self
+                .redis
+                .unexpected("compare_and_swap", unexpected_reply(&reply))),
+        }
     }
 
     async fn delete(&self, key: &str) -> StoreResult<bool> {

@@ -7,24 +7,35 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{LoginField, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate};
+use crate::changes::ChangeFeed;
 use crate::clock::{self, duration_ms, Clock};
 use crate::shard::Shards;
 
 /// Wraps a [`UserStore`] and remembers rows read by id for a short time.
 ///
-/// Updates made through this wrapper refresh the cached row at once. Changes made to the table
-/// behind crudauth's back (or by another worker) are seen after at most `ttl` — so disabling a
-/// user directly in SQL takes up to `ttl` to bite. Revocation through sessions is immediate
-/// regardless: a revoked session's record is gone from the shared store, and a credential newer
-/// than the cached row is checked against the row read afresh ([`Self::find_for_version`]).
-/// `ttl` zero disables the cache.
+/// Updates made through this wrapper refresh the cached row at once, and — with a
+/// [`ChangeFeed`] ([`Self::announcing`]) — are announced, so every other worker forgets its
+/// copy at once too. Changes made to the table behind crudauth's back are seen after at most
+/// `ttl`, unless the application announces them ([`Self::forget`] here and
+/// [`ChangeFeed::publish`] for the others; crudauth-axum's `auth.user_changed(&id)` does
+/// both). Revocation through sessions is immediate regardless: a revoked session's record is
+/// gone from the shared store, and a credential newer than the cached row is checked against
+/// the row read afresh ([`Self::find_for_version`]). `ttl` zero disables the cache.
+///
+/// Disabling an account through [`UserStore::update`] here also starts a new credential epoch
+/// (`bump_token_version`), so nothing issued before — sessions, bearer and refresh tokens —
+/// comes back when the account is enabled again.
 #[derive(Debug, Clone)]
 pub struct CachedUsers {
     inner: Arc<dyn UserStore>,
     rows: Arc<Shards<Row>>,
     stamps: Arc<AtomicU64>,
+    /// Counts evictions: a row read while one happened is not cached (it may predate the
+    /// change that caused it).
+    evictions: Arc<AtomicU64>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
+    feed: Option<Arc<dyn ChangeFeed>>,
 }
 
 /// A cached row, until `expires` (ms), with the stamp it was cached under. Shared, so a cache
@@ -43,8 +54,10 @@ impl CachedUsers {
             inner,
             rows: Arc::new(Shards::new(16)),
             stamps: Arc::new(AtomicU64::new(1)),
+            evictions: Arc::new(AtomicU64::new(0)),
             ttl,
             clock: clock::system(),
+            feed: None,
         }
     }
 
@@ -55,17 +68,41 @@ impl CachedUsers {
         self
     }
 
+    /// Announces every update made through this wrapper on `feed`, so other workers forget
+    /// their copy of the row at once.
+    pub fn announcing(mut self, feed: Arc<dyn ChangeFeed>) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// The feed updates are announced on, if any.
+    pub fn feed(&self) -> Option<&Arc<dyn ChangeFeed>> {
+        self.feed.as_ref()
+    }
+
+    /// How long a row is reused.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The wrapped store, bypassing the cache: for checks that must see the latest row (a
     /// refresh compares `token_version`).
     pub fn uncached(&self) -> &dyn UserStore {
         self.inner.as_ref()
     }
 
-    /// Forgets a cached row.
+    /// Forgets a cached row (and so every value derived from it under its stamp).
     pub fn forget(&self, id: &UserId) {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
         let key = CacheKey::of(id);
         let key = key.as_str();
         self.rows.lock(key).remove(key);
+    }
+
+    /// Forgets every cached row.
+    pub fn forget_all(&self) {
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        self.rows.retain(|_| false);
     }
 
     fn remember(&self, user: Arc<User>) -> Option<u64> {
@@ -142,8 +179,12 @@ impl CachedUsers {
         &self,
         id: &UserId,
     ) -> Result<Option<(Arc<User>, Option<u64>)>, UserStoreError> {
+        let evictions = self.evictions.load(Ordering::SeqCst);
         let found = self.inner.find_by_id(id).await?.map(Arc::new);
         Ok(match found {
+            // Something was evicted while this row was read: it may be older than that
+            // change, so it answers this request only.
+            Some(user) if self.evictions.load(Ordering::SeqCst) != evictions => Some((user, None)),
             Some(user) => {
                 let stamp = self.remember(user.clone());
                 Some((user, stamp))
@@ -182,14 +223,29 @@ impl UserStore for CachedUsers {
     async fn update(
         &self,
         id: &UserId,
-        changes: UserUpdate,
+        mut changes: UserUpdate,
     ) -> Result<Option<User>, UserStoreError> {
+        if changes.is_active == Some(false) {
+            // A disabled account's credentials end for good, not just while it is disabled.
+            changes.bump_token_version = true;
+        }
         self.forget(id);
         let updated = self.inner.update(id, changes).await?;
         if let Some(user) = &updated {
             let _ = self.remember(Arc::new(user.clone()));
+            if let Some(feed) = &self.feed {
+                // The change is made; failing to announce it leaves other workers' copies to
+                // their time to live (and a feed that lost Redis flushes when it is back).
+                if let Err(error) = feed.publish(id).await {
+                    tracing::error!(%error, user_id = %id, "user change not announced to other workers");
+                }
+            }
         }
         Ok(updated)
+    }
+
+    fn supports_token_version(&self) -> bool {
+        self.inner.supports_token_version()
     }
 }
 

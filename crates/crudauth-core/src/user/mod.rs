@@ -223,6 +223,15 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
         id: &UserId,
         changes: UserUpdate,
     ) -> Result<Option<User>, UserStoreError>;
+
+    /// Whether the table keeps a `token_version` that `bump_token_version` really moves.
+    /// Without it nothing issued before a password change, reset or logout-all can be told
+    /// apart from what is issued after, so bearer and refresh tokens cannot be revoked;
+    /// crudauth-axum's `build()` refuses such a store unless the application opts out
+    /// explicitly. Default `true`.
+    fn supports_token_version(&self) -> bool {
+        true
+    }
 }
 
 /// An email address as stored and compared: trimmed, lower-case.
