@@ -439,7 +439,7 @@ macro_rules! all_cases {
             a_corrupt_record_is_no_session_and_is_deleted, a_csrf_token_dies_with_its_session,
             long_and_unicode_passwords, failed_sign_ins_look_alike,
             token_and_login_share_the_lockout, every_cookie_keeps_the_policy,
-            a_revoked_device_is_gone_everywhere);
+            a_revoked_device_is_gone_everywhere, every_credential_route_has_a_budget);
     };
 }
 
@@ -963,4 +963,102 @@ async fn a_rotated_secret_key_overlaps_until_its_deadline() {
         "still unexpired"
     );
     assert_eq!(dashboard(&after, &new_access).await, 200);
+}
+
+/// L7, route by route: every route that takes or renews a credential has a budget of its own
+/// (here set to 1 an hour); the call past it is 429 with `Retry-After` and the rate-limit
+/// headers, and runs nothing.
+async fn every_credential_route_has_a_budget(backend: Backend) {
+    use crudauth_axum::RateLimit;
+    let hour = Duration::from_secs(3600);
+    let mut options = Options::new(backend);
+    options.email = false;
+    options.customize = Box::new(move |b| {
+        b.rate_limits(
+            [
+                "register",
+                "change_password",
+                "set_password",
+                "logout_all",
+                "csrf_refresh",
+                "refresh",
+                "revoke_session",
+            ]
+            .map(|action| (action, RateLimit::new(1, hour))),
+        )
+    });
+    let app = spawn(options).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut b = app.signed_in("ada", PW).await;
+    let mut t = Browser::new();
+    t.sign_in(&app.url("/token"), "ada", PW, &[]).await;
+    let r = t.post(&app.url("/refresh")).await;
+    assert_eq!(r.status, 200, "the first refresh");
+    let r = t.post(&app.url("/refresh")).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert!(r.header("retry-after").is_some());
+    let json = |v: Value| Body::Json(v);
+    let change = json!({"current_password": "not it at all", "new_password": "another long one"});
+    let register = json!({"email": "x@example.com", "username": "x", "password": "whatever long"});
+    let cases: Vec<(&str, &str, Box<dyn Fn() -> Body>, bool)> = vec![
+        (
+            "POST",
+            "/register",
+            Box::new(move || json(register.clone())),
+            false,
+        ),
+        (
+            "POST",
+            "/change-password",
+            Box::new(move || json(change.clone())),
+            true,
+        ),
+        (
+            "POST",
+            "/set-password",
+            Box::new(|| json(json!({"new_password": "a long new one"}))),
+            true,
+        ),
+        ("POST", "/csrf/refresh", Box::new(|| Body::None), true),
+        ("DELETE", "/sessions/0000", Box::new(|| Body::None), true),
+        (
+            "POST",
+            "/logout-all?keep_current=true",
+            Box::new(|| Body::None),
+            true,
+        ),
+    ];
+    for (method, path, body, csrf) in &cases {
+        let token = b.csrf();
+        let extra: Vec<(&str, &str)> = if *csrf {
+            vec![("x-csrf-token", &token)]
+        } else {
+            vec![]
+        };
+        let first = b.send(method, &app.url(path), body(), &extra).await;
+        assert_ne!(
+            first.status, 429,
+            "{method} {path}: the first call is within budget"
+        );
+        let token = b.csrf();
+        let extra: Vec<(&str, &str)> = if *csrf {
+            vec![("x-csrf-token", &token)]
+        } else {
+            vec![]
+        };
+        let second = b.send(method, &app.url(path), body(), &extra).await;
+        assert_eq!(second.status, 429, "{method} {path}: {second:?}");
+        assert!(second.header("retry-after").is_some(), "{method} {path}");
+        assert_eq!(
+            second.header("x-ratelimit-limit"),
+            Some("1"),
+            "{method} {path}"
+        );
+        assert_eq!(second.header("x-ratelimit-remaining"), Some("0"));
+    }
+    assert_eq!(
+        b.get(&app.url("/me")).await.status,
+        200,
+        "the refused logout-all ended nothing"
+    );
 }

@@ -28,7 +28,10 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
             "/change-password",
             limited(post(account::change_password), auth, "change_password"),
         )
-        .route("/set-password", post(account::set_password));
+        .route(
+            "/set-password",
+            limited(post(account::set_password), auth, "set_password"),
+        );
     if let Some(session) = &auth.inner.session {
         routes = routes
             .route("/login", no_store(post(session::login)))
@@ -36,7 +39,10 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
         if session.management_routes {
             routes = routes
                 .route("/sessions", get(session::list))
-                .route("/sessions/{handle}", delete(session::revoke))
+                .route(
+                    "/sessions/{handle}",
+                    limited(delete(session::revoke), auth, "revoke_session"),
+                )
                 .route(
                     "/logout-all",
                     limited(post(session::logout_all), auth, "logout_all"),
@@ -48,9 +54,10 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
         }
     }
     if let Some(bearer) = auth.bearer() {
-        routes = routes
-            .route("/token", no_store(post(bearer::token)))
-            .route("/refresh", no_store(post(bearer::refresh)));
+        routes = routes.route("/token", no_store(post(bearer::token))).route(
+            "/refresh",
+            no_store(limited(post(bearer::refresh), auth, "refresh")),
+        );
         if auth.inner.session.is_none() && bearer.refresh == RefreshMode::Cookie {
             routes = routes.route("/logout", no_store(post(bearer::logout)));
         }

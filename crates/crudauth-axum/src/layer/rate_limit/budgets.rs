@@ -13,8 +13,11 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 /// The one table of built-in actions: crudauth 0.8's `DEFAULT_RATE_LIMITS`, with how each
 /// tells callers apart. The email actions also cap, silently, what is sent to one address,
-/// and `existing_account_notice` is only that cap (for the flows that bring them).
-const BUILTIN: [(&str, u32, KeyBy); 10] = [
+/// and `existing_account_notice` is only that cap (for the flows that bring them). The last
+/// three are crudauth-rs's own, so every credential-bearing route has a budget: `/refresh` per
+/// address (generous: a client refreshes about four times an hour, and many share an address),
+/// `/set-password` and `DELETE /sessions/{id}` per user.
+const BUILTIN: [(&str, u32, KeyBy); 13] = [
     ("register", 5, KeyBy::Ip),
     ("email_verify_request", 5, KeyBy::Ip),
     ("password_reset_request", 5, KeyBy::Ip),
@@ -25,6 +28,9 @@ const BUILTIN: [(&str, u32, KeyBy); 10] = [
     ("csrf_refresh", 30, KeyBy::Ip),
     ("oauth_authorize", 30, KeyBy::Ip),
     ("mfa_manage", 10, KeyBy::User),
+    ("refresh", 600, KeyBy::Ip),
+    ("set_password", 5, KeyBy::User),
+    ("revoke_session", 30, KeyBy::User),
 ];
 
 /// The built-in actions' effective limits (defaults with the overrides applied).
@@ -85,7 +91,8 @@ impl CrudAuthBuilder {
     /// Overrides built-in budgets by action name (crudauth's `rate_limits={…}`):
     /// `register`, `email_verify_request`, `password_reset_request`, `email_change_request`,
     /// `existing_account_notice`, `change_password`, `logout_all`, `csrf_refresh`,
-    /// `oauth_authorize`, `mfa_manage`. An unknown name is refused at `build()`; a budget of 0
+    /// `oauth_authorize`, `mfa_manage`, and crudauth-rs's `refresh` (600 an hour per address),
+    /// `set_password` (5 per user) and `revoke_session` (30 per user). An unknown name is refused at `build()`; a budget of 0
     /// turns that limit off.
     ///
     /// ```
@@ -186,7 +193,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_table_has_crudauths_ten_actions() {
+    fn the_table_has_crudauths_ten_actions_and_ours() {
         let limits = BuiltinLimits::new(Vec::new()).unwrap();
         let expected = [
             ("register", 5),
@@ -199,6 +206,9 @@ mod tests {
             ("csrf_refresh", 30),
             ("oauth_authorize", 30),
             ("mfa_manage", 10),
+            ("refresh", 600),
+            ("set_password", 5),
+            ("revoke_session", 30),
         ];
         for (action, times) in expected {
             let b = limits.get(action).unwrap();
