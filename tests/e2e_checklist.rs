@@ -997,45 +997,27 @@ async fn every_credential_route_has_a_budget(backend: Backend) {
     let r = t.post(&app.url("/refresh")).await;
     assert_eq!(r.status, 429, "{r:?}");
     assert!(r.header("retry-after").is_some());
-    let json = |v: Value| Body::Json(v);
     let change = json!({"current_password": "not it at all", "new_password": "another long one"});
     let register = json!({"email": "x@example.com", "username": "x", "password": "whatever long"});
-    let cases: Vec<(&str, &str, Box<dyn Fn() -> Body>, bool)> = vec![
-        (
-            "POST",
-            "/register",
-            Box::new(move || json(register.clone())),
-            false,
-        ),
-        (
-            "POST",
-            "/change-password",
-            Box::new(move || json(change.clone())),
-            true,
-        ),
-        (
-            "POST",
-            "/set-password",
-            Box::new(|| json(json!({"new_password": "a long new one"}))),
-            true,
-        ),
-        ("POST", "/csrf/refresh", Box::new(|| Body::None), true),
-        ("DELETE", "/sessions/0000", Box::new(|| Body::None), true),
-        (
-            "POST",
-            "/logout-all?keep_current=true",
-            Box::new(|| Body::None),
-            true,
-        ),
+    let set = json!({"new_password": "a long new one"});
+    // (method, path, JSON body, whether it needs the CSRF token)
+    let cases = [
+        ("POST", "/register", Some(register), false),
+        ("POST", "/change-password", Some(change), true),
+        ("POST", "/set-password", Some(set), true),
+        ("POST", "/csrf/refresh", None, true),
+        ("DELETE", "/sessions/0000", None, true),
+        ("POST", "/logout-all?keep_current=true", None, true),
     ];
-    for (method, path, body, csrf) in &cases {
+    let body = |v: &Option<Value>| v.clone().map_or(Body::None, Body::Json);
+    for (method, path, json, csrf) in &cases {
         let token = b.csrf();
         let extra: Vec<(&str, &str)> = if *csrf {
             vec![("x-csrf-token", &token)]
         } else {
             vec![]
         };
-        let first = b.send(method, &app.url(path), body(), &extra).await;
+        let first = b.send(method, &app.url(path), body(json), &extra).await;
         assert_ne!(
             first.status, 429,
             "{method} {path}: the first call is within budget"
@@ -1046,7 +1028,7 @@ async fn every_credential_route_has_a_budget(backend: Backend) {
         } else {
             vec![]
         };
-        let second = b.send(method, &app.url(path), body(), &extra).await;
+        let second = b.send(method, &app.url(path), body(json), &extra).await;
         assert_eq!(second.status, 429, "{method} {path}: {second:?}");
         assert!(second.header("retry-after").is_some(), "{method} {path}");
         assert_eq!(
