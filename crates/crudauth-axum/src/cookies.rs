@@ -238,7 +238,7 @@ fn next_value<'a>(header: &'a [u8], prefix: &[u8], name: &[u8]) -> Option<(&'a [
         rest = rest.trim_ascii_start();
         if let Some(after) = rest.strip_prefix(prefix).and_then(|r| r.strip_prefix(name)) {
             if let [b'=', value @ ..] = after.trim_ascii_start() {
-                let end = value.iter().position(|b| *b == b';').unwrap_or(value.len());
+                let end = memchr::memchr(b';', value).unwrap_or(value.len());
                 let remainder = value.get(end + 1..).unwrap_or(&[]);
                 let value = value[..end].trim_ascii();
                 let value = match value {
@@ -248,7 +248,7 @@ fn next_value<'a>(header: &'a [u8], prefix: &[u8], name: &[u8]) -> Option<(&'a [
                 return Some((value, remainder));
             }
         }
-        let next = rest.iter().position(|b| *b == b';')?;
+        let next = memchr::memchr(b';', rest)?;
         rest = &rest[next + 1..];
     }
 }

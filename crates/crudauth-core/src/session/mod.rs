@@ -526,12 +526,7 @@ mod tests {
 
     fn service(clock: Arc<ManualClock>) -> Sessions {
         let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
-        Sessions::new(
-            store,
-            SecretKey::new([3u8; 32]).unwrap(),
-            SessionConfig::default(),
-        )
-        .with_clock(clock)
+        service_on(clock, store)
     }
 
     #[tokio::test]
