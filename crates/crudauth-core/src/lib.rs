@@ -25,9 +25,11 @@
 pub mod changes;
 pub mod clock;
 pub mod csrf;
+pub mod delivery;
 pub mod device;
 pub mod email;
 pub mod error;
+pub mod hooks;
 pub mod jwt;
 pub mod lifespan;
 pub mod limit;
@@ -37,6 +39,7 @@ pub mod secret;
 pub mod session;
 mod shard;
 pub mod store;
+pub mod token;
 pub mod user;
 
 pub use error::{StoreError, StoreResult};

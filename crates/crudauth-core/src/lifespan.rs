@@ -76,6 +76,18 @@ impl Tasks {
         self.handles.push((name, handle));
     }
 
+    /// Runs `work`, which is handed the set's [`StopSignal`] and ends on its own once it has
+    /// seen it (a queue drains what it holds, say). [`Tasks::shutdown`] still aborts it at the
+    /// end of its grace. Must be called inside a Tokio runtime.
+    pub fn spawn_with_stop<F, Fut>(&mut self, name: &'static str, work: F)
+    where
+        F: FnOnce(StopSignal) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let stop = StopSignal(self.stop.subscribe());
+        self.handles.push((name, tokio::spawn(work(stop))));
+    }
+
     /// How many tasks are registered.
     pub fn len(&self) -> usize {
         self.handles.len()
@@ -95,6 +107,21 @@ impl Tasks {
             if tokio::time::timeout_at(deadline, handle).await.is_err() {
                 tracing::warn!(task = name, "background task did not stop in time; aborted");
                 abort.abort();
+            }
+        }
+    }
+}
+
+/// Tells a task of [`Tasks::spawn_with_stop`] that the set is stopping.
+#[derive(Debug, Clone)]
+pub struct StopSignal(watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Resolves once the set is asked to stop (or is dropped).
+    pub async fn stopped(&mut self) {
+        while !*self.0.borrow_and_update() {
+            if self.0.changed().await.is_err() {
+                return;
             }
         }
     }
