@@ -533,7 +533,7 @@ async fn store_keys_use_per_purpose_keys(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 202);
-    let link = app.emails().last().unwrap()["link"]
+    let link = app.emails().await.last().unwrap()["link"]
         .as_str()
         .unwrap()
         .to_owned();

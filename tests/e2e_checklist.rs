@@ -603,7 +603,7 @@ async fn one_time_tokens_are_stored_only_as_their_hash() {
         )
         .await;
     assert_eq!(r.status, 202);
-    let emails = app.emails();
+    let emails = app.emails().await;
     let link = emails[0]["link"].as_str().unwrap();
     let token = link.split("token=").nth(1).unwrap();
     let raw = base64_decode(token);

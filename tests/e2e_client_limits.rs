@@ -442,6 +442,7 @@ async fn existing_account_notices_are_capped_silently(backend: Backend) {
     }
     let notices = app
         .emails()
+        .await
         .into_iter()
         .filter(|m| m["kind"] == "existing_account")
         .count();
@@ -451,6 +452,7 @@ async fn existing_account_notices_are_capped_silently(backend: Backend) {
     assert_eq!(register(&app, "other@example.com", "x").await.0, 202);
     let to_other = app
         .emails()
+        .await
         .into_iter()
         .filter(|m| m["kind"] == "existing_account" && m["to"] == "other@example.com")
         .count();

@@ -68,7 +68,7 @@ async fn secrets_never_reach_logs_or_error_bodies(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 202);
-    let link = app.emails()[0]["link"].as_str().unwrap().to_owned();
+    let link = app.emails().await[0]["link"].as_str().unwrap().to_owned();
     seen.secret(link.split("token=").nth(1).unwrap());
 
     // Sign-ins that fail, one with the password typed into the username field.

@@ -33,7 +33,7 @@ async fn register_contract(backend: Backend) {
         r.headers.get("set-cookie").is_none(),
         "registration never signs in"
     );
-    let mails = app.emails();
+    let mails = app.emails().await;
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0]["kind"], "verify_email");
     assert_eq!(mails[0]["to"], "ada@example.com");
@@ -54,7 +54,10 @@ async fn register_contract(backend: Backend) {
             "If the email is available, check your inbox to finish signing up."
         )
     );
-    assert_eq!(app.emails().last().unwrap()["kind"], "existing_account");
+    assert_eq!(
+        app.emails().await.last().unwrap()["kind"],
+        "existing_account"
+    );
     // User names are a public namespace.
     let taken = json!({"email": "other@example.com", "username": "ada", "password": PW});
     let r = b
@@ -186,7 +189,7 @@ async fn register_validation(backend: Backend) {
                 "ctx": {"reason": reason}}])
     );
     assert!(
-        app.emails().is_empty(),
+        app.emails().await.is_empty(),
         "nothing is created by invalid input"
     );
 }
@@ -874,7 +877,10 @@ async fn hostile_input_never_5xx(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 413, "just over the 64 KiB limit");
-    assert!(app.emails().is_empty(), "no registration went through");
+    assert!(
+        app.emails().await.is_empty(),
+        "no registration went through"
+    );
     let forms: [(&[u8], &str); 3] = [
         (b"%zz=%%&&==", "username"),
         (b"username&password", "username"),

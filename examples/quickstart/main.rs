@@ -8,7 +8,8 @@
 //! Environment: `CRUDAUTH_BIND` (127.0.0.1:3000), `SECRET_KEY` (a development key, with a
 //! warning), `DATABASE_URL` (an SQLite file beside the binary), `REDIS_URL` (unset: in-memory
 //! stores), `CRUDAUTH_COOKIE_SECURE` (true), `CRUDAUTH_OUTBOX` (unset: emails are logged),
-//! `CRUDAUTH_ADMIN` (`username:email:password`, created at start-up if absent).
+//! `CRUDAUTH_ADMIN` (`username:email:password`, created at start-up if absent),
+//! `CRUDAUTH_PUBLIC_URL` (`http://localhost:3000`: the base of email links).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use serde_json::{json, Value};
 use tower::Layer;
 
 use crudauth_axum::extract::{
-    BearerOnly, CurrentUser, MaybeUser, SessionOnly, Superuser, Verified,
+    BearerOnly, CurrentUser, MaybeUser, SessionOnly, Sudo, Superuser, Verified,
 };
 use crudauth_axum::{
     AuthError, BearerTransport, CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport,
@@ -34,7 +35,7 @@ use crudauth_core::user::{NewUser, UserId, UserStore};
 use crudauth_sqlx::SqlxUsers;
 
 const DEV_SECRET: &str = "crudauth-quickstart-development-key-do-not-use-in-production";
-const FRONTEND: &str = "http://localhost:3000";
+const PUBLIC_URL: &str = "http://localhost:3000";
 
 async fn hello() -> Json<Value> {
     Json(json!({"hello": "world"}))
@@ -71,6 +72,10 @@ async fn verified_ok(_: CurrentUser<Verified>) -> Json<Value> {
 }
 
 async fn settings(_: CurrentUser<SessionOnly>) -> Json<Value> {
+    Json(json!({"ok": true}))
+}
+
+async fn sensitive(_: CurrentUser<Sudo>) -> Json<Value> {
     Json(json!({"ok": true}))
 }
 
@@ -134,9 +139,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let users = SqlxUsers::connect(&database_url).await?;
     users.create_default_table().await?;
 
+    // Email links (and OAuth callbacks) start with the public URL.
+    let public_url = env("CRUDAUTH_PUBLIC_URL").unwrap_or_else(|| PUBLIC_URL.to_owned());
     let email = match env("CRUDAUTH_OUTBOX") {
-        Some(path) => EmailConfig::new(FRONTEND, OutboxFile::new(path)),
-        None => EmailConfig::new(FRONTEND, LogSender::new()),
+        Some(path) => EmailConfig::new(&public_url, OutboxFile::new(path)),
+        None => EmailConfig::new(&public_url, LogSender::new()),
     };
     let mut builder = CrudAuth::builder()
         .secret_key(secret)
@@ -166,6 +173,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/admin", get(ok))
         .route("/secret", get(verified_ok))
         .route("/account/settings", post(settings))
+        .route("/account/sensitive", post(sensitive))
         .route(
             "/contact",
             post(contact).route_layer(

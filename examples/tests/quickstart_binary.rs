@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crudauth_tests::app::{read_outbox, unique_prefix};
+use crudauth_tests::app::{unique_prefix, wait_for_outbox};
 use crudauth_tests::http::{Answer, Body, Browser};
 use crudauth_tests::server::{free_ports, watch, RedisServer};
 use serde_json::{json, Value};
@@ -224,7 +224,7 @@ async fn quickstart_serves_the_demo_contract_on_memory_stores() {
 
     // Registration sends the verification email.
     register_ada(&mut anon, &app.url("/register")).await;
-    let mails = read_outbox(&outbox);
+    let mails = wait_for_outbox(&outbox, 1).await;
     let mail = &mails[0];
     assert_eq!(
         (&mail["to"], &mail["kind"]),

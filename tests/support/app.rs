@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crudauth_axum::extract::{
-    BearerOnly, CurrentUser, MaybeUser, SessionOnly, Superuser, Verified,
+    BearerOnly, CurrentUser, MaybeUser, SessionOnly, Sudo, Superuser, Verified,
 };
 use crudauth_axum::{
     BearerTransport, CookieConfig, CrudAuth, CrudAuthBuilder, EmailConfig, LifespanGuard,
@@ -158,6 +158,10 @@ pub fn demo_routes(auth: &CrudAuth) -> Router {
             post(|_: CurrentUser<SessionOnly>| async { Json(json!({"ok": true})) }),
         )
         .route(
+            "/account/sensitive",
+            post(|_: CurrentUser<Sudo>| async { Json(json!({"ok": true})) }),
+        )
+        .route(
             "/contact",
             post(|| async { Json(json!({"sent": true})) }).route_layer(
                 auth.rate_limit("contact", RateLimit::new(5, Duration::from_secs(60))),
@@ -268,6 +272,24 @@ pub fn read_outbox(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The emails in an outbox file once it holds at least `n` (delivery runs after the answer,
+/// so a test of another process waits for it); fails the test after 5 s.
+pub async fn wait_for_outbox(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let emails = read_outbox(path);
+        if emails.len() >= n {
+            return emails;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} emails arrived: {emails:?}",
+            emails.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A new user with `password` hashed the way the test apps check it
 /// (`Passwords::fast_for_tests`).
 pub async fn new_user(email: &str, username: &str, password: &str) -> NewUser {
@@ -295,8 +317,9 @@ impl TestApp {
         self.users.create(new).await.unwrap()
     }
 
-    /// The emails sent so far.
-    pub fn emails(&self) -> Vec<Value> {
+    /// The emails sent so far, once every queued message has been delivered.
+    pub async fn emails(&self) -> Vec<Value> {
+        self.auth.deliveries_settled().await;
         let Some(path) = &self.outbox else {
             return Vec::new();
         };

@@ -8,13 +8,16 @@ use axum::Router;
 
 use crudauth_core::changes::{ChangeFeed, ChangeListener, MemoryChangeFeed};
 use crudauth_core::clock::Clock;
+use crudauth_core::delivery::{DeliveryChannel, Fanout, Queue};
 use crudauth_core::email::EmailSender;
+use crudauth_core::hooks::{AuthHooks, HookContext, HookEvent};
 use crudauth_core::lifespan::Tasks;
 use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
 use crudauth_core::password::{PasswordPolicy, Passwords};
 use crudauth_core::secret::{purpose, SecretKey};
 use crudauth_core::session::{SessionConfig, Sessions};
 use crudauth_core::store::{BackendKind, MemoryStore, Store};
+use crudauth_core::token::OneTimeTokens;
 use crudauth_core::user::{CachedUsers, LoginField, User, UserId, UserStore};
 use crudauth_core::StoreError;
 
@@ -22,6 +25,8 @@ use crate::bearer::{BearerAuth, BearerState, BearerTransport};
 use crate::cookies::CookieConfig;
 use crate::error::AuthError;
 use crate::layer::rate_limit::{BuiltinLimits, RateLimit};
+use crate::recovery::{Job, TokenLifetimes};
+use crate::routes::SudoConfig;
 use crate::transport::{SessionAuth, Transport};
 
 /// Why a configuration was refused at `build()`.
@@ -156,7 +161,7 @@ impl SessionTransport {
 pub struct EmailConfig {
     pub(crate) frontend_url: String,
     pub(crate) sender: Arc<dyn EmailSender>,
-    pub(crate) verify_ttl: Duration,
+    pub(crate) lifetimes: TokenLifetimes,
 }
 
 impl EmailConfig {
@@ -166,8 +171,26 @@ impl EmailConfig {
         Self {
             frontend_url: frontend_url.into().trim_end_matches('/').to_owned(),
             sender: Arc::new(sender),
-            verify_ttl: Duration::from_secs(24 * 3600),
+            lifetimes: TokenLifetimes::default(),
         }
+    }
+
+    /// How long a verification link works (default 24 hours).
+    pub fn verify_ttl(mut self, ttl: Duration) -> Self {
+        self.lifetimes.verify = ttl;
+        self
+    }
+
+    /// How long a password-reset link works (default 1 hour).
+    pub fn reset_ttl(mut self, ttl: Duration) -> Self {
+        self.lifetimes.reset = ttl;
+        self
+    }
+
+    /// How long an email-change confirmation link works (default 24 hours).
+    pub fn change_ttl(mut self, ttl: Duration) -> Self {
+        self.lifetimes.change = ttl;
+        self
     }
 }
 
@@ -185,6 +208,10 @@ pub struct CrudAuthBuilder {
     cookies: CookieConfig,
     login_fields: Vec<LoginField>,
     email: Option<EmailConfig>,
+    channels: Vec<Arc<dyn DeliveryChannel>>,
+    delivery_queue: usize,
+    hooks: Option<Arc<dyn AuthHooks>>,
+    sudo: SudoConfig,
     passwords: Option<Passwords>,
     password_policy: PasswordPolicy,
     clock: Option<Arc<dyn Clock>>,
@@ -251,6 +278,10 @@ impl Default for CrudAuthBuilder {
             cookies: CookieConfig::default(),
             login_fields: vec![LoginField::Email, LoginField::Username],
             email: None,
+            channels: Vec::new(),
+            delivery_queue: 1024,
+            hooks: None,
+            sudo: SudoConfig::default(),
             passwords: None,
             password_policy: PasswordPolicy::default(),
             clock: None,
@@ -365,6 +396,34 @@ impl CrudAuthBuilder {
         self
     }
 
+    /// Adds a delivery channel (SMS, push, …): every recovery message goes to the email sender
+    /// and to each channel, in order. With a channel and no email, the verify and reset
+    /// routes mount, the change-email pair does not.
+    pub fn channel(mut self, channel: impl DeliveryChannel) -> Self {
+        self.channels.push(Arc::new(channel));
+        self
+    }
+
+    /// How many messages may wait for delivery (default 1024); beyond that a message is
+    /// dropped with a WARN, never blocking a request.
+    pub fn delivery_queue(mut self, capacity: usize) -> Self {
+        self.delivery_queue = capacity;
+        self
+    }
+
+    /// Sudo mode's window, attempt cap and lock (crudauth's defaults: 300 s, 3 per 300 s,
+    /// 900 s).
+    pub fn sudo(mut self, sudo: SudoConfig) -> Self {
+        self.sudo = sudo;
+        self
+    }
+
+    /// The application's lifecycle hooks (see [`crudauth_core::hooks`]).
+    pub fn hooks(mut self, hooks: impl AuthHooks) -> Self {
+        self.hooks = Some(Arc::new(hooks));
+        self
+    }
+
     /// Turns on email delivery (registration answers 202 and sends a verification email).
     pub fn email(mut self, email: EmailConfig) -> Self {
         self.email = Some(email);
@@ -458,6 +517,15 @@ impl CrudAuthBuilder {
             ));
         }
         self.lockout.validate().map_err(ConfigError::Invalid)?;
+        if self.sudo.max_attempts == 0
+            || self.sudo.window.is_zero()
+            || self.sudo.attempt_window.is_zero()
+            || self.sudo.lockout.is_zero()
+        {
+            return Err(ConfigError::Invalid(
+                "sudo: max_attempts and every duration must be greater than zero".into(),
+            ));
+        }
         if let Some(session) = &self.session {
             // Browsers keep a cookie 400 days at most (RFC 6265bis): a longer window would
             // outlive its own cookie.
@@ -576,6 +644,15 @@ impl CrudAuthBuilder {
         // The key of every limiter key made from client-typed text (lockout subjects, custom
         // rate-limit identities, email targets).
         let limiter_key = key.derive(purpose::LIMITER);
+        let one_time_key = key.derive(purpose::ONE_TIME_TOKEN);
+        let fanout = Fanout::new(
+            self.email
+                .as_ref()
+                .map(|e| (e.frontend_url.clone(), e.sender.clone())),
+            self.channels,
+        );
+        let token_ttls = self.email.as_ref().map(|e| e.lifetimes).unwrap_or_default();
+        let tokens = OneTimeTokens::new(store.clone(), one_time_key);
         Ok(CrudAuth {
             inner: Arc::new(Inner {
                 users: CachedUsers::new(users, self.user_cache_ttl)
@@ -592,7 +669,12 @@ impl CrudAuthBuilder {
                 email: self.email,
                 passwords,
                 password_policy: self.password_policy,
-                one_time_key: key.derive(purpose::ONE_TIME_TOKEN),
+                tokens,
+                fanout,
+                queue: Queue::new(self.delivery_queue),
+                token_ttls,
+                hooks: self.hooks,
+                sudo: self.sudo,
                 clock,
                 trusted_proxy_hops: self.trusted_proxy_hops,
                 warn_on_memory_backend: self.warn_on_memory_backend,
@@ -648,8 +730,18 @@ pub(crate) struct Inner {
     pub(crate) email: Option<EmailConfig>,
     pub(crate) passwords: Passwords,
     pub(crate) password_policy: PasswordPolicy,
-    /// Keys the store keys of single-use tokens (derived from SECRET_KEY for that purpose).
-    pub(crate) one_time_key: SecretKey,
+    /// The recovery flows' tokens.
+    pub(crate) tokens: OneTimeTokens,
+    /// Where recovery messages go.
+    pub(crate) fanout: Fanout,
+    /// Delivery work waiting for the worker.
+    pub(crate) queue: Queue<Job>,
+    /// How long each recovery token lives.
+    pub(crate) token_ttls: TokenLifetimes,
+    /// The application's lifecycle hooks.
+    pub(crate) hooks: Option<Arc<dyn AuthHooks>>,
+    /// Sudo mode's settings.
+    pub(crate) sudo: SudoConfig,
     /// The clock every expiry is measured by (the system's unless `.clock(…)` was given).
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) trusted_proxy_hops: usize,
@@ -662,6 +754,14 @@ pub(crate) struct Inner {
 }
 
 impl CrudAuth {
+    /// Runs the application's hook for `event`, if it has hooks: best-effort, after the change
+    /// is committed; a failing or panicking hook is logged and changes nothing.
+    pub(crate) async fn fire(&self, event: HookEvent, context: HookContext) {
+        if let Some(hooks) = &self.inner.hooks {
+            crudauth_core::hooks::fire(hooks, event, context).await;
+        }
+    }
+
     /// Starts a configuration.
     pub fn builder() -> CrudAuthBuilder {
         CrudAuthBuilder::default()
@@ -744,6 +844,14 @@ impl CrudAuth {
         }
         self.inner.store.initialize(&mut tasks).await?;
         self.inner.limiter.initialize(&mut tasks).await?;
+        let worker = self.clone();
+        self.inner
+            .queue
+            .start(&mut tasks, move |job| {
+                let auth = worker.clone();
+                async move { auth.handle_job(job).await }
+            })
+            .await;
         let listener: Arc<dyn ChangeListener> = Arc::new(crate::revocation::Evictor::new(self));
         let feed = self.inner.users.feed().cloned();
         if let Some(feed) = &feed {

@@ -55,6 +55,14 @@ impl AuthError {
         &self.detail
     }
 
+    /// The `Retry-After` seconds this error answers with, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == axum::http::header::RETRY_AFTER)
+            .and_then(|(_, value)| value.to_str().ok()?.parse().ok())
+    }
+
     /// 401 "Not authenticated".
     pub fn not_authenticated() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "Not authenticated")

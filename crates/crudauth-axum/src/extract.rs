@@ -83,6 +83,12 @@ pub trait Require: Send + Sync + 'static {
     fn check(_principal: &Principal) -> Result<(), AuthError> {
         Ok(())
     }
+
+    /// Checks the principal at `now` (ms since the epoch, by the builder's clock), for checks
+    /// that depend on time; defaults to [`Require::check`].
+    fn check_at(principal: &Principal, _now_millis: u64) -> Result<(), AuthError> {
+        Self::check(principal)
+    }
 }
 
 /// Any signed-in user, any transport.
@@ -105,6 +111,26 @@ pub struct Verified;
 impl Require for Verified {
     fn check(p: &Principal) -> Result<(), AuthError> {
         Gate::Verified.check(p).map_err(AuthError::forbidden)
+    }
+}
+
+/// A session in sudo mode: re-authenticated (`POST /sudo`, or
+/// [`CrudAuth::elevate`](crate::CrudAuth::elevate)) within the sudo window, in this very
+/// session. Anything else, bearer principals included, is 403 "Re-authentication required.".
+#[derive(Debug)]
+pub struct Sudo;
+impl Require for Sudo {
+    fn check_at(p: &Principal, now: u64) -> Result<(), AuthError> {
+        let elevated = p
+            .session
+            .as_ref()
+            .and_then(|s| s.record.sudo_until)
+            .is_some_and(|until| until > now);
+        if elevated {
+            Ok(())
+        } else {
+            Err(AuthError::forbidden("Re-authentication required."))
+        }
     }
 }
 
@@ -139,6 +165,10 @@ macro_rules! require_tuple {
                 $($t::check(p)?;)+
                 Ok(())
             }
+            fn check_at(p: &Principal, now: u64) -> Result<(), AuthError> {
+                $($t::check_at(p, now)?;)+
+                Ok(())
+            }
         }
     };
 }
@@ -169,7 +199,8 @@ impl<S: Send + Sync, R: Require> FromRequestParts<S> for CurrentUser<R> {
         let principal = resolve(parts, R::TRANSPORT)
             .await?
             .ok_or_else(AuthError::not_authenticated)?;
-        R::check(&principal)?;
+        let now = request_auth(parts)?.auth.inner.clock.now_millis();
+        R::check_at(&principal, now)?;
         Ok(CurrentUser(principal, PhantomData))
     }
 }

@@ -39,6 +39,7 @@ pub mod extract;
 mod failure_log;
 pub mod layer;
 mod lockout;
+mod recovery;
 mod revocation;
 mod routes;
 mod transport;
@@ -52,6 +53,7 @@ pub use crudauth_core::limit::{LockoutConfig, OnLoginSuccess};
 pub use crudauth_core::principal::Principal;
 pub use error::AuthError;
 pub use layer::{AuthLayer, AuthService, KeyBy, RateLimit, RateLimitLayer};
+pub use routes::{Elevated, Reauth, SudoConfig};
 pub use transport::Transport;
 
 /// The user guide's bearer page, compiled as doctests so its examples stay true.

@@ -32,6 +32,8 @@ pub enum EmailKind {
     EmailChanged,
     /// Notice that someone tried to register with a taken address.
     ExistingAccount,
+    /// Notice that the account's password was changed or reset (crudauth-rs's own).
+    PasswordChanged,
 }
 
 impl EmailKind {
@@ -43,6 +45,7 @@ impl EmailKind {
             EmailKind::ChangeEmail => "Confirm your new email",
             EmailKind::EmailChanged => "Your email address was changed",
             EmailKind::ExistingAccount => "You already have an account",
+            EmailKind::PasswordChanged => "Your password was changed",
         }
     }
 }
@@ -219,6 +222,7 @@ mod tests {
             (EmailKind::ChangeEmail, "Confirm your new email"),
             (EmailKind::EmailChanged, "Your email address was changed"),
             (EmailKind::ExistingAccount, "You already have an account"),
+            (EmailKind::PasswordChanged, "Your password was changed"),
         ];
         for (kind, subject) in subjects {
             assert_eq!(kind.subject(), subject, "{kind:?}");

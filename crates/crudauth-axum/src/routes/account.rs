@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crudauth_core::email::{EmailKind, EmailMessage};
+use crudauth_core::email::EmailKind;
+use crudauth_core::hooks::{HookContext, HookEvent, LoginFailure};
 use crudauth_core::limit::LockoutSubject;
 use crudauth_core::password::{Password, Verification};
 use crudauth_core::principal::Principal;
@@ -20,6 +21,7 @@ use crate::builder::CrudAuth;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
 use crate::layer::rate_limit::{report, Counted};
+use crate::recovery::Job;
 
 const SIGNUP_ACCEPTED: &str = "If the email is available, check your inbox to finish signing up.";
 const MAX_USERNAME: usize = 64;
@@ -27,7 +29,7 @@ const MAX_USERNAME: usize = 64;
 /// A 422 when `password` breaks the policy, checked once the body's fields are well formed and
 /// the route's other checks passed (crudauth's order). `context` is the account's own words
 /// (username, email), which a strength check counts as guessable.
-fn enforce_policy(
+pub(super) fn enforce_policy(
     auth: &CrudAuth,
     field: &str,
     password: &str,
@@ -40,7 +42,7 @@ fn enforce_policy(
 }
 
 /// The account's own words, for the password policy: its username and email.
-fn own_words(user: &User) -> Vec<&str> {
+pub(super) fn own_words(user: &User) -> Vec<&str> {
     [user.username.as_deref(), user.email.as_deref()]
         .into_iter()
         .flatten()
@@ -81,7 +83,7 @@ pub(super) async fn register(
         },
         None => None,
     };
-    let mut response = create_account(&auth, email, username, &password)
+    let mut response = create_account(&auth, &client, email, username, &password)
         .await
         .into_response();
     if let Some(decision) = counted {
@@ -93,6 +95,7 @@ pub(super) async fn register(
 /// Registration once the body is valid and counted.
 async fn create_account(
     auth: &CrudAuth,
+    client: &Client,
     email: String,
     username: String,
     password: &str,
@@ -122,8 +125,16 @@ async fn create_account(
         }
         Err(e) => return Err(e.into()),
     };
+    auth.fire(
+        HookEvent::Registered(user.clone()),
+        client.hook_context(None),
+    )
+    .await;
     if auth.inner.email.is_some() {
-        auth.send_verification(&user).await;
+        auth.enqueue(Job::Verify {
+            email: email.clone(),
+            redirect_to: None,
+        });
         return Ok(reply(StatusCode::ACCEPTED, detail(SIGNUP_ACCEPTED), vec![]));
     }
     Ok(reply(
@@ -143,13 +154,11 @@ async fn existing_account(
 ) -> Result<Response, AuthError> {
     match field {
         LoginField::Email if auth.inner.email.is_some() => {
-            if auth
-                .within_email_budget("existing_account_notice", email)
-                .await
-            {
-                auth.send_email(EmailMessage::new(email, EmailKind::ExistingAccount, None))
-                    .await;
-            }
+            auth.enqueue(Job::Notice {
+                kind: EmailKind::ExistingAccount,
+                to: email.to_owned(),
+                budget: Some("existing_account_notice"),
+            });
             Ok(reply(StatusCode::ACCEPTED, detail(SIGNUP_ACCEPTED), vec![]))
         }
         LoginField::Email => Err(AuthError::unprocessable("Email already registered")),
@@ -169,6 +178,7 @@ pub(super) async fn me(user: CurrentUser) -> Response {
 
 pub(super) async fn change_password(
     State(auth): State<CrudAuth>,
+    client: Client,
     principal: CurrentUser,
     body: RawBody,
 ) -> Result<Response, AuthError> {
@@ -196,6 +206,18 @@ pub(super) async fn change_password(
     let set = auth
         .renew_session(&updated, principal.session.as_ref(), true)
         .await?;
+    if let Some(to) = &updated.email {
+        auth.enqueue(Job::Notice {
+            kind: EmailKind::PasswordChanged,
+            to: to.clone(),
+            budget: None,
+        });
+    }
+    auth.fire(
+        HookEvent::PasswordChanged(updated),
+        client.hook_context(Some(&principal)),
+    )
+    .await;
     Ok(reply(StatusCode::OK, detail("Password changed."), set))
 }
 
@@ -310,6 +332,22 @@ impl CrudAuth {
         password: &str,
         client_ip: &str,
     ) -> Result<User, AuthError> {
+        let context = HookContext {
+            ip: client_ip.to_owned(),
+            ..HookContext::default()
+        };
+        self.authenticate(identifier, password, context).await
+    }
+
+    /// [`CrudAuth::authenticate_password`] for a route, whose caller is known in full: the
+    /// failure and lockout hooks get its context.
+    pub(crate) async fn authenticate(
+        &self,
+        identifier: &str,
+        password: &str,
+        context: HookContext,
+    ) -> Result<User, AuthError> {
+        let client_ip = context.ip.as_str();
         // The identifier is resolved first, so the email and the user name of one account share
         // one counter; the lookup costs the same queries whether or not it names an account,
         // and the lockout still comes before any password work.
@@ -321,18 +359,36 @@ impl CrudAuth {
             Some(id) => LockoutSubject::Account(id),
             None => LockoutSubject::Identifier(identifier),
         };
-        let attempt = self.lockout_check(subject, client_ip).await?;
+        let attempt = match self.lockout_check(subject, client_ip).await {
+            Ok(attempt) => attempt,
+            Err(refused) => {
+                let event = HookEvent::Lockout {
+                    identifier: identifier.to_owned(),
+                    retry_after: refused.retry_after().unwrap_or(0),
+                };
+                self.fire(event, context).await;
+                return Err(refused);
+            }
+        };
         let stored = user.as_ref().and_then(|u| u.hashed_password.as_ref());
-        let Some(verdict) = self.check_password(password, stored).await? else {
+        let matched = self
+            .check_password(password, stored)
+            .await?
+            .filter(|v| v.matched);
+        let (Some(verdict), Some(found)) = (matched, user.as_ref()) else {
+            self.login_failed(identifier, user, LoginFailure::InvalidCredentials, context)
+                .await;
             return Err(AuthError::bad_credentials());
         };
-        let Some(user) = user.filter(|_| verdict.matched) else {
-            return Err(AuthError::bad_credentials());
-        };
-        if !user.is_active {
-            tracing::warn!(user_id = %user.id, "sign-in refused: account is disabled");
+        if !found.is_active {
+            tracing::warn!(user_id = %found.id, "sign-in refused: account is disabled");
+            self.login_failed(identifier, user, LoginFailure::Inactive, context)
+                .await;
             return Err(AuthError::bad_credentials());
         }
+        let Some(user) = user else {
+            return Err(AuthError::bad_credentials());
+        };
         if let Some(rehash) = verdict.rehash {
             let changes = UserUpdate {
                 hashed_password: Some(rehash),
@@ -344,6 +400,21 @@ impl CrudAuth {
         }
         self.lockout_success(&attempt).await;
         Ok(user)
+    }
+
+    async fn login_failed(
+        &self,
+        identifier: &str,
+        user: Option<User>,
+        reason: LoginFailure,
+        context: HookContext,
+    ) {
+        let event = HookEvent::LoginFailed {
+            identifier: identifier.to_owned(),
+            user,
+            reason,
+        };
+        self.fire(event, context).await;
     }
 
     /// After a change of credential epoch (`updated` carries the new token_version): ends
@@ -435,53 +506,6 @@ impl CrudAuth {
                 false
             }
         }
-    }
-
-    /// Sends a message, best-effort: a failure is logged and changes no answer.
-    pub(crate) async fn send_email(&self, message: EmailMessage) {
-        let Some(email) = &self.inner.email else {
-            return;
-        };
-        if let Err(e) = email.sender.send(&message).await {
-            tracing::warn!(kind = ?message.kind, error = %e, "email not delivered");
-        }
-    }
-
-    /// Mints a single-use verification token for `user` and emails the link.
-    pub(crate) async fn send_verification(&self, user: &User) {
-        let (Some(email), Some(to)) = (&self.inner.email, &user.email) else {
-            return;
-        };
-        let token = crudauth_core::secret::OneTimeToken::generate();
-        // Keyed with the one-time-token key: a store reader cannot confirm a guessed token.
-        let key = self
-            .inner
-            .one_time_key
-            .digest_after("t:verify:", "verify", token.expose());
-        let record = json!({"user_id": user.id, "email": to, "token_version": user.token_version});
-        let stored = self
-            .store()
-            .set(
-                &key,
-                crudauth_core::store::encode(&record),
-                email.verify_ttl,
-            )
-            .await;
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, "verification token not stored; email not sent");
-            return;
-        }
-        let link = format!(
-            "{}/verify-email?token={}",
-            email.frontend_url,
-            token.expose()
-        );
-        self.send_email(EmailMessage::new(
-            to.clone(),
-            EmailKind::VerifyEmail,
-            Some(link),
-        ))
-        .await;
     }
 }
 

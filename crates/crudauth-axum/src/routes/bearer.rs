@@ -7,6 +7,8 @@ use serde_json::{Map, Value};
 
 use crudauth_core::jwt::IssuedTokens;
 
+use crudauth_core::hooks::{HookContext, HookEvent};
+
 use super::{detail, reply, Client};
 use crate::bearer::{BearerState, RefreshMode, REFRESH_COOKIE};
 use crate::body::{Fields, RawBody};
@@ -53,11 +55,17 @@ pub(super) async fn token(
     let (mut f, identifier, password) = Fields::password_form(&body).await?;
     let scope = f.optional_string("scope").unwrap_or_default();
     f.finish()?;
+    let context = client.hook_context(None);
     let user = auth
-        .authenticate_password(&identifier, &password, &client.ip)
+        .authenticate(&identifier, &password, context.clone())
         .await?;
     let requested: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
     let issued = bearer.tokens.issue(&user, &requested).await?;
+    let context = HookContext {
+        transport: Some("bearer".into()),
+        ..context
+    };
+    auth.fire(HookEvent::LoggedIn(user), context).await;
     Ok(answer(bearer, &issued))
 }
 

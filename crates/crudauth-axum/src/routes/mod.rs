@@ -2,7 +2,11 @@
 
 mod account;
 mod bearer;
+mod recovery;
 mod session;
+mod sudo;
+
+pub use sudo::{Elevated, Reauth, SudoConfig};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{CACHE_CONTROL, PRAGMA};
@@ -12,6 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::Value;
+
+use crudauth_core::hooks::HookContext;
+use crudauth_core::principal::Principal;
 
 use crate::bearer::RefreshMode;
 use crate::builder::CrudAuth;
@@ -36,6 +43,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
         routes = routes
             .route("/login", no_store(post(session::login)))
             .route("/logout", no_store(post(session::logout)));
+        routes = routes.route("/sudo", no_store(post(sudo::sudo)));
         if session.management_routes {
             routes = routes
                 .route("/sessions", get(session::list))
@@ -51,6 +59,34 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
                     "/csrf/refresh",
                     no_store(limited(post(session::csrf_refresh), auth, "csrf_refresh")),
                 );
+        }
+    }
+    if !auth.inner.fanout.is_empty() {
+        routes = routes
+            .route(
+                "/email/verify-request",
+                limited(post(recovery::verify_request), auth, "email_verify_request"),
+            )
+            .route("/email/verify-confirm", post(recovery::verify_confirm))
+            .route(
+                "/password/reset-request",
+                limited(
+                    post(recovery::reset_request),
+                    auth,
+                    "password_reset_request",
+                ),
+            )
+            .route(
+                "/password/reset-confirm",
+                no_store(post(recovery::reset_confirm)),
+            );
+        if auth.inner.fanout.sends_email() {
+            routes = routes
+                .route(
+                    "/email/change-request",
+                    limited(post(recovery::change_request), auth, "email_change_request"),
+                )
+                .route("/email/change-confirm", post(recovery::change_confirm));
         }
     }
     if let Some(bearer) = auth.bearer() {
@@ -113,6 +149,18 @@ impl Client {
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
+    }
+
+    /// The context a hook gets: this caller, and the principal's transport and session.
+    pub(crate) fn hook_context(&self, principal: Option<&Principal>) -> HookContext {
+        HookContext {
+            ip: self.ip.clone(),
+            user_agent: self.user_agent().to_owned(),
+            transport: principal.map(|p| p.via.to_string()),
+            session_handle: principal
+                .and_then(|p| p.session.as_ref())
+                .map(|s| s.handle().to_owned()),
+        }
     }
 
     /// 403 "Cross-site login requests are not allowed." when the browser says the request is

@@ -10,6 +10,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use crudauth_core::device::DeviceInfo;
+use crudauth_core::hooks::{HookContext, HookEvent};
 use crudauth_core::secret::SessionId;
 use crudauth_core::session::{CreatedSession, NewSession, SessionRecord, Sessions};
 use crudauth_core::user::{UserStore, UserUpdate};
@@ -88,8 +89,9 @@ pub(super) async fn login(
     f.finish()?;
     let sessions = sessions(&auth)?;
     let user = auth
-        .authenticate_password(&identifier, &password, &client.ip)
+        .authenticate(&identifier, &password, client.hook_context(None))
         .await?;
+    let context = client.hook_context(None);
 
     let new = NewSession {
         user_agent: client.user_agent().to_owned(),
@@ -108,15 +110,19 @@ pub(super) async fn login(
         }
     }
     let (csrf, set) = session_cookies(&auth, sessions, &created);
-    Ok(reply(
-        StatusCode::OK,
-        json!({"id": user.id, "username": user.username, "csrf_token": csrf}),
-        set,
-    ))
+    let body = json!({"id": user.id, "username": user.username, "csrf_token": csrf});
+    let context = HookContext {
+        transport: Some("session".into()),
+        session_handle: Some(created.handle.clone()),
+        ..context
+    };
+    auth.fire(HookEvent::LoggedIn(user), context).await;
+    Ok(reply(StatusCode::OK, body, set))
 }
 
 pub(super) async fn logout(
     State(auth): State<CrudAuth>,
+    client: Client,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AuthError> {
@@ -126,7 +132,16 @@ pub(super) async fn logout(
         if auth.csrf_enabled() {
             check_csrf(&auth, sessions, &session, &headers, &uri)?;
         }
-        sessions.revoke(session.handle()).await?;
+        if sessions.revoke(session.handle()).await? {
+            if let Some(user) = auth.users().find_by_id(&session.record.user_id).await? {
+                let context = HookContext {
+                    transport: Some("session".into()),
+                    session_handle: Some(session.handle().to_owned()),
+                    ..client.hook_context(None)
+                };
+                auth.fire(HookEvent::LoggedOut(user), context).await;
+            }
+        }
     }
     // Every transport's cookies go, and the refresh token's family with its cookie.
     let mut set = clear_session_cookies(&auth);

@@ -384,8 +384,22 @@ impl Sessions {
         session: &LoadedSession,
         token_version: i64,
     ) -> StoreResult<Option<CreatedSession>> {
+        self.rotate_stamped(session, token_version, session.record.sudo_until)
+            .await
+    }
+
+    /// Like [`Sessions::rotate`], with the sudo stamp set to `sudo_until` (ms since the epoch;
+    /// `None` removes it): an elevation is a privilege change, so it moves the session to a
+    /// new id too, and the stamp lives in the record, where checking it costs no extra read.
+    pub async fn rotate_stamped(
+        &self,
+        session: &LoadedSession,
+        token_version: i64,
+        sudo_until: Option<u64>,
+    ) -> StoreResult<Option<CreatedSession>> {
         let now = self.clock.now_millis();
         let mut record = session.record.clone();
+        record.sudo_until = sudo_until;
         record.set_csrf_nonce(&Csrf::new_nonce());
         record.token_version = token_version;
         record.last_activity = now;
