@@ -9,7 +9,9 @@
 //! warning), `DATABASE_URL` (an SQLite file beside the binary), `REDIS_URL` (unset: in-memory
 //! stores), `CRUDAUTH_COOKIE_SECURE` (true), `CRUDAUTH_OUTBOX` (unset: emails are logged),
 //! `CRUDAUTH_ADMIN` (`username:email:password`, created at start-up if absent),
-//! `CRUDAUTH_PUBLIC_URL` (`http://localhost:3000`: the base of email links).
+//! `CRUDAUTH_PUBLIC_URL` (`http://localhost:3000`: the base of email links),
+//! `CRUDAUTH_SMTP_URL` (unset; `smtp://user:pass@host:port` sends email over SMTP instead of
+//! the log or the outbox) with `CRUDAUTH_SMTP_FROM` (the sender address).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,7 +32,7 @@ use crudauth_axum::extract::{
 use crudauth_axum::{
     AuthError, BearerTransport, CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport,
 };
-use crudauth_core::email::{LogSender, OutboxFile};
+use crudauth_core::email::{LogSender, OutboxFile, SmtpSender};
 use crudauth_core::user::{NewUser, UserId, UserStore};
 use crudauth_sqlx::SqlxUsers;
 
@@ -141,9 +143,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Email links (and OAuth callbacks) start with the public URL.
     let public_url = env("CRUDAUTH_PUBLIC_URL").unwrap_or_else(|| PUBLIC_URL.to_owned());
-    let email = match env("CRUDAUTH_OUTBOX") {
-        Some(path) => EmailConfig::new(&public_url, OutboxFile::new(path)),
-        None => EmailConfig::new(&public_url, LogSender::new()),
+    let email = match (env("CRUDAUTH_SMTP_URL"), env("CRUDAUTH_OUTBOX")) {
+        (Some(url), _) => {
+            let from = env("CRUDAUTH_SMTP_FROM")
+                .unwrap_or_else(|| "crudauth quickstart <no-reply@localhost>".into());
+            EmailConfig::new(&public_url, SmtpSender::from_url(&url, &from)?)
+        }
+        (None, Some(path)) => EmailConfig::new(&public_url, OutboxFile::new(path)),
+        (None, None) => EmailConfig::new(&public_url, LogSender::new()),
     };
     let mut builder = CrudAuth::builder()
         .secret_key(secret)

@@ -10,6 +10,9 @@
 //! # });
 //! ```
 
+#[cfg(feature = "smtp")]
+mod smtp;
+
 use std::fmt::Debug;
 use std::io::Write;
 use std::path::PathBuf;
@@ -82,6 +85,29 @@ impl EmailMessage {
             subject: kind.subject().to_owned(),
             kind,
             link,
+        }
+    }
+}
+
+#[cfg(feature = "smtp")]
+pub use smtp::SmtpSender;
+
+impl EmailMessage {
+    /// The plain-text body: crudauth's wording, the link on a line of its own. Only the link
+    /// (made by crudauth) and fixed text: nothing a user typed.
+    pub fn text_body(&self) -> String {
+        match (&self.link, self.kind) {
+            (Some(link), kind) => format!("{}: {link}\n", kind.subject()),
+            (None, EmailKind::ExistingAccount) => "Someone tried to register with this email. You \
+                already have an account - sign in or reset your password.\n"
+                .to_owned(),
+            (None, EmailKind::EmailChanged) => "The email address of your account was changed. If \
+                this was not you, reset your password and contact support.\n"
+                .to_owned(),
+            (None, EmailKind::PasswordChanged) => "The password of your account was changed. If \
+                this was not you, reset your password now.\n"
+                .to_owned(),
+            (None, kind) => format!("{}\n", kind.subject()),
         }
     }
 }
