@@ -138,3 +138,103 @@ async fn a_returning_redis_is_used_again_within_a_second() {
     assert_eq!(status, 401);
     assert!(took < Duration::from_secs(1), "in use again after {took:?}");
 }
+
+/// The recovery routes and sudo with Redis stopped: the request routes fail closed at their
+/// budget (503, nothing queued), the confirm routes and `/sudo` answer 503 and change nothing;
+/// with Redis back, the token issued before the outage still works exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_and_sudo_fail_closed_while_redis_is_down() {
+    let mut redis = RedisServer::start(&[]);
+    let (app, mut b) = signed_in_on(&redis, "recovery-outage").await;
+    let post = |path: &str, body: serde_json::Value| {
+        let url = app.url(path);
+        async move {
+            Browser::new()
+                .send("POST", &url, Body::Json(body), &[])
+                .await
+        }
+    };
+    assert_eq!(
+        post(
+            "/password/reset-request",
+            serde_json::json!({"email": "ada@example.com"})
+        )
+        .await
+        .status,
+        200
+    );
+    let emails = app.emails().await;
+    let link = emails.last().unwrap()["link"].as_str().unwrap().to_owned();
+    let token = link.split_once("token=").unwrap().1.to_owned();
+    let before = app.emails().await.len();
+
+    redis.kill();
+    for (path, body) in [
+        (
+            "/password/reset-request",
+            serde_json::json!({"email": "ada@example.com"}),
+        ),
+        (
+            "/email/verify-request",
+            serde_json::json!({"email": "ada@example.com"}),
+        ),
+        (
+            "/password/reset-confirm",
+            serde_json::json!({"token": token, "new_password": "a brand new passphrase"}),
+        ),
+        ("/email/verify-confirm", serde_json::json!({"token": token})),
+    ] {
+        let r = post(path, body).await;
+        assert_eq!(r.status, 503, "{path}: {:?}", r.json);
+    }
+    let r = b
+        .post_csrf(
+            &app.url("/sudo"),
+            Body::Json(serde_json::json!({"password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(r.status, 503);
+    assert!(r.headers.get("set-cookie").is_none());
+    assert_eq!(
+        app.emails().await.len(),
+        before,
+        "nothing was sent during the outage"
+    );
+
+    // Redis comes back empty (it keeps nothing on disk): the token died with it, and a new
+    // request works end to end.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = post(
+            "/password/reset-request",
+            serde_json::json!({"email": "ada@example.com"}),
+        )
+        .await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after the outage: {}",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let emails = app.emails().await;
+    let link = emails.last().unwrap()["link"].as_str().unwrap().to_owned();
+    let fresh = link.split_once("token=").unwrap().1.to_owned();
+    assert_ne!(fresh, token);
+    let r = post(
+        "/password/reset-confirm",
+        serde_json::json!({"token": token, "new_password": "a brand new passphrase"}),
+    )
+    .await;
+    assert_eq!((r.status, r.detail()), (400, "Invalid or expired token"));
+    let r = post(
+        "/password/reset-confirm",
+        serde_json::json!({"token": fresh, "new_password": "a brand new passphrase"}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}

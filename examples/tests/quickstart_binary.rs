@@ -281,6 +281,48 @@ async fn quickstart_serves_the_demo_contract_on_memory_stores() {
         .post_csrf(&app.url("/account/settings"), Body::None)
         .await;
     assert_eq!((settings.status, settings.json), (200, json!({"ok": true})));
+    // Sudo: the sensitive route wants a re-authentication in this session.
+    assert_detail(
+        &ada.post_csrf(&app.url("/account/sensitive"), Body::None)
+            .await,
+        403,
+        "Re-authentication required.",
+    );
+    let sudo = ada
+        .post_csrf(
+            &app.url("/sudo"),
+            Body::Json(json!({"password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(sudo.status, 200, "{sudo:?}");
+    assert_eq!(sudo.json["expires_in"], json!(300));
+    let sensitive = ada
+        .post_csrf(&app.url("/account/sensitive"), Body::None)
+        .await;
+    assert_eq!(
+        (sensitive.status, sensitive.json),
+        (200, json!({"ok": true}))
+    );
+
+    // The verification link from the outbox verifies the address.
+    let token = mail["link"]
+        .as_str()
+        .unwrap()
+        .split_once("token=")
+        .unwrap()
+        .1
+        .to_owned();
+    let verified = anon
+        .send(
+            "POST",
+            &app.url("/email/verify-confirm"),
+            Body::Json(json!({"token": token})),
+            &[],
+        )
+        .await;
+    assert_eq!(verified.json, json!({"detail": "Verified successfully."}));
+    assert_eq!(ada.get(&app.url("/secret")).await.json, json!({"ok": true}));
+
     let sessions = ada.get(&app.url("/sessions")).await;
     assert_eq!(sessions.json.as_array().unwrap().len(), 1, "{sessions:?}");
     assert_eq!(sessions.json[0]["current"], json!(true));
