@@ -1,0 +1,275 @@
+//! What the recovery routes cost in process (memory stores, no network):
+//!
+//! - a request route (`/password/reset-request`) for an address with an account and for one
+//!   without: both only queue the work, so their medians should agree within noise (the
+//!   enumeration-safety promise, measured);
+//! - a confirm route (`/email/verify-confirm`), whose store operations are counted once and
+//!   printed: one read and one conditional write for the token, then the SQL update.
+//!
+//! `cargo bench -p crudauth-axum --bench recovery -- --warm-up-time 1 --measurement-time 5`
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::Router;
+use bytes::Bytes;
+use criterion::Criterion;
+use tower::ServiceExt;
+
+use crudauth_axum::{CrudAuth, EmailConfig, RateLimit, SessionTransport};
+use crudauth_core::email::{EmailError, EmailMessage, EmailSender};
+use crudauth_core::lifespan::Tasks;
+use crudauth_core::store::{BackendKind, IndexEntry, MemoryStore, Store, Swap};
+use crudauth_core::user::{MemoryUsers, NewUser, UserStore};
+use crudauth_core::StoreResult;
+
+/// Keeps the last link it was given, and nothing else.
+#[derive(Debug, Default, Clone)]
+struct LastLink(Arc<Mutex<Option<String>>>);
+
+#[async_trait]
+impl EmailSender for LastLink {
+    async fn send(&self, message: &EmailMessage) -> Result<(), EmailError> {
+        *self.0.lock().map_err(|_| EmailError("poisoned".into()))? = message.link.clone();
+        Ok(())
+    }
+}
+
+/// A memory store that counts the operations asked of it.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: MemoryStore,
+    ops: Arc<AtomicUsize>,
+}
+
+impl Counting {
+    fn tick(&self) {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for Counting {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Custom
+    }
+    async fn initialize(&self, tasks: &mut Tasks) -> StoreResult<()> {
+        self.inner.initialize(tasks).await
+    }
+    async fn shutdown(&self) {}
+    async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
+        self.tick();
+        self.inner.get(key).await
+    }
+    async fn get_and_touch(&self, key: &str, ttl: Duration) -> StoreResult<Option<Bytes>> {
+        self.tick();
+        self.inner.get_and_touch(key, ttl).await
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()> {
+        self.tick();
+        self.inner.set(key, value, ttl).await
+    }
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<bool> {
+        self.tick();
+        self.inner.set_if_absent(key, value, ttl).await
+    }
+    async fn set_if_present(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        self.tick();
+        self.inner.set_if_present(key, value, ttl).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: Bytes,
+        ttl: Option<Duration>,
+    ) -> StoreResult<Swap> {
+        self.tick();
+        self.inner.compare_and_swap(key, expected, new, ttl).await
+    }
+    async fn delete(&self, key: &str) -> StoreResult<bool> {
+        self.tick();
+        self.inner.delete(key).await
+    }
+    async fn take(&self, key: &str) -> StoreResult<Option<Bytes>> {
+        self.tick();
+        self.inner.take(key).await
+    }
+    async fn expire(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
+        self.tick();
+        self.inner.expire(key, ttl).await
+    }
+    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
+        self.tick();
+        self.inner.ttl(key).await
+    }
+    async fn incr(&self, key: &str, by: i64, window: Duration) -> StoreResult<i64> {
+        self.tick();
+        self.inner.incr(key, by, window).await
+    }
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        score: f64,
+        keep: Option<usize>,
+        ttl: Duration,
+    ) -> StoreResult<Vec<String>> {
+        self.tick();
+        self.inner.index_add(index, member, score, keep, ttl).await
+    }
+    async fn index_members(&self, index: &str) -> StoreResult<Vec<IndexEntry>> {
+        self.tick();
+        self.inner.index_members(index).await
+    }
+    async fn index_remove(&self, index: &str, members: &[String]) -> StoreResult<usize> {
+        self.tick();
+        self.inner.index_remove(index, members).await
+    }
+}
+
+fn post(path: &str, body: String) -> Request<Body> {
+    let mut req = Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("a request");
+    let peer: SocketAddr = ([203, 0, 113, 9], 4000).into();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    req
+}
+
+fn recovery(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let users = MemoryUsers::new();
+    let user = rt
+        .block_on(users.create(NewUser::new("ada@example.com", "ada", "!")))
+        .expect("a user");
+    let store = Counting::default();
+    let ops = store.ops.clone();
+    let sender = LastLink::default();
+    let off = RateLimit::new(0, Duration::from_secs(3600));
+    let auth = CrudAuth::builder()
+        .secret_key([7u8; 32])
+        .users(users.clone())
+        .store(store)
+        .session_transport(SessionTransport::default())
+        .email(EmailConfig::new("https://app.example", sender.clone()))
+        // No budgets: every iteration does the whole route.
+        .rate_limits([
+            ("password_reset_request", off.clone()),
+            ("email_verify_request", off),
+        ])
+        .delivery_queue(1 << 20)
+        .warn_on_memory_backend(false)
+        .build()
+        .expect("a configuration");
+    let guard = rt.block_on(auth.initialize()).expect("initialized");
+    let app: Router = auth.router();
+
+    let mut group = c.benchmark_group("recovery");
+    // Known, unknown, known again: an order effect shows as a difference between the two
+    // known runs.
+    for (name, address) in [
+        ("reset_request_known", "ada@example.com"),
+        ("reset_request_unknown", "nobody@example.com"),
+        ("reset_request_known_again", "ada@example.com"),
+    ] {
+        let body = format!(r#"{{"email":"{address}"}}"#);
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                let (app, body) = (app.clone(), body.clone());
+                async move {
+                    let response = app
+                        .oneshot(post("/password/reset-request", body))
+                        .await
+                        .expect("infallible");
+                    assert_eq!(response.status(), 200);
+                    black_box(response)
+                }
+            })
+        });
+        rt.block_on(auth.deliveries_settled());
+    }
+    // A confirm: each iteration redeems a fresh verification token (made in the setup).
+    let fresh_token = || {
+        let (app, auth, users, sender, id) = (
+            app.clone(),
+            auth.clone(),
+            users.clone(),
+            sender.clone(),
+            user.id.clone(),
+        );
+        async move {
+            let unverify = crudauth_core::user::UserUpdate {
+                email_verified: Some(false),
+                ..Default::default()
+            };
+            users.update(&id, unverify).await.expect("the user");
+            auth.users().forget(&id);
+            let body = r#"{"email":"ada@example.com"}"#.to_owned();
+            app.oneshot(post("/email/verify-request", body))
+                .await
+                .expect("infallible");
+            auth.deliveries_settled().await;
+            let link = sender.0.lock().expect("the link").clone().expect("a link");
+            link.split_once("token=").expect("a token").1.to_owned()
+        }
+    };
+    let confirm = |token: String| {
+        let app = app.clone();
+        async move {
+            let body = format!(r#"{{"token":"{token}"}}"#);
+            let response = app
+                .oneshot(post("/email/verify-confirm", body))
+                .await
+                .expect("infallible");
+            assert_eq!(response.status(), 200);
+        }
+    };
+    rt.block_on(async {
+        let token = fresh_token().await;
+        let before = ops.load(Ordering::SeqCst);
+        confirm(token).await;
+        println!(
+            "verify-confirm: {} store operations",
+            ops.load(Ordering::SeqCst) - before
+        );
+    });
+    group.bench_function("verify_confirm", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let token = fresh_token().await;
+                let started = std::time::Instant::now();
+                confirm(token).await;
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+    rt.block_on(guard.shutdown());
+}
+
+// Written out rather than through criterion_group!, whose generated pub fn has no doc.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    recovery(&mut criterion);
+    criterion.final_summary();
+}
