@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crudauth_core::user::{UserStore, UserUpdate};
-use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options, TestApp};
+use crudauth_core::user::{LoginField, UserStore, UserUpdate};
+use crudauth_tests::app::{spawn, two_workers, Backend, Options, TestApp};
 use crudauth_tests::http::{Body, Browser};
 
 const PW: &str = "correct horse battery";
@@ -30,6 +30,21 @@ async fn post(app: &TestApp, path: &str, body: Value) -> crudauth_tests::http::A
     Browser::new()
         .send("POST", &app.url(path), Body::Json(body), &[])
         .await
+}
+
+/// Marks the account at `email` unverified, in the table directly.
+async fn unverify(app: &TestApp, email: &str) {
+    let user = app
+        .users
+        .find_by_field(LoginField::Email, email)
+        .await
+        .unwrap()
+        .unwrap();
+    let changes = UserUpdate {
+        email_verified: Some(false),
+        ..Default::default()
+    };
+    app.users.update(&user.id, changes).await.unwrap();
 }
 
 async fn count_kind(app: &TestApp, kind: &str) -> usize {
@@ -148,21 +163,7 @@ async fn verify_flow(backend: Backend) {
     assert_eq!(r.status, 200);
     assert_eq!(app.emails().await.len(), before);
     // An unsafe redirect_to is dropped, not followed.
-    app.users
-        .update(
-            &app.users
-                .find_by_field(crudauth_core::user::LoginField::Email, "ada@example.com")
-                .await
-                .unwrap()
-                .unwrap()
-                .id,
-            UserUpdate {
-                email_verified: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    unverify(&app, "ada@example.com").await;
     // (Every unsafe shape is a unit test of `same_origin_path`.)
     for unsafe_path in ["//evil.example", "https://evil.example"] {
         post(
@@ -179,21 +180,7 @@ async fn verify_flow(backend: Backend) {
             "{unsafe_path}: {:?}",
             r.json
         );
-        app.users
-            .update(
-                &app.users
-                    .find_by_field(crudauth_core::user::LoginField::Email, "ada@example.com")
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .id,
-                UserUpdate {
-                    email_verified: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        unverify(&app, "ada@example.com").await;
     }
     // Bad addresses are a 422, long ones included.
     let long = format!("{}@example.com", "a".repeat(300));
@@ -587,26 +574,7 @@ mod redis {
 /// user table); 50 parallel redemptions split across both still give one success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_recovery_tokens() {
-    let prefix = unique_prefix("recovery");
-    let users = crudauth_core::user::MemoryUsers::new();
-    let worker = |users: crudauth_core::user::MemoryUsers, prefix: String| {
-        let mut options = Options::new(Backend::Memory);
-        options.customize = Box::new(move |b: crudauth_axum::CrudAuthBuilder| {
-            b.users(users).redis_url(redis_url()).redis_prefix(prefix)
-        });
-        options
-    };
-    let a = spawn(worker(users.clone(), prefix.clone())).await;
-    let b = spawn(worker(users.clone(), prefix)).await;
-    let hash = a.auth.hash_password(PW).await.unwrap();
-    users
-        .create(crudauth_core::user::NewUser::new(
-            "ada@example.com",
-            "ada",
-            hash.0,
-        ))
-        .await
-        .unwrap();
+    let (a, b) = two_workers(PW).await;
     let mut on_b = Browser::new();
     assert_eq!(
         on_b.sign_in(&b.url("/login"), "ada", PW, &[]).await.status,

@@ -9,7 +9,7 @@ use crudauth_core::secret::SecretKey;
 use crudauth_core::session::{NewSession, SessionConfig, Sessions};
 use crudauth_core::store::{MemoryStore, RedisConfig, RedisConnection, RedisStore, Store};
 use crudauth_core::user::{NewUser, UserId, UserStore};
-use crudauth_tests::app::{redis_url, spawn, unique_prefix, Backend, Options, TestApp};
+use crudauth_tests::app::{redis_url, spawn, two_workers, unique_prefix, Backend, Options};
 use crudauth_tests::http::{Body, Browser};
 use serde_json::json;
 
@@ -129,31 +129,9 @@ async fn crudauth_hash_signs_in_and_is_upgraded_redis() {
 
 /// Two servers (two workers) over one Redis and one user table: a session made on one is
 /// honoured on the other, and a logout on either ends it everywhere.
-/// Two servers over one Redis and one user table (each with its own user-row cache), with
-/// ada (password "correct horse battery") in the table.
-async fn two_workers() -> (TestApp, TestApp) {
-    let prefix = unique_prefix("workers");
-    let users = crudauth_core::user::MemoryUsers::new();
-    let worker = |users: crudauth_core::user::MemoryUsers, prefix: String| {
-        let mut options = Options::new(Backend::Memory);
-        options.customize = Box::new(move |b: crudauth_axum::CrudAuthBuilder| {
-            b.users(users).redis_url(redis_url()).redis_prefix(prefix)
-        });
-        options
-    };
-    let a = spawn(worker(users.clone(), prefix.clone())).await;
-    let b = spawn(worker(users.clone(), prefix)).await;
-    let hash = a.auth.hash_password("correct horse battery").await.unwrap();
-    users
-        .create(NewUser::new("ada@example.com", "ada", hash.0))
-        .await
-        .unwrap();
-    (a, b)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_sessions_through_redis() {
-    let (a, b) = two_workers().await;
+    let (a, b) = two_workers("correct horse battery").await;
     let mut browser = Browser::new();
     let r = browser
         .sign_in(&a.url("/login"), "ada", "correct horse battery", &[])
@@ -197,7 +175,7 @@ async fn two_workers_share_sessions_through_redis() {
 /// a new access token) by that stale row, and must still end the other sessions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_on_one_worker_is_judged_by_the_fresh_row_on_the_other() {
-    let (a, b) = two_workers().await;
+    let (a, b) = two_workers("correct horse battery").await;
     let mut mine = Browser::new();
     let mut other = Browser::new();
     for browser in [&mut mine, &mut other] {

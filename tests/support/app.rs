@@ -300,6 +300,28 @@ pub async fn new_user(email: &str, username: &str, password: &str) -> NewUser {
     NewUser::new(email, username, hash.0)
 }
 
+/// Two servers (two workers) over the test Redis with one prefix and one user table (each
+/// with its own user-row cache), and in the table ada (`ada@example.com`, user name `ada`)
+/// with `password`.
+pub async fn two_workers(password: &str) -> (TestApp, TestApp) {
+    let prefix = unique_prefix("workers");
+    let users = MemoryUsers::new();
+    let worker = |users: MemoryUsers, prefix: String| {
+        let mut options = Options::new(Backend::Memory);
+        options.customize = Box::new(move |b: CrudAuthBuilder| {
+            b.users(users).redis_url(redis_url()).redis_prefix(prefix)
+        });
+        options
+    };
+    let a = spawn(worker(users.clone(), prefix.clone())).await;
+    let b = spawn(worker(users.clone(), prefix)).await;
+    users
+        .create(new_user("ada@example.com", "ada", password).await)
+        .await
+        .unwrap();
+    (a, b)
+}
+
 impl TestApp {
     /// Creates a user directly in the table.
     pub async fn user(&self, email: &str, username: &str, password: &str) -> User {

@@ -8,29 +8,53 @@
 //! worker: per-address cap → user by email → token (bound to the hash) → email + channels
 //! ```
 
+use std::time::Duration;
+
 use crudauth_core::delivery::DeliveryIntent;
 use crudauth_core::email::EmailKind;
 use crudauth_core::token::TokenPurpose;
 use crudauth_core::user::{canonical_email, LoginField, User, UserId, UserStore};
 
 use crate::builder::CrudAuth;
+use crate::error::AuthError;
 
 /// How long each recovery token lives (crudauth's defaults: verify 24 h, reset 1 h, change
 /// 24 h), set on [`EmailConfig`](crate::EmailConfig).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TokenLifetimes {
-    pub(crate) verify: std::time::Duration,
-    pub(crate) reset: std::time::Duration,
-    pub(crate) change: std::time::Duration,
+    pub(crate) verify: Duration,
+    pub(crate) reset: Duration,
+    pub(crate) change: Duration,
+}
+
+impl TokenLifetimes {
+    /// How long a token of `purpose` lives.
+    fn of(&self, purpose: TokenPurpose) -> Duration {
+        match purpose {
+            TokenPurpose::Verify => self.verify,
+            TokenPurpose::Reset => self.reset,
+            TokenPurpose::Change => self.change,
+        }
+    }
+}
+
+/// The request route (and so the budget, per IP and per address) that sends a token of
+/// `purpose`.
+fn request_action(purpose: TokenPurpose) -> &'static str {
+    match purpose {
+        TokenPurpose::Verify => "email_verify_request",
+        TokenPurpose::Reset => "password_reset_request",
+        TokenPurpose::Change => "email_change_request",
+    }
 }
 
 impl Default for TokenLifetimes {
     fn default() -> Self {
         const HOUR: u64 = 3600;
         Self {
-            verify: std::time::Duration::from_secs(24 * HOUR),
-            reset: std::time::Duration::from_secs(HOUR),
-            change: std::time::Duration::from_secs(24 * HOUR),
+            verify: Duration::from_secs(24 * HOUR),
+            reset: Duration::from_secs(HOUR),
+            change: Duration::from_secs(24 * HOUR),
         }
     }
 }
@@ -84,52 +108,25 @@ impl CrudAuth {
         }
     }
 
-    async fn try_job(&self, job: Job) -> Result<(), crate::error::AuthError> {
+    async fn try_job(&self, job: Job) -> Result<(), AuthError> {
         let users = self.users();
-        let ttl = &self.inner.token_ttls;
         match job {
-            Job::Verify {
-                email: to,
-                redirect_to,
-            } => {
-                if !self.within_email_budget("email_verify_request", &to).await {
-                    return Ok(());
-                }
-                let user = users
-                    .find_by_field(LoginField::Email, &canonical_email(&to))
+            Job::Verify { email, redirect_to } => {
+                let unverified = |user: &User| !user.email_verified;
+                self.link_to_account(TokenPurpose::Verify, &email, redirect_to, unverified)
                     .await?;
-                if let Some(user) = user.filter(|u| !u.email_verified) {
-                    self.send_link(TokenPurpose::Verify, &user, None, redirect_to, ttl.verify)
-                        .await?;
-                }
             }
-            Job::Reset {
-                email: to,
-                redirect_to,
-            } => {
-                if !self
-                    .within_email_budget("password_reset_request", &to)
-                    .await
-                {
-                    return Ok(());
-                }
-                let user = users
-                    .find_by_field(LoginField::Email, &canonical_email(&to))
+            Job::Reset { email, redirect_to } => {
+                self.link_to_account(TokenPurpose::Reset, &email, redirect_to, |_| true)
                     .await?;
-                if let Some(user) = user {
-                    self.send_link(TokenPurpose::Reset, &user, None, redirect_to, ttl.reset)
-                        .await?;
-                }
             }
             Job::Change {
                 user_id,
                 new_email,
                 redirect_to,
             } => {
-                if !self
-                    .within_email_budget("email_change_request", &new_email)
-                    .await
-                {
+                let action = request_action(TokenPurpose::Change);
+                if !self.within_email_budget(action, &new_email).await {
                     return Ok(());
                 }
                 if users
@@ -140,14 +137,8 @@ impl CrudAuth {
                     return Ok(()); // taken: silently nothing, as for a new address
                 }
                 if let Some(user) = users.find_by_id(&user_id).await? {
-                    self.send_link(
-                        TokenPurpose::Change,
-                        &user,
-                        Some(new_email),
-                        redirect_to,
-                        ttl.change,
-                    )
-                    .await?;
+                    self.send_link(TokenPurpose::Change, &user, Some(new_email), redirect_to)
+                        .await?;
                 }
             }
             Job::Notice { kind, to, budget } => {
@@ -165,6 +156,31 @@ impl CrudAuth {
         Ok(())
     }
 
+    /// A verify or reset link for the account at `email`, if there is one and `wanted` says
+    /// so, within the per-address cap of the purpose's request route.
+    async fn link_to_account(
+        &self,
+        purpose: TokenPurpose,
+        email: &str,
+        redirect_to: Option<String>,
+        wanted: impl Fn(&User) -> bool,
+    ) -> Result<(), AuthError> {
+        if !self
+            .within_email_budget(request_action(purpose), email)
+            .await
+        {
+            return Ok(());
+        }
+        let user = self
+            .users()
+            .find_by_field(LoginField::Email, &canonical_email(email))
+            .await?;
+        match user.filter(|u| wanted(u)) {
+            Some(user) => self.send_link(purpose, &user, None, redirect_to).await,
+            None => Ok(()),
+        }
+    }
+
     /// Mints a token of `purpose` for `user` and delivers it: to the new address for a change,
     /// to the account's address otherwise.
     async fn send_link(
@@ -173,8 +189,8 @@ impl CrudAuth {
         user: &User,
         new_email: Option<String>,
         redirect_to: Option<String>,
-        ttl: std::time::Duration,
-    ) -> Result<(), crate::error::AuthError> {
+    ) -> Result<(), AuthError> {
+        let ttl = self.inner.token_ttls.of(purpose);
         let Some(recipient) = new_email.clone().or_else(|| user.email.clone()) else {
             return Ok(());
         };
@@ -183,15 +199,10 @@ impl CrudAuth {
             .tokens
             .issue(purpose, user, new_email, redirect_to, ttl)
             .await?;
-        let kind = match purpose {
-            TokenPurpose::Verify => EmailKind::VerifyEmail,
-            TokenPurpose::Reset => EmailKind::ResetPassword,
-            TokenPurpose::Change => EmailKind::ChangeEmail,
-        };
         self.inner
             .fanout
             .deliver(&DeliveryIntent {
-                kind,
+                kind: purpose.email_kind(),
                 token: Some(token),
                 user_id: Some(user.id.clone()),
                 recipient,

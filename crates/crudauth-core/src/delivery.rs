@@ -3,14 +3,14 @@
 //! queue that takes delivery off the request path.
 //!
 //! ```
-//! use std::time::Duration;
-//! use crudauth_core::delivery::{Fanout, Outgoing};
+//! use std::sync::Arc;
+//! use crudauth_core::delivery::{DeliveryIntent, Fanout};
 //! use crudauth_core::email::{EmailKind, LogSender};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let fanout = Fanout::new(Some(("https://app.example".into(), std::sync::Arc::new(LogSender::new()))), vec![]);
+//! let fanout = Fanout::new(Some(("https://app.example".into(), Arc::new(LogSender::new()))), vec![]);
 //! // An existing-account notice has no token and no link.
-//! fanout.deliver(&Outgoing::notice(EmailKind::ExistingAccount, "ada@example.com")).await;
+//! fanout.deliver(&DeliveryIntent::notice(EmailKind::ExistingAccount, "ada@example.com")).await;
 //! # });
 //! ```
 //!
@@ -65,9 +65,6 @@ pub trait DeliveryChannel: Send + Sync + Debug + 'static {
     /// Delivers one message. An error is logged and changes no answer.
     async fn deliver(&self, intent: &DeliveryIntent) -> Result<(), DeliveryError>;
 }
-
-/// What the recovery flows hand to [`Fanout::deliver`].
-pub type Outgoing = DeliveryIntent;
 
 impl DeliveryIntent {
     /// A notice without a token (`existing_account`, `email_changed`).

@@ -289,7 +289,7 @@ pub async fn fire(hooks: &Arc<dyn AuthHooks>, event: HookEvent, context: HookCon
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::user::{PasswordHash, UserId};
+    use crate::user::PasswordHash;
 
     #[derive(Debug, Default)]
     struct Seen(std::sync::Mutex<Vec<Option<PasswordHash>>>);
@@ -309,18 +309,7 @@ mod tests {
     }
 
     fn user() -> User {
-        User {
-            id: UserId::Int(1),
-            email: Some("a@example.com".into()),
-            username: Some("a".into()),
-            hashed_password: Some(PasswordHash("$argon2id$secret".into())),
-            is_active: true,
-            is_superuser: false,
-            email_verified: false,
-            token_version: 0,
-            oauth_provider: None,
-            provider_ids: Default::default(),
-        }
+        User::fixture("a@example.com", "$argon2id$secret")
     }
 
     #[tokio::test]

@@ -47,6 +47,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::email::EmailKind;
 use crate::error::StoreResult;
 use crate::secret::{ct_eq, OneTimeToken, SecretKey};
 use crate::store::{encode, Store, Swap};
@@ -73,6 +74,15 @@ impl TokenPurpose {
             TokenPurpose::Verify => "verify",
             TokenPurpose::Reset => "reset",
             TokenPurpose::Change => "change",
+        }
+    }
+
+    /// The message that carries a token of this purpose.
+    pub fn email_kind(self) -> EmailKind {
+        match self {
+            TokenPurpose::Verify => EmailKind::VerifyEmail,
+            TokenPurpose::Reset => EmailKind::ResetPassword,
+            TokenPurpose::Change => EmailKind::ChangeEmail,
         }
     }
 
@@ -151,6 +161,14 @@ impl Opened {
     /// Whether the token was already redeemed.
     pub fn is_used(&self) -> bool {
         self.record.used
+    }
+
+    /// The stored value once claimed: the same record, marked used.
+    fn claimed_value(&self) -> Bytes {
+        encode(&TokenRecord {
+            used: true,
+            ..self.record.clone()
+        })
     }
 }
 
@@ -255,12 +273,10 @@ impl OneTimeTokens {
         if opened.record.used {
             return Ok(Claim::AlreadyClaimed);
         }
-        let mut used = opened.record.clone();
-        used.used = true;
         Ok(
             match self
                 .store
-                .compare_and_swap(&opened.key, &opened.raw, encode(&used), None)
+                .compare_and_swap(&opened.key, &opened.raw, opened.claimed_value(), None)
                 .await?
             {
                 Swap::Swapped => Claim::Claimed,
@@ -273,10 +289,13 @@ impl OneTimeTokens {
     /// Gives a claimed token back, when what it was claimed for could not be done (the new
     /// address was taken by someone else meanwhile): it redeems again until it expires.
     pub async fn release(&self, opened: &Opened) -> StoreResult<()> {
-        let mut used = opened.record.clone();
-        used.used = true;
         self.store
-            .compare_and_swap(&opened.key, &encode(&used), opened.raw.clone(), None)
+            .compare_and_swap(
+                &opened.key,
+                &opened.claimed_value(),
+                opened.raw.clone(),
+                None,
+            )
             .await?;
         Ok(())
     }
@@ -289,18 +308,7 @@ mod tests {
     use crate::user::PasswordHash;
 
     fn ada() -> User {
-        User {
-            id: UserId::Int(1),
-            email: Some("ada@example.com".into()),
-            username: Some("ada".into()),
-            hashed_password: Some(PasswordHash("$argon2id$one".into())),
-            is_active: true,
-            is_superuser: false,
-            email_verified: false,
-            token_version: 0,
-            oauth_provider: None,
-            provider_ids: Default::default(),
-        }
+        User::fixture("ada@example.com", "$argon2id$one")
     }
 
     fn tokens() -> (OneTimeTokens, Arc<MemoryStore>) {

@@ -375,19 +375,19 @@ impl CrudAuth {
             .check_password(password, stored)
             .await?
             .filter(|v| v.matched);
-        let (Some(verdict), Some(found)) = (matched, user.as_ref()) else {
-            self.login_failed(identifier, user, LoginFailure::InvalidCredentials, context)
-                .await;
-            return Err(AuthError::bad_credentials());
-        };
-        if !found.is_active {
-            tracing::warn!(user_id = %found.id, "sign-in refused: account is disabled");
-            self.login_failed(identifier, user, LoginFailure::Inactive, context)
-                .await;
-            return Err(AuthError::bad_credentials());
-        }
-        let Some(user) = user else {
-            return Err(AuthError::bad_credentials());
+        let (verdict, user) = match (matched, user) {
+            (Some(verdict), Some(user)) if user.is_active => (verdict, user),
+            (Some(_), Some(user)) => {
+                tracing::warn!(user_id = %user.id, "sign-in refused: account is disabled");
+                self.login_failed(identifier, Some(user), LoginFailure::Inactive, context)
+                    .await;
+                return Err(AuthError::bad_credentials());
+            }
+            (_, user) => {
+                self.login_failed(identifier, user, LoginFailure::InvalidCredentials, context)
+                    .await;
+                return Err(AuthError::bad_credentials());
+            }
         };
         if let Some(rehash) = verdict.rehash {
             let changes = UserUpdate {

@@ -5,9 +5,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use crudauth_core::jwt::IssuedTokens;
-
 use crudauth_core::hooks::{HookContext, HookEvent};
+use crudauth_core::jwt::IssuedTokens;
 
 use super::{detail, reply, Client};
 use crate::bearer::{BearerState, RefreshMode, REFRESH_COOKIE};

@@ -88,10 +88,10 @@ pub(super) async fn login(
     let remember_me = f.boolean("remember_me", false);
     f.finish()?;
     let sessions = sessions(&auth)?;
-    let user = auth
-        .authenticate(&identifier, &password, client.hook_context(None))
-        .await?;
     let context = client.hook_context(None);
+    let user = auth
+        .authenticate(&identifier, &password, context.clone())
+        .await?;
 
     let new = NewSession {
         user_agent: client.user_agent().to_owned(),

@@ -12,6 +12,8 @@
 
 #[cfg(feature = "smtp")]
 mod smtp;
+#[cfg(feature = "smtp")]
+pub use smtp::SmtpSender;
 
 use std::fmt::Debug;
 use std::io::Write;
@@ -87,12 +89,7 @@ impl EmailMessage {
             link,
         }
     }
-}
 
-#[cfg(feature = "smtp")]
-pub use smtp::SmtpSender;
-
-impl EmailMessage {
     /// The plain-text body: crudauth's wording, the link on a line of its own. Only the link
     /// (made by crudauth) and fixed text: nothing a user typed.
     pub fn text_body(&self) -> String {

@@ -114,6 +114,24 @@ impl User {
             .as_ref()
             .is_some_and(|h| !h.is_unusable())
     }
+
+    /// Account 1, active and unverified, with `email`, the user name `ada` and the hash
+    /// `hash`: the fixture of this crate's unit tests.
+    #[cfg(test)]
+    pub(crate) fn fixture(email: &str, hash: &str) -> User {
+        User {
+            id: UserId::Int(1),
+            email: Some(email.into()),
+            username: Some("ada".into()),
+            hashed_password: Some(PasswordHash(hash.into())),
+            is_active: true,
+            is_superuser: false,
+            email_verified: false,
+            token_version: 0,
+            oauth_provider: None,
+            provider_ids: BTreeMap::new(),
+        }
+    }
 }
 
 /// What creating a user takes.
