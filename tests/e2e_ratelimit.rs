@@ -4,73 +4,25 @@
 //! one Redis.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
 use crudauth_axum::extract::CurrentUser;
 use crudauth_axum::{CrudAuth, CrudAuthBuilder, KeyBy, RateLimit};
-use crudauth_core::user::{
-    LoginField, MemoryUsers, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate,
-};
-use crudauth_tests::app::{new_user, spawn, Backend, Options, TestApp};
+use crudauth_core::user::{LoginField, UserStore, UserUpdate};
+use crudauth_tests::app::{spawn, Backend, Options, TestApp};
 use crudauth_tests::http::{Answer, Body, Browser};
+use crudauth_tests::users::WatchedUsers;
 
 const PW: &str = "correct horse battery";
 const LOCKED: &str = "Too many login attempts. Try again later.";
 const TOO_MANY: &str = "Too many requests. Try again later.";
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// A user table that counts what sign-ins ask of it: one login lookup per evaluated password.
-#[derive(Debug, Clone, Default)]
-struct CountingUsers {
-    inner: MemoryUsers,
-    login_lookups: Arc<AtomicUsize>,
-    id_lookups: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl UserStore for CountingUsers {
-    async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError> {
-        self.id_lookups.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_id(id).await
-    }
-
-    async fn find_by_field(
-        &self,
-        field: LoginField,
-        value: &str,
-    ) -> Result<Option<User>, UserStoreError> {
-        self.login_lookups.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_field(field, value).await
-    }
-
-    async fn create(&self, user: NewUser) -> Result<User, UserStoreError> {
-        self.inner.create(user).await
-    }
-
-    async fn update(
-        &self,
-        id: &UserId,
-        changes: UserUpdate,
-    ) -> Result<Option<User>, UserStoreError> {
-        self.inner.update(id, changes).await
-    }
-}
-
-impl CountingUsers {
-    async fn seed(&self, email: &str, username: &str) -> User {
-        self.inner
-            .create(new_user(email, username, PW).await)
-            .await
-            .unwrap()
-    }
-}
 
 /// Routes of the tests' own: a limit per user (whose handler also asks for the user), one per
 /// tenant header, one turned off, one failing open, one per user-or-address.
@@ -111,7 +63,7 @@ fn extra_routes(auth: &CrudAuth) -> Router {
 /// An app on `backend` over `users`, with the extra routes and `customize` applied.
 async fn app_with(
     backend: Backend,
-    users: &CountingUsers,
+    users: &WatchedUsers,
     customize: impl FnOnce(CrudAuthBuilder) -> CrudAuthBuilder + Send + 'static,
 ) -> TestApp {
     let mut options = Options::new(backend);
@@ -122,7 +74,7 @@ async fn app_with(
 }
 
 /// An app trusting one proxy, so each request can come from the address it names.
-async fn behind_a_proxy(backend: Backend, users: &CountingUsers) -> TestApp {
+async fn behind_a_proxy(backend: Backend, users: &WatchedUsers) -> TestApp {
     app_with(backend, users, |b| b.trusted_proxy_hops(1)).await
 }
 
@@ -225,7 +177,7 @@ async fn x_forwarded_for_is_ignored_without_trusted_hops(backend: Backend) {
 }
 
 async fn x_forwarded_for_is_honoured_with_one_trusted_hop(backend: Backend) {
-    let users = CountingUsers::default();
+    let users = WatchedUsers::default();
     let app = behind_a_proxy(backend, &users).await;
     for i in 0..8 {
         let r = post_from(&app, "/contact", &format!("203.0.113.{i}")).await;
@@ -270,9 +222,9 @@ async fn x_forwarded_for_is_honoured_with_one_trusted_hop(backend: Backend) {
 }
 
 async fn limits_keyed_by_user_header_or_nothing(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("alice@example.com", "alice").await;
-    users.seed("bob@example.com", "bob").await;
+    let users = WatchedUsers::default();
+    users.seed("alice@example.com", "alice", PW).await;
+    users.seed("bob@example.com", "bob", PW).await;
     let app = app_with(backend, &users, |b| b.user_cache_ttl(Duration::ZERO)).await;
 
     // Per user: anonymous callers are refused before anything is counted.
@@ -335,9 +287,9 @@ async fn limits_keyed_by_user_header_or_nothing(backend: Backend) {
 }
 
 async fn builtin_limits_on_change_password_and_logout_all(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("alice@example.com", "alice").await;
-    users.seed("bob@example.com", "bob").await;
+    let users = WatchedUsers::default();
+    users.seed("alice@example.com", "alice", PW).await;
+    users.seed("bob@example.com", "bob", PW).await;
     let app = app_with(backend, &users, |b| {
         b.rate_limits([
             ("change_password", RateLimit::new(2, MINUTE)),
@@ -385,8 +337,8 @@ async fn builtin_limits_on_change_password_and_logout_all(backend: Backend) {
 }
 
 async fn builtin_limits_on_register_and_csrf_refresh(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("alice@example.com", "alice").await;
+    let users = WatchedUsers::default();
+    users.seed("alice@example.com", "alice", PW).await;
     let app = app_with(backend, &users, |b| {
         b.rate_limits([
             ("register", RateLimit::new(2, MINUTE)),
@@ -439,9 +391,9 @@ async fn builtin_limits_on_register_and_csrf_refresh(backend: Backend) {
 // Login lockout
 
 async fn login_lockout_contract(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("ada@example.com", "ada").await;
-    users.seed("bob@example.com", "bob").await;
+    let users = WatchedUsers::default();
+    users.seed("ada@example.com", "ada", PW).await;
+    users.seed("bob@example.com", "bob", PW).await;
     let app = behind_a_proxy(backend, &users).await;
     let ip = "203.0.113.10";
     for _ in 0..5 {
@@ -474,7 +426,7 @@ async fn login_lockout_contract(backend: Backend) {
     assert_eq!(r.status, 200, "others elsewhere are not locked");
 
     // A disabled account with the right password is a failure like any other.
-    let carol = users.seed("carol@example.com", "carol").await;
+    let carol = users.seed("carol@example.com", "carol", PW).await;
     let off = UserUpdate {
         is_active: Some(false),
         ..Default::default()
@@ -491,8 +443,8 @@ async fn login_lockout_contract(backend: Backend) {
 }
 
 async fn forty_parallel_guesses_for_one_account_evaluate_at_most_five_passwords(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("victim@example.com", "victim").await;
+    let users = WatchedUsers::default();
+    users.seed("victim@example.com", "victim", PW).await;
     let app = Arc::new(behind_a_proxy(backend, &users).await);
     let start = Arc::new(tokio::sync::Barrier::new(40));
     let tasks: Vec<_> = (0..40)
@@ -520,8 +472,8 @@ async fn forty_parallel_guesses_for_one_account_evaluate_at_most_five_passwords(
 }
 
 async fn case_variants_from_different_addresses_share_one_counter(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("vic@example.com", "vic").await;
+    let users = WatchedUsers::default();
+    users.seed("vic@example.com", "vic", PW).await;
     let app = behind_a_proxy(backend, &users).await;
     let variants = [
         "vic@example.com",
@@ -544,8 +496,8 @@ async fn case_variants_from_different_addresses_share_one_counter(backend: Backe
 /// email and two by user name, each from another address, lock the account, and its right
 /// password is then refused by either name without being evaluated.
 async fn email_and_username_of_one_account_share_one_counter(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("ann@example.com", "ann").await;
+    let users = WatchedUsers::default();
+    users.seed("ann@example.com", "ann", PW).await;
     let app = behind_a_proxy(backend, &users).await;
     let guesses = [
         "ann@example.com",
@@ -575,8 +527,8 @@ async fn email_and_username_of_one_account_share_one_counter(backend: Backend) {
 /// account by email, by user name, or names none (login fields: email, then user name), and
 /// a password is checked in every case (the dummy one for the unknown).
 async fn the_login_lookup_costs_the_same_for_known_and_unknown(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("kim@example.com", "kim").await;
+    let users = WatchedUsers::default();
+    users.seed("kim@example.com", "kim", PW).await;
     let app = behind_a_proxy(backend, &users).await;
     let mut costs = Vec::new();
     for (i, who) in [
@@ -603,8 +555,8 @@ async fn the_login_lookup_costs_the_same_for_known_and_unknown(backend: Backend)
 }
 
 async fn a_success_resets_the_accounts_pressure(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("ada@example.com", "ada").await;
+    let users = WatchedUsers::default();
+    users.seed("ada@example.com", "ada", PW).await;
     let app = behind_a_proxy(backend, &users).await;
     let ip = "203.0.113.20";
     for _ in 0..4 {
@@ -619,8 +571,8 @@ async fn a_success_resets_the_accounts_pressure(backend: Backend) {
 }
 
 async fn unknown_usernames_count_against_the_address(backend: Backend) {
-    let users = CountingUsers::default();
-    users.seed("ada@example.com", "ada").await;
+    let users = WatchedUsers::default();
+    users.seed("ada@example.com", "ada", PW).await;
     let app = behind_a_proxy(backend, &users).await;
     let ip = "203.0.113.30";
     for i in 0..5 {
@@ -644,8 +596,8 @@ async fn unknown_usernames_count_against_the_address(backend: Backend) {
 async fn escalation_sequence_with_an_injected_clock() {
     let clock = crudauth_core::clock::ManualClock::starting_now();
     let limiter = crudauth_core::limit::MemoryRateLimiter::with_clock(clock.clone());
-    let users = CountingUsers::default();
-    users.seed("ada@example.com", "ada").await;
+    let users = WatchedUsers::default();
+    users.seed("ada@example.com", "ada", PW).await;
     let app = app_with(Backend::Memory, &users, move |b| b.rate_limiter(limiter)).await;
     let mut b = Browser::new();
     let attempt = |password: &'static str| {
@@ -698,8 +650,8 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
         .namespace(crudauth_tests::app::unique_prefix("outage"))
         .command_timeout(Duration::from_millis(300))
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200));
-    let users = CountingUsers::default();
-    users.seed("ada@example.com", "ada").await;
+    let users = WatchedUsers::default();
+    users.seed("ada@example.com", "ada", PW).await;
     let app = app_with(Backend::Memory, &users, move |b| b.redis(config)).await;
     let mut b = Browser::new();
     assert_eq!(b.post(&app.url("/contact")).await.status, 200);
@@ -744,9 +696,9 @@ async fn redis_down_locks_logins_and_fails_route_limits_closed_or_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_every_counter() {
     let prefix = crudauth_tests::app::unique_prefix("limits");
-    let users = CountingUsers::default();
-    users.seed("ada@example.com", "ada").await;
-    let worker = |users: CountingUsers, prefix: String| async move {
+    let users = WatchedUsers::default();
+    users.seed("ada@example.com", "ada", PW).await;
+    let worker = |users: WatchedUsers, prefix: String| async move {
         app_with(Backend::Memory, &users, move |b| {
             b.redis_url(crudauth_tests::app::redis_url())
                 .redis_prefix(prefix)

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crudauth_core::user::{LoginField, UserStore, UserUpdate};
 use crudauth_tests::app::{spawn, two_workers, Backend, Options, TestApp};
 use crudauth_tests::http::{Body, Browser};
+use crudauth_tests::users::WatchedUsers;
 
 const PW: &str = "correct horse battery";
 const NEW_PW: &str = "a brand new passphrase";
@@ -558,6 +559,45 @@ async fn budgets(backend: Backend) {
         assert_eq!(r.status, 200);
     }
     assert_eq!(count_kind(&app, "verify_email").await, 5);
+}
+
+/// A confirm whose account update fails answers 503 and gives its token back: nothing
+/// changed, so the same link works once the table is back.
+#[tokio::test]
+async fn a_failed_update_gives_the_token_back() {
+    let users = WatchedUsers::default();
+    let mut options = Options::new(Backend::Memory);
+    let table = users.clone();
+    options.customize = Box::new(move |b: crudauth_axum::CrudAuthBuilder| b.users(table));
+    let app = spawn(options).await;
+    users.seed("ada@example.com", "ada", PW).await;
+    post(
+        &app,
+        "/password/reset-request",
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    let token = last_token(&app, "reset_password").await;
+    let confirm = json!({"token": token, "new_password": NEW_PW});
+    users.fail_updates(true);
+    let r = post(&app, "/password/reset-confirm", confirm.clone()).await;
+    assert_eq!(r.status, 503, "{:?}", r.json);
+    users.fail_updates(false);
+    let mut old = Browser::new();
+    assert_eq!(
+        old.sign_in(&app.url("/login"), "ada", PW, &[]).await.status,
+        200,
+        "the password did not change"
+    );
+    let r = post(&app, "/password/reset-confirm", confirm).await;
+    assert_eq!(r.status, 200, "the token was given back: {:?}", r.json);
+    let mut new = Browser::new();
+    assert_eq!(
+        new.sign_in(&app.url("/login"), "ada", NEW_PW, &[])
+            .await
+            .status,
+        200
+    );
 }
 
 mod memory {

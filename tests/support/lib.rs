@@ -17,6 +17,7 @@ pub mod http;
 pub mod logs;
 pub mod redis;
 pub mod server;
+pub mod users;
 
 /// One `#[tokio::test]` per case, for one backend: each case is an `async fn(Backend)` in the
 /// parent module. Call it inside `mod memory { … }` / `mod redis { … }`.

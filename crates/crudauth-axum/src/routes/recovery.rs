@@ -5,6 +5,8 @@
 //! (see [`crate::recovery`]); the confirm routes read the token, check it against the account
 //! as it is now, and claim it in one atomic step before changing anything.
 
+use std::future::Future;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -94,12 +96,25 @@ async fn open_token(
     Ok((opened, user))
 }
 
-/// Claims a checked token: of concurrent redemptions, only one gets past this.
-async fn claim(auth: &CrudAuth, opened: &Opened) -> Result<(), AuthError> {
+/// Claims a checked token (of concurrent redemptions, only one gets past this), then does
+/// `work`; when the work fails, nothing changed, and the token is given back to be redeemed
+/// again.
+async fn redeem<T>(
+    auth: &CrudAuth,
+    opened: &Opened,
+    work: impl Future<Output = Result<T, AuthError>>,
+) -> Result<T, AuthError> {
     match auth.inner.tokens.claim(opened).await? {
-        Claim::Claimed => Ok(()),
-        Claim::AlreadyClaimed => Err(AuthError::bad_request(USED)),
-        Claim::Gone => Err(AuthError::bad_request(INVALID)),
+        Claim::Claimed => {}
+        Claim::AlreadyClaimed => return Err(AuthError::bad_request(USED)),
+        Claim::Gone => return Err(AuthError::bad_request(INVALID)),
+    }
+    match work.await {
+        Ok(done) => Ok(done),
+        Err(failure) => {
+            auth.inner.tokens.release(opened).await?;
+            Err(failure)
+        }
     }
 }
 
@@ -127,19 +142,23 @@ pub(super) async fn verify_confirm(
 ) -> Result<Response, AuthError> {
     let (token, _) = token_field(&body, None)?;
     let (opened, user) = open_token(&auth, TokenPurpose::Verify, &token).await?;
-    claim(&auth, &opened).await?;
-    if !user.email_verified {
+    let verified = redeem(&auth, &opened, async {
+        if user.email_verified {
+            return Ok(None);
+        }
         let changes = UserUpdate {
             email_verified: Some(true),
             ..Default::default()
         };
-        if let Some(updated) = auth.users().update(&user.id, changes).await? {
-            auth.fire(
-                HookEvent::RecoveryVerified(updated),
-                client.hook_context(None),
-            )
-            .await;
-        }
+        Ok(auth.users().update(&user.id, changes).await?)
+    })
+    .await?;
+    if let Some(updated) = verified {
+        auth.fire(
+            HookEvent::RecoveryVerified(updated),
+            client.hook_context(None),
+        )
+        .await;
     }
     Ok(reply(
         StatusCode::OK,
@@ -163,26 +182,19 @@ pub(super) async fn reset_confirm(
         &new_password,
         &super::account::own_words(&user),
     )?;
-    // Claimed before the (slow) hashing, so of parallel redemptions only the winner hashes;
-    // a hashing failure gives the token back.
-    claim(&auth, &opened).await?;
-    let hashed = match auth.hash_password(&new_password).await {
-        Ok(hashed) => hashed,
-        Err(e) => {
-            auth.inner.tokens.release(&opened).await?;
-            return Err(e);
-        }
-    };
-    let changes = UserUpdate {
-        hashed_password: Some(hashed),
-        bump_token_version: true,
-        ..Default::default()
-    };
-    let updated = auth
-        .users()
-        .update(&user.id, changes)
-        .await?
-        .ok_or_else(|| AuthError::bad_request(INVALID))?;
+    // Claimed before the (slow) hashing, so of parallel redemptions only the winner hashes.
+    let updated = redeem(&auth, &opened, async {
+        let changes = UserUpdate {
+            hashed_password: Some(auth.hash_password(&new_password).await?),
+            bump_token_version: true,
+            ..Default::default()
+        };
+        auth.users()
+            .update(&user.id, changes)
+            .await?
+            .ok_or_else(|| AuthError::bad_request(INVALID))
+    })
+    .await?;
     // Every session and bearer token of the account ends (the epoch moved).
     if let Some(sessions) = auth.sessions() {
         sessions.revoke_all(&updated.id, None).await?;
@@ -252,25 +264,20 @@ pub(super) async fn change_confirm(
     {
         return Err(taken());
     }
-    claim(&auth, &opened).await?;
-    let changes = UserUpdate {
-        email: Some(new_email),
-        email_verified: Some(true),
-        ..Default::default()
-    };
-    let updated = match auth.users().update(&user.id, changes).await {
-        Ok(Some(updated)) => updated,
-        Ok(None) => return Err(AuthError::bad_request(INVALID)),
-        Err(UserStoreError::Duplicate { .. } | UserStoreError::Conflict) => {
-            // Someone took the address between the check and the update: give the token back.
-            auth.inner.tokens.release(&opened).await?;
-            return Err(taken());
+    let updated = redeem(&auth, &opened, async {
+        let changes = UserUpdate {
+            email: Some(new_email),
+            email_verified: Some(true),
+            ..Default::default()
+        };
+        match auth.users().update(&user.id, changes).await {
+            Ok(updated) => updated.ok_or_else(|| AuthError::bad_request(INVALID)),
+            // Someone took the address between the check and the update.
+            Err(UserStoreError::Duplicate { .. } | UserStoreError::Conflict) => Err(taken()),
+            Err(e) => Err(e.into()),
         }
-        Err(e) => {
-            auth.inner.tokens.release(&opened).await?;
-            return Err(e.into());
-        }
-    };
+    })
+    .await?;
     if let Some(old) = &user.email {
         auth.enqueue(Job::Notice {
             kind: EmailKind::EmailChanged,
