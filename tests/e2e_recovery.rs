@@ -3,8 +3,11 @@
 //! answers, and a request on one worker confirmed on another.
 #![allow(clippy::unwrap_used)]
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
+use crudauth_core::clock::ManualClock;
 use crudauth_core::user::{LoginField, UserStore, UserUpdate};
 use crudauth_tests::app::{spawn, two_workers, Backend, Options, TestApp};
 use crudauth_tests::http::{Body, Browser};
@@ -559,6 +562,109 @@ async fn budgets(backend: Backend) {
         assert_eq!(r.status, 200);
     }
     assert_eq!(count_kind(&app, "verify_email").await, 5);
+}
+
+/// A disabled account is an unknown one to recovery: its requests send nothing (and answer
+/// the same), and a link issued before it was disabled is "Invalid or expired token" and is
+/// not spent, so it works again once the account is enabled.
+#[tokio::test]
+async fn disabled_accounts_get_nothing_and_redeem_nothing() {
+    let app = spawn(Options::new(Backend::Memory)).await;
+    let ada = app.user("ada@example.com", "ada", PW).await;
+    post(
+        &app,
+        "/password/reset-request",
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    let token = last_token(&app, "reset_password").await;
+    let set_active = |active: bool| {
+        let (app, id) = (&app, ada.id.clone());
+        async move {
+            let changes = UserUpdate {
+                is_active: Some(active),
+                ..Default::default()
+            };
+            app.users.update(&id, changes).await.unwrap();
+            app.auth.user_changed(&id).await.unwrap();
+        }
+    };
+    set_active(false).await;
+    let before = app.emails().await.len();
+    for path in ["/password/reset-request", "/email/verify-request"] {
+        let r = post(&app, path, json!({"email": "ada@example.com"})).await;
+        assert_eq!(r.status, 200, "{path}");
+    }
+    assert_eq!(app.emails().await.len(), before, "nothing sent");
+    let confirm = json!({"token": token, "new_password": NEW_PW});
+    let r = post(&app, "/password/reset-confirm", confirm.clone()).await;
+    assert_eq!((r.status, r.detail()), (400, INVALID));
+    set_active(true).await;
+    let r = post(&app, "/password/reset-confirm", confirm).await;
+    assert_eq!(r.status, 200, "not spent while refused: {:?}", r.json);
+}
+
+/// Tokens expire with crudauth's lifetimes (T3), by the builder's clock: a reset link is dead
+/// one second past the hour and works one second before it; a verification link is dead one
+/// second past a day. (Memory store: a Redis TTL runs on Redis's own clock.)
+#[tokio::test]
+async fn tokens_expire_at_their_lifetimes() {
+    let clock = ManualClock::starting_now();
+    let mut options = Options::new(Backend::Memory);
+    let manual = clock.clone();
+    options.customize = Box::new(move |b: crudauth_axum::CrudAuthBuilder| b.clock(manual));
+    let app = spawn(options).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let ada = json!({"email": "ada@example.com"});
+    post(&app, "/email/verify-request", ada.clone()).await;
+    let verify = last_token(&app, "verify_email").await;
+    post(&app, "/password/reset-request", ada.clone()).await;
+    let stale = last_token(&app, "reset_password").await;
+    clock.advance(Duration::from_secs(3601));
+    let confirm = |token: &str| json!({"token": token, "new_password": NEW_PW});
+    let r = post(&app, "/password/reset-confirm", confirm(&stale)).await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (400, INVALID),
+        "a reset link lives an hour"
+    );
+    post(&app, "/password/reset-request", ada).await;
+    let fresh = last_token(&app, "reset_password").await;
+    clock.advance(Duration::from_secs(3599));
+    let r = post(&app, "/password/reset-confirm", confirm(&fresh)).await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    clock.advance(Duration::from_secs(24 * 3600 - 3601 - 3599 + 1));
+    let r = post(&app, "/email/verify-confirm", json!({"token": verify})).await;
+    assert_eq!(
+        (r.status, r.detail()),
+        (400, INVALID),
+        "a verify link lives a day"
+    );
+}
+
+/// Links are built from the configured public URL, never from the request's `Host` (T6).
+#[tokio::test]
+async fn links_ignore_the_host_header() {
+    let app = spawn(Options::new(Backend::Memory)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let r = Browser::new()
+        .send(
+            "POST",
+            &app.url("/password/reset-request"),
+            Body::Json(json!({"email": "ada@example.com"})),
+            &[
+                ("host", "evil.example"),
+                ("x-forwarded-host", "evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let emails = app.emails().await;
+    let link = emails[0]["link"].as_str().unwrap();
+    assert!(
+        link.starts_with("http://localhost:3000/reset-password?token="),
+        "{link}"
+    );
 }
 
 /// A confirm whose account update fails answers 503 and gives its token back: nothing

@@ -156,8 +156,9 @@ impl CrudAuth {
         Ok(())
     }
 
-    /// A verify or reset link for the account at `email`, if there is one and `wanted` says
-    /// so, within the per-address cap of the purpose's request route.
+    /// A verify or reset link for the account at `email`, if there is one, it is active and
+    /// `wanted` says so, within the per-address cap of the purpose's request route. A disabled
+    /// account gets nothing, as an unknown address.
     async fn link_to_account(
         &self,
         purpose: TokenPurpose,
@@ -175,7 +176,7 @@ impl CrudAuth {
             .users()
             .find_by_field(LoginField::Email, &canonical_email(email))
             .await?;
-        match user.filter(|u| wanted(u)) {
+        match user.filter(|u| u.is_active && wanted(u)) {
             Some(user) => self.send_link(purpose, &user, None, redirect_to).await,
             None => Ok(()),
         }

@@ -127,7 +127,8 @@ impl Fanout {
                 }
                 _ => None,
             };
-            let message = EmailMessage::new(intent.recipient.clone(), intent.kind, link);
+            let message = EmailMessage::new(intent.recipient.clone(), intent.kind, link)
+                .with_site(frontend.clone());
             if let Err(error) = sender.send(&message).await {
                 tracing::warn!(kind = ?intent.kind, destination = "email", %error, "message not delivered");
             }

@@ -72,8 +72,8 @@ pub(super) async fn reset_request(
 }
 
 /// A confirm route's token, read and checked against its account: the account as it is now,
-/// or 400 "Invalid or expired token" (unknown, expired, other purpose, account gone or moved
-/// on) / "Token already used". Nothing is claimed yet.
+/// or 400 "Invalid or expired token" (unknown, expired, other purpose, account gone, disabled
+/// or moved on) / "Token already used". Nothing is claimed yet.
 async fn open_token(
     auth: &CrudAuth,
     purpose: TokenPurpose,
@@ -88,7 +88,7 @@ async fn open_token(
         .users()
         .find_by_id(opened.user_id())
         .await?
-        .filter(|user| tokens.matches(&opened, user))
+        .filter(|user| user.is_active && tokens.matches(&opened, user))
         .ok_or_else(|| AuthError::bad_request(INVALID))?;
     if opened.is_used() {
         return Err(AuthError::bad_request(USED));

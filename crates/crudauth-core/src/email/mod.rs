@@ -67,6 +67,9 @@ pub struct EmailMessage {
     /// The action link, when the message has one. It carries a single-use token: treat it as a
     /// secret.
     pub link: Option<String>,
+    /// The frontend's base URL, which the notices without a link point readers to.
+    #[serde(skip)]
+    pub site: Option<String>,
 }
 
 impl Debug for EmailMessage {
@@ -87,23 +90,40 @@ impl EmailMessage {
             subject: kind.subject().to_owned(),
             kind,
             link,
+            site: None,
         }
     }
 
+    /// The same message, pointing readers of a notice to `site` (the frontend's base URL).
+    pub fn with_site(mut self, site: impl Into<String>) -> Self {
+        self.site = Some(site.into());
+        self
+    }
+
     /// The plain-text body: crudauth's wording, the link on a line of its own. Only the link
-    /// (made by crudauth) and fixed text: nothing a user typed.
+    /// and the site (both made by crudauth from configuration) and fixed text: nothing a user
+    /// typed.
     pub fn text_body(&self) -> String {
+        let at = |before: &str| match &self.site {
+            Some(site) => format!("{before} at {site}"),
+            None => before.to_owned(),
+        };
         match (&self.link, self.kind) {
             (Some(link), kind) => format!("{}: {link}\n", kind.subject()),
-            (None, EmailKind::ExistingAccount) => "Someone tried to register with this email. You \
-                already have an account - sign in or reset your password.\n"
-                .to_owned(),
-            (None, EmailKind::EmailChanged) => "The email address of your account was changed. If \
-                this was not you, reset your password and contact support.\n"
-                .to_owned(),
-            (None, EmailKind::PasswordChanged) => "The password of your account was changed. If \
-                this was not you, reset your password now.\n"
-                .to_owned(),
+            (None, EmailKind::ExistingAccount) => format!(
+                "Someone tried to register with this email. You already have an account - {}.\n",
+                at("sign in or reset your password")
+            ),
+            (None, EmailKind::EmailChanged) => format!(
+                "The email address on your account was changed. If you didn't make this change, \
+                 {} to secure your account.\n",
+                at("sign in")
+            ),
+            (None, EmailKind::PasswordChanged) => format!(
+                "The password of your account was changed. If you didn't make this change, {} \
+                 and reset your password.\n",
+                at("sign in")
+            ),
             (None, kind) => format!("{}\n", kind.subject()),
         }
     }
@@ -254,6 +274,31 @@ mod tests {
                 subject
             );
         }
+    }
+
+    #[test]
+    fn bodies_are_crudauths_and_notices_point_to_the_site() {
+        let link = Some("https://app.example/reset-password?token=t".to_owned());
+        let reset = EmailMessage::new("a@example.com", EmailKind::ResetPassword, link);
+        assert_eq!(
+            reset.text_body(),
+            "Reset your password: https://app.example/reset-password?token=t\n"
+        );
+        let notice =
+            |kind| EmailMessage::new("a@example.com", kind, None).with_site("https://app.example");
+        assert_eq!(
+            notice(EmailKind::ExistingAccount).text_body(),
+            "Someone tried to register with this email. You already have an account - sign in \
+             or reset your password at https://app.example.\n"
+        );
+        assert_eq!(
+            notice(EmailKind::EmailChanged).text_body(),
+            "The email address on your account was changed. If you didn't make this change, \
+             sign in at https://app.example to secure your account.\n"
+        );
+        assert!(notice(EmailKind::PasswordChanged)
+            .text_body()
+            .contains("sign in at https://app.example and reset your password"));
     }
 
     #[test]
