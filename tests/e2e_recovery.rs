@@ -564,6 +564,29 @@ async fn budgets(backend: Backend) {
     assert_eq!(count_kind(&app, "verify_email").await, 5);
 }
 
+/// `/change-password` tells the account's owner (P5), as a reset does.
+#[tokio::test]
+async fn a_password_change_notifies_the_owner() {
+    let app = spawn(Options::new(Backend::Memory)).await;
+    app.user("ada@example.com", "ada", PW).await;
+    let mut ada = app.signed_in("ada", PW).await;
+    let r = ada
+        .post_csrf(
+            &app.url("/change-password"),
+            Body::Json(json!({"current_password": PW, "new_password": NEW_PW})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let emails = app.emails().await;
+    let notices: Vec<_> = emails
+        .iter()
+        .filter(|e| e["kind"] == "password_changed")
+        .collect();
+    assert_eq!(notices.len(), 1, "{emails:?}");
+    assert_eq!(notices[0]["to"], "ada@example.com");
+    assert_eq!(notices[0]["link"], Value::Null, "a notice carries no link");
+}
+
 /// A disabled account is an unknown one to recovery: its requests send nothing (and answer
 /// the same), and a link issued before it was disabled is "Invalid or expired token" and is
 /// not spent, so it works again once the account is enabled.
