@@ -32,6 +32,7 @@ pub mod error;
 pub mod hooks;
 pub mod jwt;
 pub mod lifespan;
+pub mod mfa;
 pub mod limit;
 pub mod password;
 pub mod principal;
