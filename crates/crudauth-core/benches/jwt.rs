@@ -29,6 +29,7 @@ fn user() -> User {
         token_version: 3,
         oauth_provider: None,
         provider_ids: Default::default(),
+        mfa: Default::default(),
     }
 }
 

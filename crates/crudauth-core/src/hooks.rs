@@ -229,6 +229,7 @@ impl HookEvent {
         };
         if let Some(user) = user {
             user.hashed_password = None;
+            user.mfa = crate::user::MfaColumns::default();
         }
         self
     }

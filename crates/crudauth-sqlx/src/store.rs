@@ -396,6 +396,7 @@ where
         token_version,
         oauth_provider: text(Field::OauthProvider)?,
         provider_ids,
+        mfa: crudauth_core::user::MfaColumns::default(),
     })
 }
 

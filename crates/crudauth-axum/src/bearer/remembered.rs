@@ -143,6 +143,7 @@ mod tests {
             token_version: 0,
             oauth_provider: None,
             provider_ids: Default::default(),
+            mfa: Default::default(),
         };
         Remembered {
             principal: Arc::new(Principal::new(user, "bearer", vec![])),

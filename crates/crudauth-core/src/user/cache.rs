@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{LoginField, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate};
+use super::{LoginField, MfaWrite, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate};
 use crate::changes::ChangeFeed;
 use crate::clock::{self, duration_ms, Clock};
 use crate::shard::Shards;
@@ -196,6 +196,17 @@ impl CachedUsers {
         })
     }
 
+    /// Tells the other workers that `id` changed. The change is made; failing to announce it
+    /// leaves their copies to their time to live (and a feed that lost Redis flushes when it is
+    /// back).
+    async fn announce(&self, id: &UserId) {
+        if let Some(feed) = &self.feed {
+            if let Err(error) = feed.publish(id).await {
+                tracing::error!(%error, user_id = %id, "user change not announced to other workers");
+            }
+        }
+    }
+
     /// The user with this id, shared with the cache (no copy of the row on a hit).
     pub async fn find_shared(&self, id: &UserId) -> Result<Option<Arc<User>>, UserStoreError> {
         Ok(self.find_by_id_stamped(id).await?.map(|(user, _)| user))
@@ -233,19 +244,33 @@ impl UserStore for CachedUsers {
         let updated = self.inner.update(id, changes).await?;
         if let Some(user) = &updated {
             let _ = self.remember(Arc::new(user.clone()));
-            if let Some(feed) = &self.feed {
-                // The change is made; failing to announce it leaves other workers' copies to
-                // their time to live (and a feed that lost Redis flushes when it is back).
-                if let Err(error) = feed.publish(id).await {
-                    tracing::error!(%error, user_id = %id, "user change not announced to other workers");
-                }
-            }
+            self.announce(id).await;
         }
         Ok(updated)
     }
 
     fn supports_token_version(&self) -> bool {
         self.inner.supports_token_version()
+    }
+
+    fn missing_mfa_fields(&self) -> Vec<&'static str> {
+        self.inner.missing_mfa_fields()
+    }
+
+    async fn claim_totp_step(&self, id: &UserId, step: i64) -> Result<bool, UserStoreError> {
+        // The claim itself is the check, made by the table; a cached row's step is never read,
+        // so other workers need not hear of it.
+        self.forget(id);
+        self.inner.claim_totp_step(id, step).await
+    }
+
+    async fn write_mfa(&self, id: &UserId, write: MfaWrite) -> Result<bool, UserStoreError> {
+        self.forget(id);
+        let wrote = self.inner.write_mfa(id, write).await?;
+        if wrote {
+            self.announce(id).await;
+        }
+        Ok(wrote)
     }
 }
 

@@ -32,8 +32,8 @@ use std::task::Poll;
 use async_trait::async_trait;
 
 use super::{
-    find_by_login, LoginField, NewUser, PasswordHash, User, UserId, UserStore, UserStoreError,
-    UserUpdate,
+    find_by_login, LoginField, MfaColumns, MfaWrite, NewUser, PasswordHash, User, UserId,
+    UserStore, UserStoreError, UserUpdate,
 };
 
 /// A store under test, and what to do once its case is over (pass or fail).
@@ -89,7 +89,9 @@ macro_rules! user_store_conformance {
             flags_given_at_creation_are_kept, update_changes_only_what_is_given,
             token_version_bumps_are_atomic, update_of_missing_user_is_none,
             email_change_to_taken_email_is_duplicate, text_ids_are_coerced,
-            unknown_ids_are_none, find_by_login_follows_the_order);
+            unknown_ids_are_none, find_by_login_follows_the_order,
+            totp_steps_are_claimed_once, mfa_writes_hold_their_conditions,
+            mfa_writes_race_to_one_winner);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -535,4 +537,166 @@ pub async fn find_by_login_follows_the_order(store: &dyn UserStore) {
     assert_eq!(login(&EMAIL_FIRST, "nobody").await, None);
     assert_eq!(login(&EMAIL_FIRST, "   ").await, None);
     assert_eq!(login(&[], "amy").await, None);
+}
+
+/// The two-factor state of `id` as the store reads it back.
+async fn mfa_of(store: &dyn UserStore, id: &UserId) -> MfaColumns {
+    by_id(store, id)
+        .await
+        .unwrap_or_else(|| panic!("user {id} vanished"))
+        .mfa
+}
+
+/// A TOTP step is claimed once: a later step wins, an equal or earlier one never does, and of
+/// many concurrent claims of one step exactly one succeeds.
+pub async fn totp_steps_are_claimed_once(store: &dyn UserStore) {
+    let ada = create(store, "ada@example.com", "ada").await;
+    let id = &ada.id;
+    assert_eq!(
+        ada.mfa,
+        MfaColumns::default(),
+        "a new user has no two-factor state"
+    );
+    let claim = |step: i64| async move { must(store.claim_totp_step(id, step).await, "claiming") };
+    assert!(claim(100).await, "the first step is claimed");
+    assert!(!claim(100).await, "the same step twice");
+    assert!(!claim(99).await, "an earlier step");
+    assert!(claim(101).await, "a later step");
+    assert_eq!(mfa_of(store, id).await.last_step, Some(101));
+    let won = all((0..RACERS).map(|_| claim(102)).collect()).await;
+    assert_eq!(
+        won.iter().filter(|w| **w).count(),
+        1,
+        "of {RACERS} concurrent claims of one step exactly one wins"
+    );
+    let missing = UserId::Int(i64::MAX - 7);
+    assert!(!must(
+        store.claim_totp_step(&missing, 1).await,
+        "claiming for nobody"
+    ));
+}
+
+/// Each two-factor write applies only under its condition, and reads back as written.
+pub async fn mfa_writes_hold_their_conditions(store: &dyn UserStore) {
+    let ada = create(store, "ada@example.com", "ada").await;
+    let id = &ada.id;
+    let write = |w: MfaWrite| async move { must(store.write_mfa(id, w).await, "writing") };
+    let regenerate = || MfaWrite::Regenerate {
+        recovery_codes: "[\"r\"]".into(),
+    };
+    assert!(!write(regenerate()).await, "no codes before enrolment");
+    must(store.claim_totp_step(id, 5).await, "claiming");
+    assert!(
+        write(MfaWrite::Pending {
+            secret: "p1".into()
+        })
+        .await
+    );
+    let pending = mfa_of(store, id).await;
+    assert_eq!(pending.secret.as_deref(), Some("p1"));
+    assert!(!pending.confirmed);
+    assert_eq!(pending.last_step, None, "a new setup clears the last step");
+    assert_eq!(pending.recovery_codes, None);
+    let enable = |pending: &str| MfaWrite::Enable {
+        pending: pending.into(),
+        secret: "s1".into(),
+        recovery_codes: "[\"a\",\"b\"]".into(),
+    };
+    assert!(
+        !write(enable("p0")).await,
+        "another pending secret is not enabled"
+    );
+    assert!(write(enable("p1")).await);
+    let enrolled = mfa_of(store, id).await;
+    assert_eq!(enrolled.secret.as_deref(), Some("s1"));
+    assert!(enrolled.confirmed);
+    assert_eq!(enrolled.recovery_codes.as_deref(), Some("[\"a\",\"b\"]"));
+    assert!(!write(enable("s1")).await, "enrolment finishes once");
+    let consume = |expected: &str| MfaWrite::ConsumeCode {
+        expected: expected.into(),
+        recovery_codes: "[\"b\"]".into(),
+    };
+    assert!(
+        !write(consume("[\"x\"]")).await,
+        "codes that changed are not replaced"
+    );
+    assert!(write(consume("[\"a\",\"b\"]")).await);
+    assert_eq!(
+        mfa_of(store, id).await.recovery_codes.as_deref(),
+        Some("[\"b\"]")
+    );
+    assert!(write(regenerate()).await);
+    assert_eq!(
+        mfa_of(store, id).await.recovery_codes.as_deref(),
+        Some("[\"r\"]")
+    );
+    must(store.claim_totp_step(id, 9).await, "claiming");
+    assert!(write(MfaWrite::Disable).await);
+    assert_eq!(
+        mfa_of(store, id).await,
+        MfaColumns::default(),
+        "disable clears all four"
+    );
+    let after = by_id(store, id)
+        .await
+        .unwrap_or_else(|| panic!("ada vanished"));
+    assert_eq!(after.email, ada.email, "nothing else changed");
+    assert_eq!(after.token_version, ada.token_version);
+    let missing = UserId::Int(i64::MAX - 7);
+    assert!(!must(
+        store.write_mfa(&missing, MfaWrite::Disable).await,
+        "writing for nobody"
+    ));
+}
+
+/// Concurrent confirmations of one setup, and concurrent uses of one recovery-code list: one
+/// winner each.
+pub async fn mfa_writes_race_to_one_winner(store: &dyn UserStore) {
+    let ada = create(store, "ada@example.com", "ada").await;
+    let id = &ada.id;
+    must(
+        store
+            .write_mfa(id, MfaWrite::Pending { secret: "p".into() })
+            .await,
+        "starting enrolment",
+    );
+    let enable = |i: usize| async move {
+        let write = MfaWrite::Enable {
+            pending: "p".into(),
+            secret: format!("s{i}"),
+            recovery_codes: format!("[\"{i}\"]"),
+        };
+        must(store.write_mfa(id, write).await, "enabling")
+    };
+    let won = all((0..RACERS).map(enable).collect()).await;
+    assert_eq!(
+        won.iter().filter(|w| **w).count(),
+        1,
+        "one confirmation wins"
+    );
+    let winner = won.iter().position(|w| *w).unwrap_or(usize::MAX);
+    let mfa = mfa_of(store, id).await;
+    assert_eq!(
+        mfa.secret,
+        Some(format!("s{winner}")),
+        "the winner's secret is kept"
+    );
+    assert_eq!(mfa.recovery_codes, Some(format!("[\"{winner}\"]")));
+    let expected = format!("[\"{winner}\"]");
+    let consume = |_| {
+        let expected = expected.clone();
+        async move {
+            let write = MfaWrite::ConsumeCode {
+                expected,
+                recovery_codes: "[]".into(),
+            };
+            must(store.write_mfa(id, write).await, "consuming")
+        }
+    };
+    let won = all((0..RACERS).map(consume).collect()).await;
+    assert_eq!(
+        won.iter().filter(|w| **w).count(),
+        1,
+        "a code is consumed once"
+    );
 }

@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::{
-    canonical_email, LoginField, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate,
+    canonical_email, LoginField, MfaColumns, MfaWrite, NewUser, User, UserId, UserStore,
+    UserStoreError, UserUpdate,
 };
 
 /// A [`UserStore`] in process memory with integer ids from 1.
@@ -97,6 +98,7 @@ impl UserStore for MemoryUsers {
             token_version: 0,
             oauth_provider: None,
             provider_ids: BTreeMap::new(),
+            mfa: MfaColumns::default(),
         };
         if let Some(e) = email {
             table.by_email.insert(e, id);
@@ -150,5 +152,72 @@ impl UserStore for MemoryUsers {
             table.by_email.insert(e, n);
         }
         Ok(Some(updated))
+    }
+
+    fn missing_mfa_fields(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    async fn claim_totp_step(&self, id: &UserId, step: i64) -> Result<bool, UserStoreError> {
+        let Some(n) = int_id(id) else {
+            return Ok(false);
+        };
+        let mut table = self.write();
+        let Some(user) = table.rows.get_mut(&n) else {
+            return Ok(false);
+        };
+        if user.mfa.last_step.is_some_and(|last| last >= step) {
+            return Ok(false);
+        }
+        user.mfa.last_step = Some(step);
+        Ok(true)
+    }
+
+    async fn write_mfa(&self, id: &UserId, write: MfaWrite) -> Result<bool, UserStoreError> {
+        let Some(n) = int_id(id) else {
+            return Ok(false);
+        };
+        let mut table = self.write();
+        let Some(user) = table.rows.get_mut(&n) else {
+            return Ok(false);
+        };
+        let mfa = &mut user.mfa;
+        match write {
+            MfaWrite::Pending { secret } => {
+                *mfa = MfaColumns {
+                    secret: Some(secret),
+                    ..MfaColumns::default()
+                };
+            }
+            MfaWrite::Enable {
+                pending,
+                secret,
+                recovery_codes,
+            } => {
+                if mfa.confirmed || mfa.secret.as_deref() != Some(pending.as_str()) {
+                    return Ok(false);
+                }
+                mfa.secret = Some(secret);
+                mfa.confirmed = true;
+                mfa.recovery_codes = Some(recovery_codes);
+            }
+            MfaWrite::ConsumeCode {
+                expected,
+                recovery_codes,
+            } => {
+                if !mfa.confirmed || mfa.recovery_codes.as_deref() != Some(expected.as_str()) {
+                    return Ok(false);
+                }
+                mfa.recovery_codes = Some(recovery_codes);
+            }
+            MfaWrite::Regenerate { recovery_codes } => {
+                if !mfa.confirmed {
+                    return Ok(false);
+                }
+                mfa.recovery_codes = Some(recovery_codes);
+            }
+            MfaWrite::Disable => *mfa = MfaColumns::default(),
+        }
+        Ok(true)
     }
 }

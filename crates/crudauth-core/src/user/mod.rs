@@ -105,6 +105,98 @@ pub struct User {
     pub oauth_provider: Option<String>,
     /// Provider subject ids by provider name (`google` → `google_id` column, …).
     pub provider_ids: BTreeMap<String, String>,
+    /// The two-factor columns. Never serialised, redacted in `Debug`, and never shown to
+    /// hooks.
+    #[serde(skip)]
+    pub mfa: MfaColumns,
+}
+
+/// A user's two-factor state: crudauth's four MFA columns.
+///
+/// `Debug` shows whether each is set, never the sealed secret or the code digests.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MfaColumns {
+    /// `totp_secret_encrypted`: the Fernet token of the TOTP secret, or, while enrolment is
+    /// pending, of `"{token_version}:{secret}"`.
+    pub secret: Option<String>,
+    /// Whether `totp_confirmed_at` is set: enrolment is finished.
+    pub confirmed: bool,
+    /// `totp_last_step`: the latest TOTP step accepted for this account.
+    pub last_step: Option<i64>,
+    /// `mfa_recovery_codes`: a JSON array of the SHA-256 hex digests of the unused recovery
+    /// codes.
+    pub recovery_codes: Option<String>,
+}
+
+impl fmt::Debug for MfaColumns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaColumns")
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("confirmed", &self.confirmed)
+            .field("last_step", &self.last_step)
+            .field(
+                "recovery_codes",
+                &self.recovery_codes.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+/// The two-factor columns as crudauth names them, for messages.
+pub const MFA_FIELDS: [&str; 4] = [
+    "totp_secret_encrypted",
+    "totp_confirmed_at",
+    "totp_last_step",
+    "mfa_recovery_codes",
+];
+
+/// A change to a user's two-factor columns, each one atomic (one conditional `UPDATE` on SQL).
+#[derive(Clone, PartialEq, Eq)]
+pub enum MfaWrite {
+    /// Starts (or restarts) enrolment: `secret` is the sealed pending secret; confirmation,
+    /// the last step and the recovery codes are cleared. Unconditional.
+    Pending {
+        /// The sealed pending secret.
+        secret: String,
+    },
+    /// Finishes enrolment: only while it is unfinished and the pending secret is still
+    /// `pending` (so of two racing confirmations one wins, and a restarted setup is not
+    /// enabled by a code of the old one). Sets the confirmation time to now.
+    Enable {
+        /// The sealed pending secret the confirmation was checked against.
+        pending: String,
+        /// The sealed secret to keep.
+        secret: String,
+        /// The recovery codes' digests (JSON).
+        recovery_codes: String,
+    },
+    /// Replaces the recovery codes only if they are still exactly `expected` and enrolment is
+    /// finished: consuming one code is exactly-once under concurrency.
+    ConsumeCode {
+        /// The digests as read.
+        expected: String,
+        /// The digests without the used one.
+        recovery_codes: String,
+    },
+    /// Replaces the recovery codes if enrolment is finished.
+    Regenerate {
+        /// The new digests (JSON).
+        recovery_codes: String,
+    },
+    /// Clears all four columns. Unconditional.
+    Disable,
+}
+
+impl fmt::Debug for MfaWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MfaWrite::Pending { .. } => "MfaWrite::Pending",
+            MfaWrite::Enable { .. } => "MfaWrite::Enable",
+            MfaWrite::ConsumeCode { .. } => "MfaWrite::ConsumeCode",
+            MfaWrite::Regenerate { .. } => "MfaWrite::Regenerate",
+            MfaWrite::Disable => "MfaWrite::Disable",
+        })
+    }
 }
 
 impl User {
@@ -130,6 +222,7 @@ impl User {
             token_version: 0,
             oauth_provider: None,
             provider_ids: BTreeMap::new(),
+            mfa: MfaColumns::default(),
         }
     }
 }
@@ -249,6 +342,35 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
     /// explicitly. Default `true`.
     fn supports_token_version(&self) -> bool {
         true
+    }
+
+    /// Which of crudauth's four two-factor columns ([`MFA_FIELDS`]) the table lacks; two-factor
+    /// authentication needs all of them, and crudauth-axum's `build()` refuses to turn it on
+    /// while any is missing, naming them. Default: all four (a store that implements
+    /// [`UserStore::claim_totp_step`] and [`UserStore::write_mfa`] returns none).
+    fn missing_mfa_fields(&self) -> Vec<&'static str> {
+        MFA_FIELDS.to_vec()
+    }
+
+    /// Claims TOTP step `step` for the user: sets `totp_last_step` to `step` only if it is
+    /// unset or lower — one conditional `UPDATE`, so of any number of concurrent claims of a
+    /// step exactly one wins, and no equal or earlier step is ever accepted again. `true` when
+    /// this call claimed it; `false` also when the user does not exist.
+    async fn claim_totp_step(&self, id: &UserId, step: i64) -> Result<bool, UserStoreError> {
+        let _ = (id, step);
+        Err(UserStoreError::Unavailable(
+            "this user store keeps no two-factor columns".to_owned(),
+        ))
+    }
+
+    /// Applies `write` to the user's two-factor columns, atomically and only under the
+    /// condition the write names. `true` when it wrote; `false` when the condition did not hold
+    /// or the user does not exist.
+    async fn write_mfa(&self, id: &UserId, write: MfaWrite) -> Result<bool, UserStoreError> {
+        let _ = (id, write);
+        Err(UserStoreError::Unavailable(
+            "this user store keeps no two-factor columns".to_owned(),
+        ))
     }
 }
 
@@ -384,6 +506,12 @@ mod tests {
             token_version: 3,
             oauth_provider: None,
             provider_ids: BTreeMap::new(),
+            mfa: MfaColumns {
+                secret: Some("gAAAAAsealed".into()),
+                confirmed: true,
+                last_step: Some(1),
+                recovery_codes: Some("[\"digest\"]".into()),
+            },
         };
         let json = serde_json::to_value(&user).unwrap();
         assert!(json.get("hashed_password").is_none(), "{json}");
@@ -391,6 +519,17 @@ mod tests {
         let text = serde_json::to_string(&user).unwrap();
         assert!(!text.contains("argon2id"), "{text}");
         assert!(!format!("{user:?}").contains("argon2id"), "nor in Debug");
+        for hidden in ["totp", "mfa", "gAAAA", "digest"] {
+            assert!(!text.contains(hidden), "{text}");
+        }
+        assert!(
+            !format!("{user:?}").contains("gAAAA"),
+            "the sealed secret is redacted"
+        );
+        assert!(
+            !format!("{user:?}").contains("digest"),
+            "the code digests are redacted"
+        );
         // Reading a row that has no hash (what serialising gives back) works.
         let back: User = serde_json::from_value(json).unwrap();
         assert_eq!(back.hashed_password, None);
