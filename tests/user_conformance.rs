@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use crudauth_core::user::conformance::UserSubject;
 use crudauth_core::user::{
-    find_by_login, LoginField, NewUser, PasswordHash, UserId, UserStore, UserStoreError, UserUpdate,
+    find_by_login, LoginField, MfaWrite, NewUser, PasswordHash, UserId, UserStore, UserStoreError,
+    UserUpdate,
 };
 use crudauth_sqlx::{ColumnMap, SetupError, SqlxUsers};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -56,6 +57,10 @@ fn renamed(table: &str) -> ColumnMap {
         .column("email_verified", "mail_ok")
         .column("token_version", "epoch")
         .column("created_at", "inserted_at")
+        .column("totp_secret_encrypted", "otp_secret")
+        .column("totp_confirmed_at", "otp_confirmed")
+        .column("totp_last_step", "otp_step")
+        .column("mfa_recovery_codes", "otp_codes")
         .without("updated_at")
         .without("oauth_created_at")
         .without("oauth_updated_at")
@@ -392,6 +397,7 @@ impl RawAccounts {
 
 fn accounts_map() -> ColumnMap {
     ColumnMap::new()
+        .without_mfa()
         .table("accounts")
         .column("hashed_password", "pw_hash")
         .without("is_superuser")
@@ -474,7 +480,7 @@ async fn sqlite_minimal_table_degrades_to_crudauth_defaults() {
     .execute(&pool)
     .await
     .expect("creating members");
-    let mut map = ColumnMap::new().table("members");
+    let mut map = ColumnMap::new().table("members").without_mfa();
     for absent in [
         "is_active",
         "is_superuser",
@@ -597,8 +603,12 @@ async fn sqlite_database_made_by_crudauth_is_used_as_it_is() {
     .await
     .expect("inserting crudauth's rows");
 
-    // Nothing to create: the existing table is left as it is.
-    let users = SqlxUsers::sqlite(pool.clone());
+    // Nothing to create: the existing table is left as it is. It was made without
+    // `mfa=True`, which the column map says.
+    let users = SqlxUsers::sqlite(pool.clone())
+        .with_columns(ColumnMap::new().without_mfa())
+        .expect("a valid column map");
+    assert_eq!(users.missing_mfa_fields().len(), 4);
     users
         .create_default_table()
         .await
@@ -733,6 +743,10 @@ fn sqlalchemy_postgres_ddl(schema: &str) -> [String; 5] {
 	oauth_updated_at TIMESTAMP WITH TIME ZONE, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE, 
+	totp_secret_encrypted VARCHAR(255), 
+	totp_confirmed_at TIMESTAMP WITH TIME ZONE, 
+	totp_last_step INTEGER, 
+	mfa_recovery_codes TEXT, 
 	PRIMARY KEY (id)
 )"
         ),
@@ -778,6 +792,35 @@ async fn postgres_table_made_by_crudauth(subject: &PgSchema) {
         Some(PasswordHash(CRUDAUTH_HASH.to_owned()))
     );
     assert!(ada.is_active && !ada.is_superuser && ada.email_verified);
+    // The two-factor columns of `make_auth_identity(mfa=True)`, NULL as crudauth leaves them.
+    assert_eq!(ada.mfa, Default::default());
+    users
+        .write_mfa(&ada.id, MfaWrite::Pending { secret: "p".into() })
+        .await
+        .expect("the two-factor columns work");
+    let enable = MfaWrite::Enable {
+        pending: "p".into(),
+        secret: "s".into(),
+        recovery_codes: "[]".into(),
+    };
+    assert!(users
+        .write_mfa(&ada.id, enable)
+        .await
+        .expect("the two-factor columns work"));
+    assert!(users
+        .claim_totp_step(&ada.id, 60_000_000)
+        .await
+        .expect("the two-factor columns work"));
+    let back = users
+        .find_by_id(&ada.id)
+        .await
+        .expect("the two-factor columns work")
+        .expect("the two-factor columns work");
+    assert!(back.mfa.confirmed && back.mfa.last_step == Some(60_000_000));
+    users
+        .write_mfa(&ada.id, MfaWrite::Disable)
+        .await
+        .expect("the two-factor columns work");
     assert_eq!(ada.token_version, 3);
     assert_eq!(ada.oauth_provider.as_deref(), Some("google"));
     assert_eq!(
@@ -914,4 +957,119 @@ async fn a_missing_table_says_how_to_make_it() {
     assert!(message.contains("no such table"), "{message}");
     assert!(message.contains("create_default_table"), "{message}");
     pool.close().await;
+}
+
+/// The four columns `make_auth_identity(mfa=True)` adds, as SQLAlchemy types them on SQLite.
+const SQLALCHEMY_MFA_COLUMNS: [&str; 4] = [
+    "ALTER TABLE users ADD COLUMN totp_secret_encrypted VARCHAR(255)",
+    "ALTER TABLE users ADD COLUMN totp_confirmed_at DATETIME",
+    "ALTER TABLE users ADD COLUMN totp_last_step INTEGER",
+    "ALTER TABLE users ADD COLUMN mfa_recovery_codes TEXT",
+];
+
+/// A crudauth table with two-factor columns written by crudauth: read back into `User.mfa`,
+/// and the step claim and the conditional writes work on it.
+#[tokio::test]
+async fn sqlite_two_factor_columns_made_by_crudauth_are_used_as_they_are() {
+    let (pool, _file) = SqliteFile::pool().await;
+    for statement in SQLALCHEMY_SQLITE_DDL.iter().chain(&SQLALCHEMY_MFA_COLUMNS) {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect("creating the table");
+    }
+    sqlx::query(
+        "INSERT INTO users (id, email, username, hashed_password, is_active, is_superuser,
+            email_verified, token_version, created_at, totp_secret_encrypted, totp_confirmed_at,
+            totp_last_step, mfa_recovery_codes)
+         VALUES (1, 'ada@example.com', 'ada', ?, 1, 0, 1, 0, '2026-01-15 09:30:12.345678',
+            'gAAAAABsealed', '2026-01-02 03:04:05.000000', 56666666, '[\"d1\", \"d2\"]')",
+    )
+    .bind(CRUDAUTH_HASH)
+    .execute(&pool)
+    .await
+    .expect("inserting crudauth's row");
+    let users = SqlxUsers::sqlite(pool.clone());
+    assert!(users.missing_mfa_fields().is_empty());
+    let ada = users
+        .find_by_id(&UserId::Int(1))
+        .await
+        .expect("the two-factor columns work")
+        .expect("the two-factor columns work");
+    assert_eq!(ada.mfa.secret.as_deref(), Some("gAAAAABsealed"));
+    assert!(ada.mfa.confirmed);
+    assert_eq!(ada.mfa.last_step, Some(56666666));
+    assert_eq!(ada.mfa.recovery_codes.as_deref(), Some("[\"d1\", \"d2\"]"));
+    assert!(!users
+        .claim_totp_step(&ada.id, 56666666)
+        .await
+        .expect("the two-factor columns work"));
+    assert!(users
+        .claim_totp_step(&ada.id, 56666667)
+        .await
+        .expect("the two-factor columns work"));
+    let consume = MfaWrite::ConsumeCode {
+        expected: "[\"d1\", \"d2\"]".into(),
+        recovery_codes: "[\"d2\"]".into(),
+    };
+    assert!(users
+        .write_mfa(&ada.id, consume)
+        .await
+        .expect("the two-factor columns work"));
+    assert!(users
+        .write_mfa(&ada.id, MfaWrite::Disable)
+        .await
+        .expect("the two-factor columns work"));
+    let (confirmed, step): (Option<String>, Option<i64>) =
+        sqlx::query_as("SELECT totp_confirmed_at, totp_last_step FROM users WHERE id = 1")
+            .fetch_one(&pool)
+            .await
+            .expect("the two-factor columns work");
+    assert_eq!((confirmed, step), (None, None));
+    // Enabling writes the confirmation time as SQLAlchemy's text.
+    users
+        .write_mfa(&ada.id, MfaWrite::Pending { secret: "p".into() })
+        .await
+        .expect("the two-factor columns work");
+    let enable = MfaWrite::Enable {
+        pending: "p".into(),
+        secret: "s".into(),
+        recovery_codes: "[]".into(),
+    };
+    assert!(users
+        .write_mfa(&ada.id, enable)
+        .await
+        .expect("the two-factor columns work"));
+    let (confirmed,): (String,) =
+        sqlx::query_as("SELECT totp_confirmed_at FROM users WHERE id = 1")
+            .fetch_one(&pool)
+            .await
+            .expect("the two-factor columns work");
+    assert!(is_sqlalchemy_datetime(&confirmed), "{confirmed}");
+    pool.close().await;
+}
+
+/// A map without one of the columns: two-factor is unavailable, naming it.
+#[tokio::test]
+async fn a_missing_two_factor_column_is_named() {
+    let users = SqlxUsers::connect("sqlite::memory:")
+        .await
+        .expect("the two-factor columns work")
+        .with_columns(ColumnMap::new().without("totp_last_step"))
+        .expect("the two-factor columns work");
+    users
+        .create_default_table()
+        .await
+        .expect("the two-factor columns work");
+    assert_eq!(users.missing_mfa_fields(), ["totp_last_step"]);
+    let ada = users
+        .create(NewUser::new("ada@example.com", "ada", CRUDAUTH_HASH))
+        .await
+        .expect("the two-factor columns work");
+    let error = users
+        .claim_totp_step(&ada.id, 1)
+        .await
+        .expect_err("no column")
+        .to_string();
+    assert!(error.contains("totp_last_step"), "{error}");
 }

@@ -36,11 +36,15 @@ pub(crate) enum Field {
     OauthUpdatedAt,
     CreatedAt,
     UpdatedAt,
+    TotpSecretEncrypted,
+    TotpConfirmedAt,
+    TotpLastStep,
+    MfaRecoveryCodes,
 }
 
 impl Field {
     /// Every field, in the default table's column order.
-    pub(crate) const ALL: [Field; 15] = [
+    pub(crate) const ALL: [Field; 19] = [
         Field::Id,
         Field::Email,
         Field::Username,
@@ -56,6 +60,18 @@ impl Field {
         Field::OauthUpdatedAt,
         Field::CreatedAt,
         Field::UpdatedAt,
+        Field::TotpSecretEncrypted,
+        Field::TotpConfirmedAt,
+        Field::TotpLastStep,
+        Field::MfaRecoveryCodes,
+    ];
+
+    /// The two-factor columns, which come and go together.
+    pub(crate) const MFA: [Field; 4] = [
+        Field::TotpSecretEncrypted,
+        Field::TotpConfirmedAt,
+        Field::TotpLastStep,
+        Field::MfaRecoveryCodes,
     ];
 
     /// The logical name, which is also the default column name.
@@ -76,6 +92,10 @@ impl Field {
             Field::OauthUpdatedAt => "oauth_updated_at",
             Field::CreatedAt => "created_at",
             Field::UpdatedAt => "updated_at",
+            Field::TotpSecretEncrypted => "totp_secret_encrypted",
+            Field::TotpConfirmedAt => "totp_confirmed_at",
+            Field::TotpLastStep => "totp_last_step",
+            Field::MfaRecoveryCodes => "mfa_recovery_codes",
         }
     }
 
@@ -96,7 +116,9 @@ impl Field {
 /// Which table holds the users and what its columns are called, for crudauth's logical fields:
 /// `id`, `email`, `username`, `hashed_password`, `is_active`, `is_superuser`, `email_verified`,
 /// `token_version`, `oauth_provider`, `google_id`, `github_id`, `oauth_created_at`,
-/// `oauth_updated_at`, and the bookkeeping `created_at` and `updated_at`.
+/// `oauth_updated_at`, the bookkeeping `created_at` and `updated_at`, and the two-factor
+/// columns `totp_secret_encrypted`, `totp_confirmed_at`, `totp_last_step` and
+/// `mfa_recovery_codes` (two-factor authentication needs all four).
 ///
 /// A field that is not mentioned keeps its logical name as its column name; the default map is
 /// crudauth's own `users` table. A field left out with [`without`](Self::without) degrades as
@@ -134,6 +156,16 @@ impl ColumnMap {
     /// Declares that the table has no column for the logical `field`.
     pub fn without(mut self, field: impl Into<String>) -> Self {
         self.absent.push(field.into());
+        self
+    }
+
+    /// Declares that the table has none of the four two-factor columns (a crudauth table made
+    /// without `mfa=True`): everything else works, and turning two-factor authentication on is
+    /// refused at `build()`, naming the columns to add.
+    pub fn without_mfa(mut self) -> Self {
+        for field in Field::MFA {
+            self.absent.push(field.name().to_owned());
+        }
         self
     }
 

@@ -39,6 +39,16 @@ pub(crate) enum Arg {
     TokenVersion,
     /// The current time, as SQLAlchemy writes it on SQLite (PostgreSQL uses `CURRENT_TIMESTAMP`).
     Now,
+    /// A TOTP step being claimed.
+    Step,
+    /// A sealed secret to write.
+    Secret,
+    /// The sealed pending secret a confirmation was checked against.
+    Pending,
+    /// Recovery-code digests to write.
+    Codes,
+    /// The recovery-code digests as read.
+    ExpectedCodes,
 }
 
 /// One statement and what it binds.
@@ -57,10 +67,23 @@ pub(crate) struct Queries {
     pub(crate) insert: Statement,
     pub(crate) update: Statement,
     pub(crate) create_table: Vec<String>,
+    /// The two-factor statements, when the table has the four columns.
+    pub(crate) mfa: Option<MfaStatements>,
+}
+
+/// One conditional `UPDATE` per two-factor change (`rows affected` says whether it applied).
+#[derive(Clone, Debug)]
+pub(crate) struct MfaStatements {
+    pub(crate) claim_step: Statement,
+    pub(crate) pending: Statement,
+    pub(crate) enable: Statement,
+    pub(crate) consume: Statement,
+    pub(crate) regenerate: Statement,
+    pub(crate) disable: Statement,
 }
 
 /// The fields a user row is read from, in order; each is selected under its logical name.
-pub(crate) const READ_FIELDS: [Field; 11] = [
+pub(crate) const READ_FIELDS: [Field; 15] = [
     Field::Id,
     Field::Email,
     Field::Username,
@@ -72,6 +95,10 @@ pub(crate) const READ_FIELDS: [Field; 11] = [
     Field::OauthProvider,
     Field::GoogleId,
     Field::GithubId,
+    Field::TotpSecretEncrypted,
+    Field::TotpConfirmedAt,
+    Field::TotpLastStep,
+    Field::MfaRecoveryCodes,
 ];
 
 /// Placeholders in order: `?` for SQLite, `$1`, `$2`, … for PostgreSQL.
@@ -130,6 +157,7 @@ impl Queries {
             insert: insert(dialect, cols, &table, &projection),
             update: update(dialect, cols, &table, &projection),
             create_table: create_table(dialect, cols),
+            mfa: mfa_statements(dialect, cols, &table),
         }
     }
 }
@@ -147,7 +175,9 @@ fn projection(dialect: Dialect, cols: &Columns) -> String {
             let column = cols.quoted(field)?;
             let alias = quote(field.name());
             let expr = match (dialect, field) {
-                (Dialect::Postgres, Field::Id | Field::TokenVersion) => {
+                // Only whether enrolment finished is read, never the time itself.
+                (_, Field::TotpConfirmedAt) => format!("({column} IS NOT NULL)"),
+                (Dialect::Postgres, Field::Id | Field::TokenVersion | Field::TotpLastStep) => {
                     format!("CAST({column} AS BIGINT)")
                 }
                 (
@@ -157,7 +187,9 @@ fn projection(dialect: Dialect, cols: &Columns) -> String {
                     | Field::HashedPassword
                     | Field::OauthProvider
                     | Field::GoogleId
-                    | Field::GithubId,
+                    | Field::GithubId
+                    | Field::TotpSecretEncrypted
+                    | Field::MfaRecoveryCodes,
                 ) => format!("CAST({column} AS TEXT)"),
                 _ => column,
             };
@@ -238,6 +270,90 @@ fn update(dialect: Dialect, cols: &Columns, table: &str, projection: &str) -> St
     }
 }
 
+/// The two-factor statements, each one `UPDATE` whose `WHERE` holds its condition; `None`
+/// unless the table has all four columns.
+fn mfa_statements(dialect: Dialect, cols: &Columns, table: &str) -> Option<MfaStatements> {
+    let secret = cols.quoted(Field::TotpSecretEncrypted)?;
+    let confirmed = cols.quoted(Field::TotpConfirmedAt)?;
+    let last = cols.quoted(Field::TotpLastStep)?;
+    let codes = cols.quoted(Field::MfaRecoveryCodes)?;
+    let id = quoted(cols, Field::Id);
+    // `sets` are (column, value) with a value of `Some(arg)`, `None` for NULL, or the time;
+    // `condition` is written after `id = ?` and may bind more.
+    enum Value {
+        Bind(Arg),
+        Null,
+        Now,
+    }
+    let statement = |sets: &[(&str, Value)], condition: &dyn Fn(&mut Params) -> String| {
+        let mut params = Params::new(dialect);
+        let mut parts = Vec::new();
+        for (column, value) in sets {
+            let v = match value {
+                Value::Bind(arg) => params.push(*arg),
+                Value::Null => "NULL".to_owned(),
+                Value::Now => params.now(),
+            };
+            parts.push(format!("{column} = {v}"));
+        }
+        if let Some(column) = cols.quoted(Field::UpdatedAt) {
+            let now = params.now();
+            parts.push(format!("{column} = {now}"));
+        }
+        let p = params.push(Arg::Id);
+        let extra = condition(&mut params);
+        Statement {
+            sql: format!(
+                "UPDATE {table} SET {} WHERE {id} = {p}{extra}",
+                parts.join(", ")
+            ),
+            args: params.args,
+        }
+    };
+    let none = |_: &mut Params| String::new();
+    let finished = format!(" AND {confirmed} IS NOT NULL");
+    Some(MfaStatements {
+        claim_step: statement(&[(&last, Value::Bind(Arg::Step))], &|p| {
+            let step = p.push(Arg::Step);
+            format!(" AND ({last} IS NULL OR {last} < {step})")
+        }),
+        pending: statement(
+            &[
+                (&secret, Value::Bind(Arg::Secret)),
+                (&confirmed, Value::Null),
+                (&last, Value::Null),
+                (&codes, Value::Null),
+            ],
+            &none,
+        ),
+        enable: statement(
+            &[
+                (&secret, Value::Bind(Arg::Secret)),
+                (&confirmed, Value::Now),
+                (&codes, Value::Bind(Arg::Codes)),
+            ],
+            &|p| {
+                let pending = p.push(Arg::Pending);
+                format!(" AND {confirmed} IS NULL AND {secret} = {pending}")
+            },
+        ),
+        consume: statement(&[(&codes, Value::Bind(Arg::Codes))], &|p| {
+            let expected = p.push(Arg::ExpectedCodes);
+            format!("{finished} AND {codes} = {expected}")
+        }),
+        regenerate: statement(&[(&codes, Value::Bind(Arg::Codes))], &|_| finished.clone()),
+        disable: statement(
+            &[
+                (&secret, Value::Null),
+                (&confirmed, Value::Null),
+                (&last, Value::Null),
+                (&codes, Value::Null),
+            ],
+            &none,
+        ),
+    })
+}
+
 /// crudauth's `AuthUserMixin` table (its Part 14.3), as SQLAlchemy creates it: unique indexes
 /// named `ix_<table>_<column>`, booleans and timestamps typed as SQLAlchemy types them. The id
 /// is `AUTOINCREMENT` on SQLite so a deleted user's id is never handed to someone else.
@@ -275,6 +391,10 @@ fn create_table(dialect: Dialect, cols: &Columns) -> Vec<String> {
                 timestamp.to_owned()
             }
             Field::CreatedAt => format!("{timestamp} NOT NULL DEFAULT {now}"),
+            Field::TotpSecretEncrypted => "VARCHAR(255)".to_owned(),
+            Field::TotpConfirmedAt => timestamp.to_owned(),
+            Field::TotpLastStep => "INTEGER".to_owned(),
+            Field::MfaRecoveryCodes => "TEXT".to_owned(),
         };
         lines.push(format!("    {column} {definition}"));
     }
@@ -376,6 +496,51 @@ mod tests {
         }
         assert!(!q.update.args.contains(&Arg::TokenVersion));
         assert!(!q.create_table[0].contains("is_superuser"));
+    }
+
+    #[test]
+    fn two_factor_changes_are_single_conditional_updates() {
+        let q = queries(Dialect::Postgres, ColumnMap::new().without("updated_at"));
+        let mfa = q.mfa.expect("all four columns");
+        assert_eq!(
+            mfa.claim_step.sql,
+            "UPDATE \"users\" SET \"totp_last_step\" = $1 WHERE \"id\" = $2 AND \
+             (\"totp_last_step\" IS NULL OR \"totp_last_step\" < $3)"
+        );
+        assert_eq!(mfa.claim_step.args, [Arg::Step, Arg::Id, Arg::Step]);
+        assert_eq!(
+            mfa.enable.sql,
+            "UPDATE \"users\" SET \"totp_secret_encrypted\" = $1, \"totp_confirmed_at\" = \
+             CURRENT_TIMESTAMP, \"mfa_recovery_codes\" = $2 WHERE \"id\" = $3 AND \
+             \"totp_confirmed_at\" IS NULL AND \"totp_secret_encrypted\" = $4"
+        );
+        assert_eq!(
+            mfa.consume.sql,
+            "UPDATE \"users\" SET \"mfa_recovery_codes\" = $1 WHERE \"id\" = $2 AND \
+             \"totp_confirmed_at\" IS NOT NULL AND \"mfa_recovery_codes\" = $3"
+        );
+        assert!(mfa.disable.sql.contains("\"totp_secret_encrypted\" = NULL"));
+        let q = queries(Dialect::Sqlite, ColumnMap::new());
+        let mfa = q.mfa.expect("all four columns");
+        for s in [
+            &mfa.claim_step,
+            &mfa.pending,
+            &mfa.enable,
+            &mfa.consume,
+            &mfa.regenerate,
+            &mfa.disable,
+        ] {
+            assert_eq!(s.sql.matches('?').count(), s.args.len(), "{}", s.sql);
+            assert!(s.sql.contains("\"updated_at\" = ?"), "{}", s.sql);
+        }
+        assert!(q
+            .by_id
+            .sql
+            .contains("(\"totp_confirmed_at\" IS NOT NULL) AS \"totp_confirmed_at\""));
+        let q = queries(Dialect::Sqlite, ColumnMap::new().without("totp_last_step"));
+        assert!(q.mfa.is_none());
+        assert!(!q.by_id.sql.contains("totp_last_step"));
+        assert!(!q.create_table[0].contains("totp_last_step"));
     }
 
     #[test]

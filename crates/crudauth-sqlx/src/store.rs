@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crudauth_core::user::{
-    canonical_email, LoginField, NewUser, PasswordHash, User, UserId, UserStore, UserStoreError,
-    UserUpdate,
+    canonical_email, LoginField, MfaColumns, MfaWrite, NewUser, PasswordHash, User, UserId,
+    UserStore, UserStoreError, UserUpdate,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::query::Query;
@@ -247,6 +247,32 @@ impl SqlxUsers {
         self.shared.errors.map(error)
     }
 
+    /// Runs a statement that changes at most one row: whether it changed one.
+    async fn execute(
+        &self,
+        statement: &Statement,
+        values: &Values,
+    ) -> Result<bool, UserStoreError> {
+        let done = on_pool!(self, pool => {
+            bind(sqlx::query(&statement.sql), &statement.args, values)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected() == 1)
+        });
+        done.map_err(|e| self.db_error(e))
+    }
+
+    /// The two-factor statements, or why there are none: the columns the table lacks.
+    fn mfa_statements(&self) -> Result<&crate::sql::MfaStatements, UserStoreError> {
+        self.shared.queries.mfa.as_ref().ok_or_else(|| {
+            UserStoreError::Unavailable(format!(
+                "user table {} has no two-factor columns {}",
+                self.shared.columns.table.display(),
+                self.missing_mfa_fields().join(", ")
+            ))
+        })
+    }
+
     /// Runs a statement that reads at most one user row.
     async fn fetch_user(
         &self,
@@ -300,6 +326,11 @@ struct Values {
     is_superuser: Option<bool>,
     email_verified: Option<bool>,
     token_version: i64,
+    step: i64,
+    secret: Option<String>,
+    pending: Option<String>,
+    codes: Option<String>,
+    expected_codes: Option<String>,
 }
 
 /// Binds `args` in order; generic over the driver so both pools share one definition.
@@ -326,6 +357,11 @@ where
             Arg::EmailVerified => query.bind(values.email_verified),
             Arg::TokenVersion => query.bind(values.token_version),
             Arg::Now => query.bind(sqlalchemy_now()),
+            Arg::Step => query.bind(values.step),
+            Arg::Secret => query.bind(values.secret.clone()),
+            Arg::Pending => query.bind(values.pending.clone()),
+            Arg::Codes => query.bind(values.codes.clone()),
+            Arg::ExpectedCodes => query.bind(values.expected_codes.clone()),
         };
     }
     query
@@ -379,6 +415,16 @@ where
     } else {
         0
     };
+    let mfa = if Field::MFA.iter().all(|f| columns.has(*f)) {
+        MfaColumns {
+            secret: text(Field::TotpSecretEncrypted)?,
+            confirmed: flag(Field::TotpConfirmedAt, false)?,
+            last_step: row.try_get::<Option<i64>, _>(Field::TotpLastStep.name())?,
+            recovery_codes: text(Field::MfaRecoveryCodes)?,
+        }
+    } else {
+        MfaColumns::default()
+    };
     let mut provider_ids = BTreeMap::new();
     for (provider, field) in [("github", Field::GithubId), ("google", Field::GoogleId)] {
         if let Some(subject) = text(field)? {
@@ -396,7 +442,7 @@ where
         token_version,
         oauth_provider: text(Field::OauthProvider)?,
         provider_ids,
-        mfa: crudauth_core::user::MfaColumns::default(),
+        mfa,
     })
 }
 
@@ -519,5 +565,67 @@ impl UserStore for SqlxUsers {
 
     fn supports_token_version(&self) -> bool {
         self.shared.columns.has(Field::TokenVersion)
+    }
+
+    fn missing_mfa_fields(&self) -> Vec<&'static str> {
+        Field::MFA
+            .into_iter()
+            .filter(|f| !self.shared.columns.has(*f))
+            .map(Field::name)
+            .collect()
+    }
+
+    async fn claim_totp_step(&self, id: &UserId, step: i64) -> Result<bool, UserStoreError> {
+        let statements = self.mfa_statements()?;
+        let Some(id) = integer_id(id) else {
+            return Ok(false);
+        };
+        let values = Values {
+            id,
+            step,
+            ..Values::default()
+        };
+        self.execute(&statements.claim_step, &values).await
+    }
+
+    async fn write_mfa(&self, id: &UserId, write: MfaWrite) -> Result<bool, UserStoreError> {
+        let statements = self.mfa_statements()?;
+        let Some(id) = integer_id(id) else {
+            return Ok(false);
+        };
+        let mut values = Values {
+            id,
+            ..Values::default()
+        };
+        let statement = match write {
+            MfaWrite::Pending { secret } => {
+                values.secret = Some(secret);
+                &statements.pending
+            }
+            MfaWrite::Enable {
+                pending,
+                secret,
+                recovery_codes,
+            } => {
+                values.secret = Some(secret);
+                values.pending = Some(pending);
+                values.codes = Some(recovery_codes);
+                &statements.enable
+            }
+            MfaWrite::ConsumeCode {
+                expected,
+                recovery_codes,
+            } => {
+                values.expected_codes = Some(expected);
+                values.codes = Some(recovery_codes);
+                &statements.consume
+            }
+            MfaWrite::Regenerate { recovery_codes } => {
+                values.codes = Some(recovery_codes);
+                &statements.regenerate
+            }
+            MfaWrite::Disable => &statements.disable,
+        };
+        self.execute(statement, &values).await
     }
 }
