@@ -85,7 +85,12 @@ pub fn link_path(kind: EmailKind) -> Option<&'static str> {
         EmailKind::VerifyEmail => Some("/verify-email"),
         EmailKind::ResetPassword => Some("/reset-password"),
         EmailKind::ChangeEmail => Some("/confirm-email-change"),
-        EmailKind::EmailChanged | EmailKind::ExistingAccount | EmailKind::PasswordChanged => None,
+        EmailKind::EmailChanged
+        | EmailKind::ExistingAccount
+        | EmailKind::PasswordChanged
+        | EmailKind::MfaEnabled
+        | EmailKind::MfaDisabled
+        | EmailKind::RecoveryCodeUsed => None,
     }
 }
 

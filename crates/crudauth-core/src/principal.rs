@@ -8,6 +8,7 @@
 //!     id: UserId::Int(1), email: Some("ada@example.com".into()), username: Some("ada".into()),
 //!     hashed_password: None, is_active: true, is_superuser: false, email_verified: true,
 //!     token_version: 0, oauth_provider: None, provider_ids: Default::default(),
+//!     mfa: Default::default(),
 //! };
 //! let p = Principal::new(user, "bearer", vec!["items:read".into()]);
 //! assert!(Gate::Scopes(&["items:read"]).check(&p).is_ok());

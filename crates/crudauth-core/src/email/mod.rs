@@ -39,6 +39,12 @@ pub enum EmailKind {
     ExistingAccount,
     /// Notice that the account's password was changed or reset (crudauth-rs's own).
     PasswordChanged,
+    /// Notice that two-factor authentication was turned on (crudauth-rs's own).
+    MfaEnabled,
+    /// Notice that two-factor authentication was turned off (crudauth-rs's own).
+    MfaDisabled,
+    /// Notice that a recovery code was used (crudauth-rs's own).
+    RecoveryCodeUsed,
 }
 
 impl EmailKind {
@@ -51,6 +57,9 @@ impl EmailKind {
             EmailKind::EmailChanged => "Your email address was changed",
             EmailKind::ExistingAccount => "You already have an account",
             EmailKind::PasswordChanged => "Your password was changed",
+            EmailKind::MfaEnabled => "Two-factor authentication was turned on",
+            EmailKind::MfaDisabled => "Two-factor authentication was turned off",
+            EmailKind::RecoveryCodeUsed => "A recovery code was used",
         }
     }
 }
@@ -122,6 +131,21 @@ impl EmailMessage {
             (None, EmailKind::PasswordChanged) => format!(
                 "The password of your account was changed. If you didn't make this change, {} \
                  and reset your password.\n",
+                at("sign in")
+            ),
+            (None, EmailKind::MfaEnabled) => format!(
+                "Two-factor authentication was turned on for your account. If you didn't do this, \
+                 {} and reset your password.\n",
+                at("sign in")
+            ),
+            (None, EmailKind::MfaDisabled) => format!(
+                "Two-factor authentication was turned off for your account. If you didn't do \
+                 this, {}, reset your password and turn it on again.\n",
+                at("sign in")
+            ),
+            (None, EmailKind::RecoveryCodeUsed) => format!(
+                "One of your recovery codes was used to sign in or change two-factor settings. \
+                 If it wasn't you, {}, reset your password and make new recovery codes.\n",
                 at("sign in")
             ),
             (None, kind) => format!("{}\n", kind.subject()),
@@ -266,6 +290,15 @@ mod tests {
             (EmailKind::EmailChanged, "Your email address was changed"),
             (EmailKind::ExistingAccount, "You already have an account"),
             (EmailKind::PasswordChanged, "Your password was changed"),
+            (
+                EmailKind::MfaEnabled,
+                "Two-factor authentication was turned on",
+            ),
+            (
+                EmailKind::MfaDisabled,
+                "Two-factor authentication was turned off",
+            ),
+            (EmailKind::RecoveryCodeUsed, "A recovery code was used"),
         ];
         for (kind, subject) in subjects {
             assert_eq!(kind.subject(), subject, "{kind:?}");
