@@ -11,7 +11,9 @@
 //! `CRUDAUTH_ADMIN` (`username:email:password`, created at start-up if absent),
 //! `CRUDAUTH_PUBLIC_URL` (`http://localhost:3000`: the base of email links),
 //! `CRUDAUTH_SMTP_URL` (unset; `smtp://user:pass@host:port` sends email over SMTP instead of
-//! the log or the outbox) with `CRUDAUTH_SMTP_FROM` (the sender address).
+//! the log or the outbox) with `CRUDAUTH_SMTP_FROM` (the sender address), `CRUDAUTH_MFA_KEY`
+//! (comma-separated Fernet keys for TOTP secrets at rest, the first encrypting; unset: a
+//! development key, with a warning).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,11 +35,17 @@ use crudauth_axum::{
     AuthError, BearerTransport, CookieConfig, CrudAuth, EmailConfig, RateLimit, SessionTransport,
 };
 use crudauth_core::email::{LogSender, OutboxFile, SmtpSender};
+use crudauth_core::mfa::MfaConfig;
 use crudauth_core::user::{NewUser, UserId, UserStore};
 use crudauth_sqlx::SqlxUsers;
 
 const DEV_SECRET: &str = "crudauth-quickstart-development-key-do-not-use-in-production";
 const PUBLIC_URL: &str = "http://localhost:3000";
+/// The Fernet key TOTP secrets are sealed with when `CRUDAUTH_MFA_KEY` is unset: development
+/// only, like `DEV_SECRET`.
+const DEV_MFA_KEY: &str = "Y3J1ZGF1dGgtcXVpY2tzdGFydC1kZXYtbWZhLWtleSE=";
+/// The name authenticator apps show for the demo (the reference app's).
+const MFA_ISSUER: &str = "crudauth-rs demo";
 
 async fn hello() -> Json<Value> {
     Json(json!({"hello": "world"}))
@@ -152,8 +160,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (None, Some(path)) => EmailConfig::new(&public_url, OutboxFile::new(path)),
         (None, None) => EmailConfig::new(&public_url, LogSender::new()),
     };
+    // Two-factor is on (never required): the first key seals new secrets, any key opens one.
+    let mfa_keys: Vec<String> = match env("CRUDAUTH_MFA_KEY") {
+        Some(keys) => keys.split(',').map(|k| k.trim().to_owned()).collect(),
+        None => {
+            tracing::warn!(
+                "CRUDAUTH_MFA_KEY is not set: TOTP secrets are sealed with a development key. \
+                 Never do this in production."
+            );
+            vec![DEV_MFA_KEY.to_owned()]
+        }
+    };
     let mut builder = CrudAuth::builder()
         .secret_key(secret)
+        .mfa(MfaConfig::new(MFA_ISSUER, mfa_keys))
         .users(users)
         // Tried in this order: session first, then bearer (refresh token in a cookie).
         .session_transport(SessionTransport::default())

@@ -13,6 +13,8 @@ use crudauth_core::email::EmailSender;
 use crudauth_core::hooks::{AuthHooks, HookContext, HookEvent};
 use crudauth_core::lifespan::Tasks;
 use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
+use crudauth_core::mfa::challenge::Challenges;
+use crudauth_core::mfa::{Mfa, MfaConfig};
 use crudauth_core::password::{PasswordPolicy, Passwords};
 use crudauth_core::secret::{purpose, SecretKey};
 use crudauth_core::session::{SessionConfig, Sessions};
@@ -26,7 +28,7 @@ use crate::cookies::CookieConfig;
 use crate::error::AuthError;
 use crate::layer::rate_limit::{BuiltinLimits, RateLimit};
 use crate::recovery::{Job, TokenLifetimes};
-use crate::routes::SudoConfig;
+use crate::routes::{MfaState, SudoConfig};
 use crate::transport::{SessionAuth, Transport};
 
 /// Why a configuration was refused at `build()`.
@@ -212,6 +214,7 @@ pub struct CrudAuthBuilder {
     delivery_queue: usize,
     hooks: Option<Arc<dyn AuthHooks>>,
     sudo: SudoConfig,
+    mfa: Option<MfaConfig>,
     passwords: Option<Passwords>,
     password_policy: PasswordPolicy,
     clock: Option<Arc<dyn Clock>>,
@@ -282,6 +285,7 @@ impl Default for CrudAuthBuilder {
             delivery_queue: 1024,
             hooks: None,
             sudo: SudoConfig::default(),
+            mfa: None,
             passwords: None,
             password_policy: PasswordPolicy::default(),
             clock: None,
@@ -418,6 +422,15 @@ impl CrudAuthBuilder {
         self
     }
 
+    /// Turns on two-factor authentication (TOTP, recovery codes, the login challenge and the
+    /// `/mfa/*` routes; see [`crudauth_core::mfa`]). `build()` refuses it unless the user table
+    /// has crudauth's four two-factor columns, and refuses keys that are not Fernet keys or
+    /// that equal the secret key.
+    pub fn mfa(mut self, config: MfaConfig) -> Self {
+        self.mfa = Some(config);
+        self
+    }
+
     /// The application's lifecycle hooks (see [`crudauth_core::hooks`]).
     pub fn hooks(mut self, hooks: impl AuthHooks) -> Self {
         self.hooks = Some(Arc::new(hooks));
@@ -500,8 +513,23 @@ impl CrudAuthBuilder {
         let raw = self
             .secret_key
             .ok_or_else(|| ConfigError::SecretKey("missing: call .secret_key(…)".into()))?;
-        let key = SecretKey::new(raw.0).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
+        let key = SecretKey::new(&raw.0).map_err(|e| ConfigError::SecretKey(e.to_string()))?;
         let users = self.users.ok_or(ConfigError::NoUsers)?;
+        let mfa = match self.mfa {
+            Some(config) => {
+                let missing = users.missing_mfa_fields();
+                if !missing.is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "two-factor authentication needs the user table's columns {}: add \
+                         them (see crudauth_sqlx::SqlxUsers::create_default_table for their \
+                         types) or map them with the column map",
+                        missing.join(", ")
+                    )));
+                }
+                Some(Mfa::new(config, &raw.0).map_err(|e| ConfigError::Invalid(e.to_string()))?)
+            }
+            None => None,
+        };
         if !users.supports_token_version() && !self.without_revocation {
             return Err(ConfigError::Invalid(
                 "the user table has no token_version column, so a password change, reset, \
@@ -652,6 +680,10 @@ impl CrudAuthBuilder {
             self.channels,
         );
         let token_ttls = self.email.as_ref().map(|e| e.lifetimes).unwrap_or_default();
+        let mfa = mfa.map(|service| MfaState {
+            service,
+            challenges: Challenges::new(store.clone(), one_time_key.clone()),
+        });
         let tokens = OneTimeTokens::new(store.clone(), one_time_key);
         Ok(CrudAuth {
             inner: Arc::new(Inner {
@@ -675,6 +707,7 @@ impl CrudAuthBuilder {
                 token_ttls,
                 hooks: self.hooks,
                 sudo: self.sudo,
+                mfa,
                 clock,
                 trusted_proxy_hops: self.trusted_proxy_hops,
                 warn_on_memory_backend: self.warn_on_memory_backend,
@@ -742,6 +775,8 @@ pub(crate) struct Inner {
     pub(crate) hooks: Option<Arc<dyn AuthHooks>>,
     /// Sudo mode's settings.
     pub(crate) sudo: SudoConfig,
+    /// Two-factor authentication, when configured.
+    pub(crate) mfa: Option<MfaState>,
     /// The clock every expiry is measured by (the system's unless `.clock(…)` was given).
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) trusted_proxy_hops: usize,

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crudauth_core::email::EmailKind;
 use crudauth_core::hooks::{HookContext, HookEvent, LoginFailure};
-use crudauth_core::limit::LockoutSubject;
+use crudauth_core::limit::{LockoutKeys, LockoutSubject};
 use crudauth_core::password::{Password, Verification};
 use crudauth_core::principal::Principal;
 use crudauth_core::session::LoadedSession;
@@ -347,6 +347,21 @@ impl CrudAuth {
         password: &str,
         context: HookContext,
     ) -> Result<User, AuthError> {
+        let (user, attempt) = self
+            .authenticate_held(identifier, password, context)
+            .await?;
+        self.lockout_success(&attempt).await;
+        Ok(user)
+    }
+
+    /// [`CrudAuth::authenticate`] that leaves the lockout's pressure in place: the account and
+    /// the attempt's keys, to clear once the sign-in really completes (after a second factor).
+    pub(crate) async fn authenticate_held(
+        &self,
+        identifier: &str,
+        password: &str,
+        context: HookContext,
+    ) -> Result<(User, LockoutKeys), AuthError> {
         let client_ip = context.ip.as_str();
         // The identifier is resolved first, so the email and the user name of one account share
         // one counter; the lookup costs the same queries whether or not it names an account,
@@ -398,8 +413,7 @@ impl CrudAuth {
                 tracing::warn!(error = %e, "could not store the upgraded password hash; will retry at next sign-in");
             }
         }
-        self.lockout_success(&attempt).await;
-        Ok(user)
+        Ok((user, attempt))
     }
 
     async fn login_failed(

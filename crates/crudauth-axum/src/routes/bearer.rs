@@ -7,25 +7,27 @@ use serde_json::{Map, Value};
 
 use crudauth_core::hooks::{HookContext, HookEvent};
 use crudauth_core::jwt::IssuedTokens;
+use crudauth_core::user::User;
 
-use super::{detail, reply, Client};
+use super::mfa::Finish;
+use super::{detail, reply, Client, SignedIn};
 use crate::bearer::{BearerState, RefreshMode, REFRESH_COOKIE};
 use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
 use crate::error::AuthError;
 
-fn bearer(auth: &CrudAuth) -> Result<&BearerState, AuthError> {
+pub(super) fn bearer(auth: &CrudAuth) -> Result<&BearerState, AuthError> {
     auth.bearer().ok_or_else(AuthError::not_authenticated)
 }
 
 /// `{access_token, token_type}` and the refresh token where the mode puts it: a cookie, or a
 /// last `refresh_token` key.
-fn answer(bearer: &BearerState, issued: &IssuedTokens) -> Response {
+fn answer(bearer: &BearerState, issued: &IssuedTokens) -> SignedIn {
     let refresh = issued.refresh_token.expose();
     let mut body = Map::new();
     body.insert("access_token".into(), issued.access_token.expose().into());
     body.insert("token_type".into(), "bearer".into());
-    let set_cookies = match bearer.refresh {
+    let cookies = match bearer.refresh {
         RefreshMode::Cookie => vec![bearer.cookie.set(
             REFRESH_COOKIE,
             refresh,
@@ -37,7 +39,7 @@ fn answer(bearer: &BearerState, issued: &IssuedTokens) -> Response {
             Vec::new()
         }
     };
-    reply(StatusCode::OK, Value::Object(body), set_cookies)
+    SignedIn { body, cookies }
 }
 
 pub(super) async fn token(
@@ -54,15 +56,35 @@ pub(super) async fn token(
     let (mut f, identifier, password) = Fields::password_form(&body).await?;
     let scope = f.optional_string("scope").unwrap_or_default();
     f.finish()?;
-    let context = client.hook_context(None);
-    let user = auth
-        .authenticate(&identifier, &password, context.clone())
+    let (user, attempt) = auth
+        .authenticate_held(&identifier, &password, client.hook_context(None))
         .await?;
-    let requested: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
-    let issued = bearer.tokens.issue(&user, &requested).await?;
+    let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+    let finish = Finish::Bearer {
+        scopes: scopes.clone(),
+    };
+    if let Some(challenge) = auth.challenge_if_due(&user, &client, finish).await? {
+        return Ok(challenge);
+    }
+    auth.lockout_success(&attempt).await;
+    Ok(sign_in(&auth, bearer, user, &scopes, &client)
+        .await?
+        .reply())
+}
+
+/// Completes a sign-in through the bearer transport: a token pair for `scopes`, delivered as
+/// the refresh mode says; the login hook fires.
+pub(super) async fn sign_in(
+    auth: &CrudAuth,
+    bearer: &BearerState,
+    user: User,
+    scopes: &[String],
+    client: &Client,
+) -> Result<SignedIn, AuthError> {
+    let issued = bearer.tokens.issue(&user, scopes).await?;
     let context = HookContext {
         transport: Some("bearer".into()),
-        ..context
+        ..client.hook_context(None)
     };
     auth.fire(HookEvent::LoggedIn(user), context).await;
     Ok(answer(bearer, &issued))
@@ -99,7 +121,7 @@ pub(super) async fn refresh(
         .tokens
         .refresh(&token, auth.users().uncached())
         .await?;
-    Ok(answer(bearer, &issued))
+    Ok(answer(bearer, &issued).reply())
 }
 
 /// Ends the refresh token a request carries in its cookie (its family is revoked) and, when

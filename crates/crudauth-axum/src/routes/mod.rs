@@ -2,10 +2,12 @@
 
 mod account;
 mod bearer;
+mod mfa;
 mod recovery;
 mod session;
 mod sudo;
 
+pub(crate) use mfa::MfaState;
 pub use sudo::{Elevated, Reauth, SudoConfig};
 
 use axum::extract::FromRequestParts;
@@ -88,6 +90,20 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
                 )
                 .route("/email/change-confirm", post(recovery::change_confirm));
         }
+    }
+    if auth.inner.mfa.is_some() {
+        let manage = |route| no_store(limited(route, auth, "mfa_manage"));
+        routes = routes
+            .route("/mfa", get(mfa::status))
+            .route("/mfa/totp/setup", manage(post(mfa::setup)))
+            .route("/mfa/totp/confirm", manage(post(mfa::confirm)))
+            .route("/mfa/totp/disable", manage(post(mfa::disable)))
+            .route(
+                "/mfa/recovery-codes/regenerate",
+                manage(post(mfa::regenerate)),
+            )
+            .route("/mfa/verify", no_store(post(mfa::verify)))
+            .route("/mfa/challenge", no_store(post(mfa::challenge)));
     }
     if let Some(bearer) = auth.bearer() {
         routes = routes.route("/token", no_store(post(bearer::token))).route(
@@ -207,6 +223,19 @@ pub(crate) fn reply(status: StatusCode, body: Value, set_cookies: Vec<HeaderValu
     let mut response = (status, Json(body)).into_response();
     cookies::append(response.headers_mut(), set_cookies);
     response
+}
+
+/// A completed sign-in: the transport's answer and the cookies that carry its credential.
+pub(crate) struct SignedIn {
+    pub(crate) body: serde_json::Map<String, Value>,
+    pub(crate) cookies: Vec<HeaderValue>,
+}
+
+impl SignedIn {
+    /// The answer: 200 with the body and the cookies.
+    pub(crate) fn reply(self) -> Response {
+        reply(StatusCode::OK, Value::Object(self.body), self.cookies)
+    }
 }
 
 /// `{"detail": message}` with 200.

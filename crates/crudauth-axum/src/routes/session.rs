@@ -7,15 +7,16 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crudauth_core::device::DeviceInfo;
 use crudauth_core::hooks::{HookContext, HookEvent};
 use crudauth_core::secret::SessionId;
 use crudauth_core::session::{CreatedSession, NewSession, SessionRecord, Sessions};
-use crudauth_core::user::{UserStore, UserUpdate};
+use crudauth_core::user::{User, UserStore, UserUpdate};
 
-use super::{detail, reply, Client};
+use super::mfa::Finish;
+use super::{detail, reply, Client, SignedIn};
 use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
 use crate::cookies::{CSRF_COOKIE, SESSION_COOKIE};
@@ -23,7 +24,7 @@ use crate::error::AuthError;
 use crate::extract::Session;
 use crate::transport::{check_csrf, presented_session};
 
-fn sessions(auth: &CrudAuth) -> Result<&Sessions, AuthError> {
+pub(super) fn sessions(auth: &CrudAuth) -> Result<&Sessions, AuthError> {
     auth.sessions().ok_or_else(AuthError::not_authenticated)
 }
 
@@ -88,36 +89,67 @@ pub(super) async fn login(
     let remember_me = f.boolean("remember_me", false);
     f.finish()?;
     let sessions = sessions(&auth)?;
-    let context = client.hook_context(None);
-    let user = auth
-        .authenticate(&identifier, &password, context.clone())
+    let (user, attempt) = auth
+        .authenticate_held(&identifier, &password, client.hook_context(None))
         .await?;
+    let finish = Finish::Session { remember_me };
+    if let Some(challenge) = auth.challenge_if_due(&user, &client, finish).await? {
+        return Ok(challenge);
+    }
+    auth.lockout_success(&attempt).await;
+    let signed_in = sign_in(
+        &auth,
+        sessions,
+        user,
+        &client,
+        &headers,
+        remember_me,
+        "password",
+    )
+    .await?;
+    Ok(signed_in.reply())
+}
 
+/// Completes a sign-in through the session transport: a new session (the one the browser
+/// presented, if any, ends), its cookies, and crudauth's `{id, username, csrf_token}`; the
+/// login hook fires.
+pub(super) async fn sign_in(
+    auth: &CrudAuth,
+    sessions: &Sessions,
+    user: User,
+    client: &Client,
+    headers: &HeaderMap,
+    remember_me: bool,
+    login_type: &str,
+) -> Result<SignedIn, AuthError> {
     let new = NewSession {
         user_agent: client.user_agent().to_owned(),
-        ip: client.ip,
+        ip: client.ip.clone(),
         remember_me,
-        login_type: Some("password".into()),
+        login_type: Some(login_type.into()),
     };
     let created = sessions.create(&user.id, user.token_version, new).await?;
     // A sign-in replaces whatever session this browser presented (no fixation, no orphans):
     // once the new one exists, so a failure in between never leaves the browser with neither.
     // Two different session cookies (one planted): neither is trusted, neither revoked.
-    if let Ok(Some(old)) = auth.inner.cookies.read_unique(&headers, SESSION_COOKIE) {
+    if let Ok(Some(old)) = auth.inner.cookies.read_unique(headers, SESSION_COOKIE) {
         let old = sessions.handle_of(&SessionId::from_client(old));
         if old != created.handle {
             sessions.revoke(&old).await?;
         }
     }
-    let (csrf, set) = session_cookies(&auth, sessions, &created);
-    let body = json!({"id": user.id, "username": user.username, "csrf_token": csrf});
+    let (csrf, cookies) = session_cookies(auth, sessions, &created);
+    let mut body = Map::new();
+    body.insert("id".into(), json!(user.id));
+    body.insert("username".into(), json!(user.username));
+    body.insert("csrf_token".into(), csrf.into());
     let context = HookContext {
         transport: Some("session".into()),
         session_handle: Some(created.handle.clone()),
-        ..context
+        ..client.hook_context(None)
     };
     auth.fire(HookEvent::LoggedIn(user), context).await;
-    Ok(reply(StatusCode::OK, body, set))
+    Ok(SignedIn { body, cookies })
 }
 
 pub(super) async fn logout(

@@ -140,9 +140,12 @@ impl CrudAuth {
                     .await?;
                 (!ok).then_some("Incorrect password")
             }
-            // No second factor is enrolled (two-factor authentication is not configured):
-            // no code can be right.
-            Reauth::Code(_) => Some("Invalid code"),
+            // A TOTP code of the enrolled secret, claiming its step (never a recovery code);
+            // without two-factor authentication no code can be right.
+            Reauth::Code(code) => {
+                let ok = self.redeem_totp(user, code).await?;
+                (!ok).then_some("Invalid code")
+            }
         };
         if let Some(message) = failure {
             if attempt >= max {
