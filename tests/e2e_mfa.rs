@@ -198,6 +198,15 @@ async fn enrolment_and_sign_in(backend: Backend) {
         (r.status, r.detail()),
         (400, "Two-factor authentication is already enabled.")
     );
+    // crudauth's order: the password is checked before whether two-factor is on.
+    let r = post(
+        &mut b,
+        &app,
+        "/mfa/totp/setup",
+        json!({"password": "wrong"}),
+    )
+    .await;
+    assert_eq!((r.status, r.detail()), (401, "Incorrect password"));
     let status = b.get(&app.url("/mfa")).await;
     assert_eq!(
         status.json,

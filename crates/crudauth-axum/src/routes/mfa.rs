@@ -434,9 +434,7 @@ pub(super) async fn setup(
     let password = f.optional_string("password");
     f.finish()?;
     let user = auth.fresh_user(&principal).await?;
-    if mfa.service.is_enrolled(&user) {
-        return Err(AuthError::bad_request(ALREADY_ENABLED));
-    }
+    // crudauth's order: the proof first, then whether two-factor is on already.
     if user.has_usable_password() {
         let password = password.unwrap_or_default();
         if !auth
@@ -452,6 +450,9 @@ pub(super) async fn setup(
         return Err(AuthError::forbidden(
             "Sign in again to continue: this needs a recent sign-in.",
         ));
+    }
+    if mfa.service.is_enrolled(&user) {
+        return Err(AuthError::bad_request(ALREADY_ENABLED));
     }
     let secret = TotpSecret::generate();
     let write = MfaWrite::Pending {
