@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{LoginField, MfaWrite, NewUser, User, UserId, UserStore, UserStoreError, UserUpdate};
+use super::{
+    LoginField, MfaWrite, NewUser, ProviderLink, User, UserId, UserStore, UserStoreError,
+    UserUpdate,
+};
 use crate::changes::ChangeFeed;
 use crate::clock::{self, duration_ms, Clock};
 use crate::shard::Shards;
@@ -267,6 +270,35 @@ impl UserStore for CachedUsers {
     async fn write_mfa(&self, id: &UserId, write: MfaWrite) -> Result<bool, UserStoreError> {
         self.forget(id);
         let wrote = self.inner.write_mfa(id, write).await?;
+        if wrote {
+            self.announce(id).await;
+        }
+        Ok(wrote)
+    }
+
+    fn supports_provider(&self, provider: &str) -> bool {
+        self.inner.supports_provider(provider)
+    }
+
+    fn max_length(&self, field: LoginField) -> Option<usize> {
+        self.inner.max_length(field)
+    }
+
+    async fn find_by_provider(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<User>, UserStoreError> {
+        self.inner.find_by_provider(provider, subject).await
+    }
+
+    async fn link_provider(
+        &self,
+        id: &UserId,
+        link: &ProviderLink,
+    ) -> Result<bool, UserStoreError> {
+        self.forget(id);
+        let wrote = self.inner.link_provider(id, link).await?;
         if wrote {
             self.announce(id).await;
         }

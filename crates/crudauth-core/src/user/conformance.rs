@@ -32,8 +32,8 @@ use std::task::Poll;
 use async_trait::async_trait;
 
 use super::{
-    find_by_login, LoginField, MfaColumns, MfaWrite, NewUser, PasswordHash, User, UserId,
-    UserStore, UserStoreError, UserUpdate,
+    find_by_login, LoginField, MfaColumns, MfaWrite, NewUser, PasswordHash, ProviderAccount,
+    ProviderLink, User, UserId, UserStore, UserStoreError, UserUpdate,
 };
 
 /// A store under test, and what to do once its case is over (pass or fail).
@@ -91,7 +91,8 @@ macro_rules! user_store_conformance {
             email_change_to_taken_email_is_duplicate, text_ids_are_coerced,
             unknown_ids_are_none, find_by_login_follows_the_order,
             totp_steps_are_claimed_once, mfa_writes_hold_their_conditions,
-            mfa_writes_race_to_one_winner);
+            mfa_writes_race_to_one_winner, provider_accounts_are_created_and_found,
+            provider_links_hold_their_conditions, provider_links_race_to_one_winner);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -699,4 +700,197 @@ pub async fn mfa_writes_race_to_one_winner(store: &dyn UserStore) {
         1,
         "a code is consumed once"
     );
+}
+
+/// The provider every table under test links on (crudauth's default table has `github_id`).
+const PROVIDER: &str = "github";
+
+fn account(subject: &str) -> ProviderAccount {
+    ProviderAccount {
+        provider: PROVIDER.into(),
+        subject: subject.into(),
+    }
+}
+
+fn link(subject: &str, claim: bool) -> ProviderLink {
+    ProviderLink {
+        account: account(subject),
+        claim: claim.then(|| PasswordHash("!unusable-sentinel".into())),
+    }
+}
+
+async fn by_provider(store: &dyn UserStore, subject: &str) -> Option<User> {
+    must(
+        store.find_by_provider(PROVIDER, subject).await,
+        "finding by provider",
+    )
+}
+
+/// A user made from a provider account is found by it, carries it, and no second user can be
+/// made from the same account.
+pub async fn provider_accounts_are_created_and_found(store: &dyn UserStore) {
+    assert!(
+        store.supports_provider(PROVIDER),
+        "the table links on {PROVIDER}_id"
+    );
+    let mut new = NewUser::new("Oauth@Example.com", "octo", "!sentinel");
+    new.email_verified = true;
+    new.provider = Some(account("gh-1"));
+    let octo = must(store.create(new).await, "creating from a provider account");
+    assert_eq!(octo.oauth_provider.as_deref(), Some(PROVIDER));
+    assert_eq!(
+        octo.provider_ids.get(PROVIDER).map(String::as_str),
+        Some("gh-1")
+    );
+    assert!(octo.email_verified);
+    assert!(!octo.has_usable_password());
+    let found = by_provider(store, "gh-1").await.map(|u| u.id);
+    assert_eq!(found, Some(octo.id.clone()), "found by the provider id");
+    assert_eq!(by_id(store, &octo.id).await, Some(octo.clone()));
+    assert!(
+        by_provider(store, "gh-2").await.is_none(),
+        "another subject"
+    );
+    assert!(by_provider(store, "").await.is_none());
+    let plain = create(store, "plain@example.com", "plain").await;
+    assert!(plain.provider_ids.is_empty());
+    assert_eq!(plain.oauth_provider, None);
+    let mut again = NewUser::new("other@example.com", "other", "!sentinel");
+    again.provider = Some(account("gh-1"));
+    assert!(
+        matches!(store.create(again).await, Err(UserStoreError::Conflict)),
+        "one user per provider account"
+    );
+    assert!(by(store, LoginField::Email, "other@example.com")
+        .await
+        .is_none());
+}
+
+/// A link writes only onto an account not yet linked to the provider; a claim only onto an
+/// unverified one, and takes it over; a subject owned by another user is a conflict.
+pub async fn provider_links_hold_their_conditions(store: &dyn UserStore) {
+    let ada = create(store, "ada@example.com", "ada").await;
+    let verified = must(
+        store
+            .update(
+                &ada.id,
+                UserUpdate {
+                    email_verified: Some(true),
+                    ..UserUpdate::default()
+                },
+            )
+            .await,
+        "verifying ada",
+    );
+    assert!(verified.is_some_and(|u| u.email_verified));
+    assert!(
+        !must(
+            store.link_provider(&ada.id, &link("gh-a", true)).await,
+            "claiming"
+        ),
+        "a verified account is never claimed"
+    );
+    assert!(by_provider(store, "gh-a").await.is_none());
+    assert!(must(
+        store.link_provider(&ada.id, &link("gh-a", false)).await,
+        "linking"
+    ));
+    let linked = by_id(store, &ada.id)
+        .await
+        .unwrap_or_else(|| panic!("ada vanished"));
+    assert_eq!(
+        linked.provider_ids.get(PROVIDER).map(String::as_str),
+        Some("gh-a")
+    );
+    assert_eq!(linked.oauth_provider.as_deref(), Some(PROVIDER));
+    assert_eq!(
+        linked.hashed_password, ada.hashed_password,
+        "a link keeps the password"
+    );
+    assert_eq!(linked.token_version, ada.token_version);
+    assert_eq!(
+        by_provider(store, "gh-a").await.map(|u| u.id),
+        Some(ada.id.clone())
+    );
+    assert!(
+        !must(
+            store.link_provider(&ada.id, &link("gh-b", false)).await,
+            "relinking"
+        ),
+        "a linked account keeps its provider id"
+    );
+    assert!(by_provider(store, "gh-b").await.is_none());
+
+    let bob = create(store, "bob@example.com", "bob").await;
+    must(
+        store
+            .write_mfa(&bob.id, MfaWrite::Pending { secret: "p".into() })
+            .await,
+        "bob starts enrolment",
+    );
+    assert!(
+        matches!(
+            store.link_provider(&bob.id, &link("gh-a", false)).await,
+            Err(UserStoreError::Conflict)
+        ),
+        "ada's provider account cannot be linked to bob"
+    );
+    assert!(must(
+        store.link_provider(&bob.id, &link("gh-b", true)).await,
+        "claiming bob"
+    ));
+    let claimed = by_id(store, &bob.id)
+        .await
+        .unwrap_or_else(|| panic!("bob vanished"));
+    assert!(claimed.email_verified, "a claim verifies the email");
+    assert!(!claimed.has_usable_password(), "a claim ends the password");
+    assert_eq!(
+        claimed.hashed_password,
+        Some(PasswordHash("!unusable-sentinel".into()))
+    );
+    assert_eq!(
+        claimed.mfa,
+        MfaColumns::default(),
+        "a claim clears two-factor"
+    );
+    assert_eq!(
+        claimed.token_version,
+        bob.token_version + 1,
+        "a claim moves the epoch"
+    );
+    assert_eq!(
+        claimed.provider_ids.get(PROVIDER).map(String::as_str),
+        Some("gh-b")
+    );
+    let missing = UserId::Int(i64::MAX - 7);
+    assert!(!must(
+        store.link_provider(&missing, &link("gh-c", false)).await,
+        "linking nobody"
+    ));
+}
+
+/// Concurrent links of different provider accounts to one user: one wins, and it is the one
+/// the row keeps.
+pub async fn provider_links_race_to_one_winner(store: &dyn UserStore) {
+    let ada = create(store, "ada@example.com", "ada").await;
+    let id = &ada.id;
+    let attempt = |i: usize| async move {
+        must(
+            store
+                .link_provider(id, &link(&format!("gh-{i}"), true))
+                .await,
+            "linking",
+        )
+    };
+    let won = all((0..RACERS).map(attempt).collect()).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "one link wins");
+    let winner = won.iter().position(|w| *w).unwrap_or(usize::MAX);
+    let row = by_id(store, id)
+        .await
+        .unwrap_or_else(|| panic!("ada vanished"));
+    assert_eq!(
+        row.provider_ids.get(PROVIDER).cloned(),
+        Some(format!("gh-{winner}"))
+    );
+    assert_eq!(row.token_version, ada.token_version + 1, "claimed once");
 }

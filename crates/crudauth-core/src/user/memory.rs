@@ -1,4 +1,5 @@
-//! An in-memory user table, for tests and examples.
+//! An in-memory user table, for tests and examples. It has a `{provider}_id` column for every
+//! provider name, and no length limits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -6,8 +7,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use super::{
-    canonical_email, LoginField, MfaColumns, MfaWrite, NewUser, User, UserId, UserStore,
-    UserStoreError, UserUpdate,
+    canonical_email, LoginField, MfaColumns, MfaWrite, NewUser, ProviderLink, User, UserId,
+    UserStore, UserStoreError, UserUpdate,
 };
 
 /// A [`UserStore`] in process memory with integer ids from 1.
@@ -22,6 +23,8 @@ struct Table {
     rows: BTreeMap<i64, User>,
     by_email: HashMap<String, i64>,
     by_username: HashMap<String, i64>,
+    /// `(provider, subject)` → id: every provider column is unique.
+    by_provider: HashMap<(String, String), i64>,
 }
 
 impl MemoryUsers {
@@ -85,6 +88,15 @@ impl UserStore for MemoryUsers {
                 field: LoginField::Username,
             });
         }
+        let provider = new
+            .provider
+            .map(|account| (account.provider, account.subject));
+        if provider
+            .as_ref()
+            .is_some_and(|key| table.by_provider.contains_key(key))
+        {
+            return Err(UserStoreError::Conflict);
+        }
         table.next_id += 1;
         let id = table.next_id;
         let user = User {
@@ -96,10 +108,13 @@ impl UserStore for MemoryUsers {
             is_superuser: new.is_superuser,
             email_verified: new.email_verified,
             token_version: 0,
-            oauth_provider: None,
-            provider_ids: BTreeMap::new(),
+            oauth_provider: provider.as_ref().map(|(p, _)| p.clone()),
+            provider_ids: provider.iter().cloned().collect::<BTreeMap<_, _>>(),
             mfa: MfaColumns::default(),
         };
+        if let Some(key) = provider {
+            table.by_provider.insert(key, id);
+        }
         if let Some(e) = email {
             table.by_email.insert(e, id);
         }
@@ -218,6 +233,53 @@ impl UserStore for MemoryUsers {
             }
             MfaWrite::Disable => *mfa = MfaColumns::default(),
         }
+        Ok(true)
+    }
+
+    fn supports_provider(&self, _provider: &str) -> bool {
+        true
+    }
+
+    async fn find_by_provider(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<User>, UserStoreError> {
+        let table = self.read();
+        let id = table
+            .by_provider
+            .get(&(provider.to_owned(), subject.to_owned()));
+        Ok(id.and_then(|n| table.rows.get(n)).cloned())
+    }
+
+    async fn link_provider(
+        &self,
+        id: &UserId,
+        link: &ProviderLink,
+    ) -> Result<bool, UserStoreError> {
+        let Some(n) = int_id(id) else {
+            return Ok(false);
+        };
+        let mut table = self.write();
+        let key = (link.account.provider.clone(), link.account.subject.clone());
+        if table.by_provider.get(&key).is_some_and(|owner| *owner != n) {
+            return Err(UserStoreError::Conflict);
+        }
+        let Some(user) = table.rows.get_mut(&n) else {
+            return Ok(false);
+        };
+        if user.provider_ids.contains_key(&key.0) || (link.claim.is_some() && user.email_verified) {
+            return Ok(false);
+        }
+        user.provider_ids.insert(key.0.clone(), key.1.clone());
+        user.oauth_provider = Some(key.0.clone());
+        if let Some(unusable) = &link.claim {
+            user.hashed_password = Some(unusable.clone());
+            user.email_verified = true;
+            user.mfa = MfaColumns::default();
+            user.token_version += 1;
+        }
+        table.by_provider.insert(key, n);
         Ok(true)
     }
 }

@@ -240,6 +240,33 @@ pub struct NewUser {
     pub is_superuser: bool,
     /// Verified flag (only ever set by crudauth itself).
     pub email_verified: bool,
+    /// The provider account the user is created from (an OAuth sign-up): the store sets
+    /// `{provider}_id` to the subject, `oauth_provider` to the provider, and the OAuth
+    /// timestamps when the table has them.
+    pub provider: Option<ProviderAccount>,
+}
+
+/// An account at an OAuth or OpenID Connect provider: the provider's name as configured
+/// (`google`, `oidc`, …; its column is `{provider}_id`) and the account's stable id there
+/// (`sub`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderAccount {
+    /// The provider's name.
+    pub provider: String,
+    /// The account's id at the provider.
+    pub subject: String,
+}
+
+/// Attaching a provider account to an existing user (see [`UserStore::link_provider`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderLink {
+    /// The provider account.
+    pub account: ProviderAccount,
+    /// `Some(unusable hash)` when the link also *claims* the account, whose own email was
+    /// never verified: the password becomes this unusable hash, the email verified, the
+    /// two-factor columns are cleared and `token_version` moves, so whoever registered the
+    /// address first loses the account to its provider-verified owner.
+    pub claim: Option<PasswordHash>,
 }
 
 impl NewUser {
@@ -255,6 +282,7 @@ impl NewUser {
             hashed_password: PasswordHash(hashed_password.into()),
             is_superuser: false,
             email_verified: false,
+            provider: None,
         }
     }
 }
@@ -370,6 +398,51 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
         let _ = (id, write);
         Err(UserStoreError::Unavailable(
             "this user store keeps no two-factor columns".to_owned(),
+        ))
+    }
+
+    /// Whether the table has the `{provider}_id` column an OAuth provider of that name links
+    /// accounts on; crudauth-axum's `build()` refuses a provider without one. Default `false`.
+    fn supports_provider(&self, provider: &str) -> bool {
+        let _ = provider;
+        false
+    }
+
+    /// The longest value the table's `field` column holds, in characters, when it is known: a
+    /// longer provider email is refused (`email_too_long`) and generated user names are cut
+    /// to it. Default: unknown.
+    fn max_length(&self, field: LoginField) -> Option<usize> {
+        let _ = field;
+        None
+    }
+
+    /// The user whose `{provider}_id` is `subject`.
+    async fn find_by_provider(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<User>, UserStoreError> {
+        let _ = (provider, subject);
+        Err(UserStoreError::Unavailable(
+            "this user store keeps no provider columns".to_owned(),
+        ))
+    }
+
+    /// Links `link.account` to the user `id` in one conditional `UPDATE`: sets
+    /// `{provider}_id`, `oauth_provider` and `oauth_updated_at`, only while the user has no
+    /// `{provider}_id` yet and, for a claim, while its email is still unverified; a claim
+    /// also writes the unusable password hash it carries, marks the email verified, clears the four
+    /// two-factor columns and adds one to `token_version`. `true` when it wrote; `false` when
+    /// the condition did not hold or the user does not exist. A subject linked to another
+    /// user already is [`UserStoreError::Conflict`].
+    async fn link_provider(
+        &self,
+        id: &UserId,
+        link: &ProviderLink,
+    ) -> Result<bool, UserStoreError> {
+        let _ = (id, link);
+        Err(UserStoreError::Unavailable(
+            "this user store keeps no provider columns".to_owned(),
         ))
     }
 }
