@@ -34,6 +34,8 @@ pub mod jwt;
 pub mod lifespan;
 pub mod limit;
 pub mod mfa;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 pub mod password;
 pub mod principal;
 pub mod secret;

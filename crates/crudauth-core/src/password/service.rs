@@ -222,7 +222,7 @@ impl Passwords {
     /// crudauth's unusable-password sentinel for accounts made without a password (OAuth): `!`
     /// and 16 random bytes in URL-safe base64, 23 characters. It never verifies.
     pub fn unusable() -> PasswordHash {
-        PasswordHash(format!("!{}", random_token(16)))
+        PasswordHash::unusable()
     }
 
     /// Runs `work` on the blocking pool once a slot is free. The slot is held until `work`

@@ -77,6 +77,12 @@ impl PasswordHash {
     pub fn is_unusable(&self) -> bool {
         self.0.is_empty() || self.0.starts_with('!')
     }
+
+    /// crudauth's unusable-password sentinel for accounts without a password (OAuth): `!` and
+    /// 16 random bytes in URL-safe base64, 23 characters. It never verifies.
+    pub fn unusable() -> PasswordHash {
+        PasswordHash(format!("!{}", crate::secret::random_token(16)))
+    }
 }
 
 /// A user row, through crudauth's logical fields (`AuthUserMixin`'s columns).
