@@ -29,7 +29,11 @@ use crate::error::AuthError;
 use crate::layer::rate_limit::{BuiltinLimits, RateLimit};
 use crate::recovery::{Job, TokenLifetimes};
 use crate::routes::{MfaState, SudoConfig};
+#[cfg(feature = "oauth")]
+use crate::routes::{OAuthResponseMode, OAuthState};
 use crate::transport::{SessionAuth, Transport};
+#[cfg(feature = "oauth")]
+use crudauth_core::oauth::OAuthProvider;
 
 /// Why a configuration was refused at `build()`.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +60,20 @@ const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
 
 /// Why `initialize()` failed.
 #[derive(Debug, thiserror::Error)]
-#[error("crudauth could not start: {0}")]
-pub struct InitError(#[from] pub StoreError);
+pub enum InitError {
+    /// A store, the rate limiter or the change feed could not be reached or checked.
+    #[error("crudauth could not start: {0}")]
+    Store(#[from] StoreError),
+    /// An OAuth provider could not resolve its endpoints or keys (discovery, JWKS).
+    #[cfg(feature = "oauth")]
+    #[error("crudauth could not start: OAuth provider `{provider}`: {error}")]
+    OAuth {
+        /// The provider's name.
+        provider: String,
+        /// What went wrong.
+        error: crudauth_core::oauth::OAuthError,
+    },
+}
 
 /// The cookie session transport: sessions in the store, CSRF on unsafe methods, and (unless
 /// turned off) the device-management routes.
@@ -228,6 +244,18 @@ pub struct CrudAuthBuilder {
     pub(crate) rate_limit_overrides: Vec<(String, RateLimit)>,
     #[cfg(feature = "redis")]
     redis: Option<RedisSetting>,
+    #[cfg(feature = "oauth")]
+    oauth: OAuthSettings,
+}
+
+/// The OAuth part of a configuration, until `build()` checks it.
+#[cfg(feature = "oauth")]
+#[derive(Debug, Default)]
+struct OAuthSettings {
+    providers: Vec<(String, Arc<dyn OAuthProvider>)>,
+    redirect_base_url: Option<String>,
+    default_redirect: Option<String>,
+    mode: OAuthResponseMode,
 }
 
 /// The `SECRET_KEY` bytes until `build()` checks them; redacted in `Debug`.
@@ -299,6 +327,8 @@ impl Default for CrudAuthBuilder {
             rate_limit_overrides: Vec::new(),
             #[cfg(feature = "redis")]
             redis: None,
+            #[cfg(feature = "oauth")]
+            oauth: OAuthSettings::default(),
         }
     }
 }
@@ -507,6 +537,43 @@ impl CrudAuthBuilder {
         self
     }
 
+    /// Adds an OAuth or OpenID Connect provider under `name`, which names its routes
+    /// (`/oauth/{name}/authorize`, `/oauth/{name}/callback`) and the user table's column the
+    /// provider's account id is kept in (`{name}_id`). See [`crudauth_core::oauth`]:
+    /// `OpenIdProvider::new(issuer, id, secret)` for any OpenID provider,
+    /// `OpenIdProvider::google(…)`, `GitHub::new(…)`, or your own [`OAuthProvider`].
+    /// `build()` refuses it without a session transport, a [`redirect_base_url`](Self::redirect_base_url),
+    /// the `{name}_id` column, or `email` among the login fields.
+    #[cfg(feature = "oauth")]
+    pub fn oauth(mut self, name: impl Into<String>, provider: impl OAuthProvider) -> Self {
+        self.oauth.providers.push((name.into(), Arc::new(provider)));
+        self
+    }
+
+    /// The app's public base URL (`https://app.example.com`, with any mount prefix): the OAuth
+    /// callbacks are `{base}/oauth/{name}/callback`, and a sign-in lands on it by default.
+    #[cfg(feature = "oauth")]
+    pub fn redirect_base_url(mut self, url: impl Into<String>) -> Self {
+        self.oauth.redirect_base_url = Some(url.into());
+        self
+    }
+
+    /// Where a redirect-mode OAuth sign-in lands when it has no `redirect_to`, and where a
+    /// failed one lands with `?error=<code>`: a same-origin path (`/app/login`) or an absolute
+    /// `http(s)` URL (default: the [`redirect_base_url`](Self::redirect_base_url)).
+    #[cfg(feature = "oauth")]
+    pub fn oauth_default_redirect(mut self, target: impl Into<String>) -> Self {
+        self.oauth.default_redirect = Some(target.into());
+        self
+    }
+
+    /// How the OAuth routes answer (default: redirects).
+    #[cfg(feature = "oauth")]
+    pub fn oauth_response_mode(mut self, mode: OAuthResponseMode) -> Self {
+        self.oauth.mode = mode;
+        self
+    }
+
     /// Validates the configuration and builds the auth object. Fails closed: nothing is
     /// defaulted that would weaken security.
     pub fn build(self) -> Result<CrudAuth, ConfigError> {
@@ -570,6 +637,14 @@ impl CrudAuthBuilder {
             )));
         }
         self.cookies.check(self.bearer.as_ref())?;
+        #[cfg(feature = "oauth")]
+        let oauth_checked = check_oauth(
+            self.oauth,
+            users.as_ref(),
+            self.session.is_some(),
+            &self.login_fields,
+            mfa.as_ref(),
+        )?;
         let rate_limits = BuiltinLimits::new(self.rate_limit_overrides)?;
         if let Some(email) = &self.email {
             if email.frontend_url.is_empty() {
@@ -684,6 +759,14 @@ impl CrudAuthBuilder {
             service,
             challenges: Challenges::new(store.clone(), one_time_key.clone()),
         });
+        #[cfg(feature = "oauth")]
+        let oauth = oauth_checked.map(|checked| OAuthState {
+            providers: checked.providers.into_iter().collect(),
+            flows: crudauth_core::oauth::flow::Flows::new(store.clone(), one_time_key.clone()),
+            base_url: checked.base_url,
+            default_redirect: checked.default_redirect,
+            mode: checked.mode,
+        });
         let tokens = OneTimeTokens::new(store.clone(), one_time_key);
         Ok(CrudAuth {
             inner: Arc::new(Inner {
@@ -715,6 +798,8 @@ impl CrudAuthBuilder {
                 lockout: self.lockout,
                 rate_limits,
                 limiter_key,
+                #[cfg(feature = "oauth")]
+                oauth,
             }),
         })
     }
@@ -786,6 +871,9 @@ pub(crate) struct Inner {
     pub(crate) rate_limits: BuiltinLimits,
     /// HMAC key of the limiter keys made from client-typed text.
     pub(crate) limiter_key: SecretKey,
+    /// OAuth sign-in, when providers are configured.
+    #[cfg(feature = "oauth")]
+    pub(crate) oauth: Option<OAuthState>,
 }
 
 impl CrudAuth {
@@ -878,6 +966,19 @@ impl CrudAuth {
             tracing::warn!(%error, "crudauth: could not prepare the dummy password hash; the first unknown-user sign-in will make it");
         }
         self.inner.store.initialize(&mut tasks).await?;
+        #[cfg(feature = "oauth")]
+        if let Some(oauth) = &self.inner.oauth {
+            for (name, provider) in &oauth.providers {
+                if let Err(error) = provider.initialize().await {
+                    tasks.shutdown(Duration::from_secs(1)).await;
+                    self.inner.store.shutdown().await;
+                    return Err(InitError::OAuth {
+                        provider: name.clone(),
+                        error,
+                    });
+                }
+            }
+        }
         self.inner.limiter.initialize(&mut tasks).await?;
         let worker = self.clone();
         self.inner
@@ -928,6 +1029,114 @@ impl CrudAuth {
             _listener: Listener(listener),
         })
     }
+}
+
+/// The OAuth settings `build()` accepted.
+#[cfg(feature = "oauth")]
+struct CheckedOAuth {
+    providers: Vec<(String, Arc<dyn OAuthProvider>)>,
+    base_url: String,
+    default_redirect: String,
+    mode: OAuthResponseMode,
+}
+
+/// Whether `target` is a same-origin path or an absolute `http(s)` URL with a host.
+#[cfg(feature = "oauth")]
+fn is_redirect_target(target: &str) -> bool {
+    if crate::routes::same_origin_path(Some(target.to_owned())).as_deref() == Some(target) {
+        return true;
+    }
+    url::Url::parse(target)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+}
+
+/// Checks the OAuth settings: every provider named `[a-z][a-z0-9_]*` once, with its
+/// `{name}_id` column, a session transport, `email` among the login fields, a base URL and
+/// a default target that are what they must be; warns when two-factor is required but OAuth
+/// sign-ins skip it. `None` without providers.
+#[cfg(feature = "oauth")]
+fn check_oauth(
+    settings: OAuthSettings,
+    users: &dyn UserStore,
+    has_session: bool,
+    login_fields: &[LoginField],
+    mfa: Option<&Mfa>,
+) -> Result<Option<CheckedOAuth>, ConfigError> {
+    if settings.providers.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |m: String| Err(ConfigError::Invalid(m));
+    for (i, (name, _)) in settings.providers.iter().enumerate() {
+        let well_formed = name.len() <= 32
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !well_formed {
+            return invalid(format!(
+                "OAuth provider name `{name}`: use [a-z][a-z0-9_]*, at most 32 characters"
+            ));
+        }
+        if settings.providers[..i]
+            .iter()
+            .any(|(other, _)| other == name)
+        {
+            return invalid(format!("two OAuth providers are named `{name}`"));
+        }
+        if !users.supports_provider(name) {
+            return invalid(format!(
+                "OAuth provider `{name}` needs a `{name}_id` column on the user table to link                  accounts on: add it (VARCHAR(255), unique) and declare it in the column map                  (crudauth_sqlx::ColumnMap::provider(\"{name}\"))"
+            ));
+        }
+    }
+    if !has_session {
+        return invalid(
+            "OAuth signs users in with a session: add .session_transport(SessionTransport::default())"
+                .into(),
+        );
+    }
+    if !login_fields.contains(&LoginField::Email) {
+        return invalid("OAuth requires `email` among the login fields".into());
+    }
+    let Some(base) = settings.redirect_base_url else {
+        return invalid(
+            "OAuth needs .redirect_base_url(\"https://your.app\"): the callback URLs are built on it"
+                .into(),
+        );
+    };
+    let base = base.trim_end_matches('/').to_owned();
+    let base_ok = url::Url::parse(&base).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && u.query().is_none()
+            && u.fragment().is_none()
+    });
+    if !base_ok {
+        return invalid(format!(
+            "redirect_base_url `{base}` must be an absolute http(s) URL without query or fragment"
+        ));
+    }
+    let default_redirect = settings.default_redirect.unwrap_or_else(|| base.clone());
+    if !is_redirect_target(&default_redirect) {
+        return invalid(format!(
+            "oauth_default_redirect `{default_redirect}` must be a same-origin path such as              `/app/login` or an absolute http(s) URL"
+        ));
+    }
+    if let Some(mfa) = mfa {
+        if mfa.requires_any() && !mfa.challenges_oauth() {
+            tracing::warn!(
+                "crudauth: two-factor authentication is required, but OAuth sign-ins are not \
+                 challenged (MfaConfig.oauth is false): an account that must enrol can sign in \
+                 through a provider without a code. Set MfaConfig::oauth(true) to challenge them."
+            );
+        }
+    }
+    Ok(Some(CheckedOAuth {
+        providers: settings.providers,
+        base_url: base,
+        default_redirect,
+        mode: settings.mode,
+    }))
 }
 
 /// Owns crudauth's background tasks and connections. `shutdown()` stops the tasks and closes

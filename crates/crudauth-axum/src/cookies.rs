@@ -175,33 +175,50 @@ impl CookieConfig {
         http_only: bool,
         max_age: Option<u64>,
     ) -> HeaderValue {
-        let mut cookie = Cookie::build((self.name(name), value.to_owned()))
-            .http_only(http_only)
-            .secure(self.secure)
-            .same_site(self.same_site)
-            .path(self.path.clone());
-        if let Some(domain) = &self.domain {
-            cookie = cookie.domain(domain.clone());
-        }
-        if let Some(secs) = max_age {
-            cookie = cookie.max_age(cookie::time::Duration::seconds(
-                secs.min(i64::MAX as u64) as i64
-            ));
-        }
-        header_value(cookie.build().to_string())
+        self.build(name, value, http_only, self.same_site, max_age)
     }
 
     /// A `Set-Cookie` value deleting `name`, with the attributes it was set with.
     pub(crate) fn clear(&self, name: &str, http_only: bool) -> HeaderValue {
-        let mut cookie = Cookie::build((self.name(name), ""))
+        self.build(name, "", http_only, self.same_site, Some(0))
+    }
+
+    /// The HttpOnly `SameSite=Lax` cookie `name` whatever the policy's SameSite: the OAuth
+    /// state cookie, which must ride the top-level redirect back from the provider (a `Strict`
+    /// one would not). `max_age` 0 deletes it.
+    pub(crate) fn set_lax(&self, name: &str, value: &str, max_age: u64) -> HeaderValue {
+        self.build(name, value, true, SameSite::Lax, Some(max_age))
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        value: &str,
+        http_only: bool,
+        same_site: SameSite,
+        max_age: Option<u64>,
+    ) -> HeaderValue {
+        let mut cookie = Cookie::build((self.name(name), value.to_owned()))
             .http_only(http_only)
             .secure(self.secure)
-            .same_site(self.same_site)
-            .path(self.path.clone())
-            .max_age(cookie::time::Duration::ZERO)
-            .expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+            .same_site(same_site)
+            .path(self.path.clone());
         if let Some(domain) = &self.domain {
             cookie = cookie.domain(domain.clone());
+        }
+        match max_age {
+            // A deletion also carries an epoch `Expires`, for browsers that ignore `Max-Age`.
+            Some(0) => {
+                cookie = cookie
+                    .max_age(cookie::time::Duration::ZERO)
+                    .expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+            }
+            Some(secs) => {
+                cookie = cookie.max_age(cookie::time::Duration::seconds(
+                    secs.min(i64::MAX as u64) as i64
+                ));
+            }
+            None => {}
         }
         header_value(cookie.build().to_string())
     }

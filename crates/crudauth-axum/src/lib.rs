@@ -53,6 +53,8 @@ pub use crudauth_core::limit::{LockoutConfig, OnLoginSuccess};
 pub use crudauth_core::principal::Principal;
 pub use error::AuthError;
 pub use layer::{AuthLayer, AuthService, KeyBy, RateLimit, RateLimitLayer};
+#[cfg(feature = "oauth")]
+pub use routes::OAuthResponseMode;
 pub use routes::{Elevated, Reauth, SudoConfig};
 pub use transport::Transport;
 

@@ -75,6 +75,17 @@ pub trait AuthHooks: Send + Sync + Debug + 'static {
     ) -> HookResult {
         Ok(())
     }
+    /// An OAuth sign-in claimed an account whose own email was never verified: its password,
+    /// two-factor enrolment and every session and token are gone, and the provider's account
+    /// is linked to it.
+    async fn on_oauth_account_claimed(
+        &self,
+        user: &User,
+        provider: &str,
+        context: &HookContext,
+    ) -> HookResult {
+        Ok(())
+    }
     /// A password sign-in was refused (`user` when the identifier names an account).
     async fn on_login_failed(
         &self,
@@ -150,6 +161,13 @@ pub enum HookEvent {
         /// Made just now.
         created: bool,
     },
+    /// [`AuthHooks::on_oauth_account_claimed`].
+    OAuthAccountClaimed {
+        /// The account, as claimed.
+        user: User,
+        /// The provider's name.
+        provider: String,
+    },
     /// [`AuthHooks::on_login_failed`].
     LoginFailed {
         /// What was typed.
@@ -194,6 +212,7 @@ impl HookEvent {
         match self {
             HookEvent::Registered(_) => "on_after_register",
             HookEvent::OAuthLogin { .. } => "on_oauth_login",
+            HookEvent::OAuthAccountClaimed { .. } => "on_oauth_account_claimed",
             HookEvent::LoginFailed { .. } => "on_login_failed",
             HookEvent::Lockout { .. } => "on_lockout",
             HookEvent::LoggedIn(_) => "on_after_login",
@@ -212,7 +231,9 @@ impl HookEvent {
     /// Removes what a hook must never see (the password hash).
     fn stripped(mut self) -> Self {
         let user = match &mut self {
-            HookEvent::OAuthLogin { user, .. } => Some(user),
+            HookEvent::OAuthLogin { user, .. } | HookEvent::OAuthAccountClaimed { user, .. } => {
+                Some(user)
+            }
             HookEvent::LoginFailed { user, .. } => user.as_mut(),
             HookEvent::Lockout { .. } => None,
             HookEvent::Registered(u)
@@ -242,6 +263,9 @@ impl HookEvent {
                 provider,
                 created,
             } => hooks.on_oauth_login(user, provider, *created, c).await,
+            HookEvent::OAuthAccountClaimed { user, provider } => {
+                hooks.on_oauth_account_claimed(user, provider, c).await
+            }
             HookEvent::LoginFailed {
                 identifier,
                 user,

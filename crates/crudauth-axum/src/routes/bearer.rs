@@ -64,7 +64,7 @@ pub(super) async fn token(
         scopes: scopes.clone(),
     };
     if let Some(challenge) = auth.challenge_if_due(&user, &client, finish).await? {
-        return Ok(challenge);
+        return Ok(reply(StatusCode::OK, Value::Object(challenge), vec![]));
     }
     auth.lockout_success(&attempt).await;
     Ok(sign_in(&auth, bearer, user, &scopes, &client)

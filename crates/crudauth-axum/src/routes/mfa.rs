@@ -47,6 +47,13 @@ pub(crate) enum Finish {
         /// The scopes asked for.
         scopes: Vec<String>,
     },
+    /// An OAuth sign-in, through the session transport.
+    OAuth {
+        /// The provider's name.
+        provider: String,
+        /// Where the browser goes once signed in.
+        redirect_to: String,
+    },
 }
 
 /// Tells the account's owner, when email is on and the account has an address.
@@ -76,16 +83,17 @@ impl CrudAuth {
         self.inner.clock.now_millis() / 1000
     }
 
-    /// After a right password: when the account owes a second factor, the challenge answer
-    /// (200 `{mfa_required, challenge, expires_in[, setup]}`, no cookie, no token); `None` when
-    /// the sign-in may complete now. An account that must enrol and has not gets a pending
-    /// secret (the one it has, while its `token_version` holds) in `setup`.
+    /// After a right password (or an OAuth sign-in): when the account owes a second factor,
+    /// the challenge answer's body (`{mfa_required, challenge, expires_in[, setup]}`, answered
+    /// with no cookie and no token); `None` when the sign-in may complete now. An account that
+    /// must enrol and has not gets a pending secret (the one it has, while its
+    /// `token_version` holds) in `setup`.
     pub(crate) async fn challenge_if_due(
         &self,
         user: &User,
         client: &Client,
         finish: Finish,
-    ) -> Result<Option<Response>, AuthError> {
+    ) -> Result<Option<Map<String, Value>>, AuthError> {
         let Some(mfa) = &self.inner.mfa else {
             return Ok(None);
         };
@@ -95,7 +103,7 @@ impl CrudAuth {
             return Ok(None);
         }
         let transport = match &finish {
-            Finish::Session { .. } => "session",
+            Finish::Session { .. } | Finish::OAuth { .. } => "session",
             Finish::Bearer { .. } => "bearer",
         };
         let mut challenge =
@@ -103,6 +111,14 @@ impl CrudAuth {
         match finish {
             Finish::Session { remember_me } => challenge.remember_me = remember_me,
             Finish::Bearer { scopes } => challenge.scopes = scopes,
+            Finish::OAuth {
+                provider,
+                redirect_to,
+            } => {
+                challenge.login_type = "oauth".into();
+                challenge.provider = Some(provider);
+                challenge.redirect_to = Some(redirect_to);
+            }
         }
         let mut body = Map::new();
         body.insert("mfa_required".into(), true.into());
@@ -119,7 +135,7 @@ impl CrudAuth {
         if let Some(setup) = setup {
             body.insert("setup".into(), json!(setup));
         }
-        Ok(Some(reply(StatusCode::OK, Value::Object(body), vec![])))
+        Ok(Some(body))
     }
 
     /// The account's pending secret while its `token_version` holds, else a fresh one, sealed
@@ -327,7 +343,10 @@ pub(super) async fn verify(
         _ => {
             let sessions = super::session::sessions(&auth)?;
             let remember_me = challenge.remember_me;
-            let login_type = challenge.login_type.as_str();
+            let login_type = match &challenge.provider {
+                Some(provider) => super::oauth::login_type(provider),
+                None => challenge.login_type.clone(),
+            };
             super::session::sign_in(
                 &auth,
                 sessions,
@@ -335,7 +354,7 @@ pub(super) async fn verify(
                 &client,
                 &headers,
                 remember_me,
-                login_type,
+                &login_type,
             )
             .await?
         }

@@ -3,11 +3,18 @@
 mod account;
 mod bearer;
 mod mfa;
+#[cfg(feature = "oauth")]
+mod oauth;
 mod recovery;
 mod session;
 mod sudo;
 
 pub(crate) use mfa::MfaState;
+#[cfg(feature = "oauth")]
+pub use oauth::OAuthResponseMode;
+#[cfg(feature = "oauth")]
+pub(crate) use oauth::OAuthState;
+pub(crate) use recovery::same_origin_path;
 pub use sudo::{Elevated, Reauth, SudoConfig};
 
 use axum::extract::FromRequestParts;
@@ -104,6 +111,15 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
             )
             .route("/mfa/verify", no_store(post(mfa::verify)))
             .route("/mfa/challenge", no_store(post(mfa::challenge)));
+    }
+    #[cfg(feature = "oauth")]
+    if auth.inner.oauth.is_some() {
+        routes = routes
+            .route(
+                "/oauth/{provider}/authorize",
+                no_store(limited(get(oauth::authorize), auth, "oauth_authorize")),
+            )
+            .route("/oauth/{provider}/callback", no_store(get(oauth::callback)));
     }
     if let Some(bearer) = auth.bearer() {
         routes = routes.route("/token", no_store(post(bearer::token))).route(

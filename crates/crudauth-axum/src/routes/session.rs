@@ -94,7 +94,7 @@ pub(super) async fn login(
         .await?;
     let finish = Finish::Session { remember_me };
     if let Some(challenge) = auth.challenge_if_due(&user, &client, finish).await? {
-        return Ok(challenge);
+        return Ok(reply(StatusCode::OK, Value::Object(challenge), vec![]));
     }
     auth.lockout_success(&attempt).await;
     let signed_in = sign_in(

@@ -77,7 +77,9 @@ pub struct NewSession {
     pub user_agent: String,
     /// Remember-me: a 30-day idle window.
     pub remember_me: bool,
-    /// How the user signed in.
+    /// How the user signed in: `password`, `mfa`, …, or `oauth:{provider}` for an OAuth
+    /// sign-in (read back as [`SessionRecord::login_type`] `oauth` and
+    /// [`SessionRecord::oauth_provider`]).
     pub login_type: Option<String>,
 }
 

@@ -126,6 +126,18 @@ impl SessionRecord {
 
     /// How the session was made (`password`, `oauth`, …).
     pub fn login_type(&self) -> Option<&str> {
+        self.stored_login_type()
+            .map(|t| t.split_once(':').map_or(t, |(kind, _)| kind))
+    }
+
+    /// The provider of an OAuth sign-in (`NewSession::login_type` `oauth:{provider}`).
+    pub fn oauth_provider(&self) -> Option<&str> {
+        self.stored_login_type()
+            .and_then(|t| t.split_once(':'))
+            .map(|(_, provider)| provider)
+    }
+
+    fn stored_login_type(&self) -> Option<&str> {
         self.has_login_type.then(|| &self.text[self.ends[2]..])
     }
 
@@ -340,6 +352,20 @@ mod tests {
             ("", "", None)
         );
         assert_eq!(read.user_id, UserId::Text("0b9c-uuid".into()));
+        assert_eq!(record.oauth_provider(), None);
+    }
+
+    #[test]
+    fn an_oauth_sign_in_keeps_its_provider() {
+        let client = NewSession {
+            login_type: Some("oauth:github".into()),
+            ..NewSession::default()
+        };
+        let mut record = SessionRecord::new(UserId::Int(1), 0, 5, &client, "n");
+        record.set_csrf_nonce("m");
+        let read = SessionRecord::from_bytes(&record.to_bytes()).unwrap();
+        assert_eq!(read.login_type(), Some("oauth"));
+        assert_eq!(read.oauth_provider(), Some("github"));
     }
 
     #[test]
