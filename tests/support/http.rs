@@ -148,6 +148,18 @@ impl Browser {
         Self::default()
     }
 
+    /// A browser that does not follow redirects, so each hop (to an OAuth provider and back)
+    /// can be looked at.
+    pub fn no_redirects() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            ..Self::default()
+        }
+    }
+
     /// The CSRF token from the cookie jar.
     pub fn csrf(&self) -> String {
         self.cookies.get("csrf_token").cloned().unwrap_or_default()
