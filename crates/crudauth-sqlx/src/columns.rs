@@ -16,9 +16,24 @@
 //! 63 characters, the table optionally as `schema.table`) are accepted. Values are always bound
 //! as parameters.
 
+use crudauth_core::user::LoginField;
+
 use crate::error::SetupError;
 
-/// A logical user field (crudauth's `AuthUserMixin` columns, Part 14 of its contract).
+/// The OAuth providers crudauth's own table has a column for: `google_id` and `github_id`.
+pub(crate) const DEFAULT_PROVIDERS: [&str; 2] = ["google", "github"];
+
+/// The longest provider name: it is written into `oauth_provider`, crudauth's `VARCHAR(32)`.
+const PROVIDER_NAME_MAX: usize = 32;
+
+/// crudauth's `email` column, `String(320)`.
+const EMAIL_MAX_LENGTH: usize = 320;
+
+/// crudauth's `username` column, `String(64)`.
+const USERNAME_MAX_LENGTH: usize = 64;
+
+/// A fixed logical user field (crudauth's `AuthUserMixin` columns, Part 14 of its contract);
+/// the provider columns (`{provider}_id`) are [`ProviderColumn`]s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Field {
     Id,
@@ -30,8 +45,6 @@ pub(crate) enum Field {
     EmailVerified,
     TokenVersion,
     OauthProvider,
-    GoogleId,
-    GithubId,
     OauthCreatedAt,
     OauthUpdatedAt,
     CreatedAt,
@@ -43,8 +56,9 @@ pub(crate) enum Field {
 }
 
 impl Field {
-    /// Every field, in the default table's column order.
-    pub(crate) const ALL: [Field; 19] = [
+    /// Every fixed field, in the default table's column order (the provider columns, which
+    /// depend on the map, come after `oauth_provider`).
+    pub(crate) const ALL: [Field; 17] = [
         Field::Id,
         Field::Email,
         Field::Username,
@@ -54,8 +68,6 @@ impl Field {
         Field::EmailVerified,
         Field::TokenVersion,
         Field::OauthProvider,
-        Field::GoogleId,
-        Field::GithubId,
         Field::OauthCreatedAt,
         Field::OauthUpdatedAt,
         Field::CreatedAt,
@@ -86,8 +98,6 @@ impl Field {
             Field::EmailVerified => "email_verified",
             Field::TokenVersion => "token_version",
             Field::OauthProvider => "oauth_provider",
-            Field::GoogleId => "google_id",
-            Field::GithubId => "github_id",
             Field::OauthCreatedAt => "oauth_created_at",
             Field::OauthUpdatedAt => "oauth_updated_at",
             Field::CreatedAt => "created_at",
@@ -115,16 +125,27 @@ impl Field {
 
 /// Which table holds the users and what its columns are called, for crudauth's logical fields:
 /// `id`, `email`, `username`, `hashed_password`, `is_active`, `is_superuser`, `email_verified`,
-/// `token_version`, `oauth_provider`, `google_id`, `github_id`, `oauth_created_at`,
-/// `oauth_updated_at`, the bookkeeping `created_at` and `updated_at`, and the two-factor
-/// columns `totp_secret_encrypted`, `totp_confirmed_at`, `totp_last_step` and
-/// `mfa_recovery_codes` (two-factor authentication needs all four).
+/// `token_version`, `oauth_provider`, `oauth_created_at`, `oauth_updated_at`, the bookkeeping
+/// `created_at` and `updated_at`, the two-factor columns `totp_secret_encrypted`,
+/// `totp_confirmed_at`, `totp_last_step` and `mfa_recovery_codes` (two-factor authentication
+/// needs all four), and one `{provider}_id` per OAuth provider: `google_id` and `github_id`,
+/// plus those declared with [`provider`](Self::provider).
 ///
 /// A field that is not mentioned keeps its logical name as its column name; the default map is
 /// crudauth's own `users` table. A field left out with [`without`](Self::without) degrades as
 /// crudauth does: no `is_active` reads as active, no `is_superuser` or `email_verified` as false,
-/// no `token_version` as 0 (and a bump changes nothing, so bearer tokens cannot be revoked).
-/// `id` and `hashed_password` cannot be left out.
+/// no `token_version` as 0 (and a bump changes nothing, so bearer tokens cannot be revoked), no
+/// `{provider}_id` means that provider cannot sign anyone in. `id` and `hashed_password` cannot
+/// be left out.
+///
+/// ```
+/// use crudauth_sqlx::ColumnMap;
+///
+/// // crudauth's table, plus the `oidc_id` column an app added for its own identity provider,
+/// // and no Google sign-in.
+/// let columns = ColumnMap::new().provider("oidc").without("google_id");
+/// # let _ = columns;
+/// ```
 ///
 /// The map is only recorded here; [`SqlxUsers::with_columns`](crate::SqlxUsers::with_columns)
 /// validates it and builds the SQL once.
@@ -133,10 +154,13 @@ pub struct ColumnMap {
     table: Option<String>,
     renames: Vec<(String, String)>,
     absent: Vec<String>,
+    providers: Vec<String>,
+    lengths: Vec<(String, Option<usize>)>,
 }
 
 impl ColumnMap {
-    /// The default map: table `users`, every column named as its logical field.
+    /// The default map: table `users`, every column named as its logical field, the providers
+    /// `google` and `github`, and crudauth's lengths (email 320, username 64).
     pub fn new() -> Self {
         Self::default()
     }
@@ -169,63 +193,170 @@ impl ColumnMap {
         self
     }
 
+    /// Declares the OAuth provider `name` (`oidc`, `keycloak`, …, as the application configures
+    /// it): its account ids live in the logical field `{name}_id`, in the column of that name
+    /// unless [`column`](Self::column) maps it elsewhere. `google` and `github` are declared
+    /// already; leave one out with `without("google_id")`.
+    ///
+    /// A name is `[a-z][a-z0-9_]*`, at most 32 characters (it is stored in `oauth_provider`,
+    /// crudauth's `VARCHAR(32)`); another is refused by
+    /// [`with_columns`](crate::SqlxUsers::with_columns).
+    pub fn provider(mut self, name: impl Into<String>) -> Self {
+        self.providers.push(name.into());
+        self
+    }
+
+    /// The longest value the `email` or `username` column holds, in characters, when the table
+    /// is not crudauth's (`VARCHAR(320)` and `VARCHAR(64)` there): a longer provider email is
+    /// refused, and user names made for provider accounts are cut to it.
+    pub fn max_length(mut self, field: impl Into<String>, chars: usize) -> Self {
+        self.lengths.push((field.into(), Some(chars)));
+        self
+    }
+
+    /// Declares that the `email` or `username` column has no length limit (`TEXT`).
+    pub fn unbounded(mut self, field: impl Into<String>) -> Self {
+        self.lengths.push((field.into(), None));
+        self
+    }
+
     /// Checks every name and settles each field's column.
     pub(crate) fn resolve(&self) -> Result<Columns, SetupError> {
-        let Columns {
-            mut table,
-            mut names,
-        } = Columns::crudauth_default();
+        let mut cols = Columns::crudauth_default();
         if let Some(name) = &self.table {
-            table = TableName::parse(name)?;
+            cols.table = TableName::parse(name)?;
         }
-        let mut renamed = vec![false; Field::ALL.len()];
+        for name in &self.providers {
+            check_provider(name)?;
+            if cols.providers.iter().all(|p| p.provider != *name) {
+                cols.providers.push(ProviderColumn::named(name));
+            }
+        }
+        // Provider columns are dropped once the map is applied, so that indexes stay put.
+        let mut provider_names: Vec<Option<String>> = cols
+            .providers
+            .iter()
+            .map(|p| Some(p.column.clone()))
+            .collect();
+        let mut renamed = Vec::new();
         for (logical, column) in &self.renames {
-            let field = Field::parse(logical).ok_or_else(|| SetupError::UnknownField {
-                name: logical.clone(),
-            })?;
+            let slot = cols.slot(logical)?;
             check_identifier("column", column)?;
-            if renamed[field.index()] {
+            if renamed.contains(&slot) {
                 return Err(SetupError::Conflicting {
-                    field: field.name(),
+                    field: logical.clone(),
                     reason: "it is mapped twice".to_owned(),
                 });
             }
-            renamed[field.index()] = true;
-            names[field.index()] = Some(column.clone());
+            renamed.push(slot);
+            match slot {
+                Slot::Field(field) => cols.names[field.index()] = Some(column.clone()),
+                Slot::Provider(i) => provider_names[i] = Some(column.clone()),
+            }
         }
         for logical in &self.absent {
-            let field = Field::parse(logical).ok_or_else(|| SetupError::UnknownField {
-                name: logical.clone(),
-            })?;
-            if !field.may_be_absent() {
-                return Err(SetupError::Required {
-                    field: field.name(),
-                });
+            let slot = cols.slot(logical)?;
+            if let Slot::Field(field) = slot {
+                if !field.may_be_absent() {
+                    return Err(SetupError::Required {
+                        field: field.name(),
+                    });
+                }
             }
-            if renamed[field.index()] {
+            if renamed.contains(&slot) {
                 return Err(SetupError::Conflicting {
-                    field: field.name(),
+                    field: logical.clone(),
                     reason: "it is both mapped to a column and left out".to_owned(),
                 });
             }
-            names[field.index()] = None;
-        }
-        for (i, a) in names.iter().enumerate() {
-            let Some(a) = a else { continue };
-            if let Some(j) = names[i + 1..]
-                .iter()
-                .position(|b| b.as_deref().is_some_and(|b| b.eq_ignore_ascii_case(a)))
-            {
-                return Err(SetupError::Conflicting {
-                    field: Field::ALL[i + 1 + j].name(),
-                    reason: format!(
-                        "its column {a:?} is also the column of {}",
-                        Field::ALL[i].name()
-                    ),
-                });
+            match slot {
+                Slot::Field(field) => cols.names[field.index()] = None,
+                Slot::Provider(i) => provider_names[i] = None,
             }
         }
-        Ok(Columns { table, names })
+        let mut limited = Vec::new();
+        for (logical, chars) in &self.lengths {
+            let field = match logical.as_str() {
+                "email" => LoginField::Email,
+                "username" => LoginField::Username,
+                _ => {
+                    return Err(SetupError::InvalidMaxLength {
+                        field: logical.clone(),
+                        reason: "only email and username have a length crudauth uses",
+                    })
+                }
+            };
+            if *chars == Some(0) {
+                return Err(SetupError::InvalidMaxLength {
+                    field: logical.clone(),
+                    reason: "a column of length 0 holds no value",
+                });
+            }
+            if limited.contains(&field) {
+                return Err(SetupError::Conflicting {
+                    field: logical.clone(),
+                    reason: "its maximum length is given twice".to_owned(),
+                });
+            }
+            limited.push(field);
+            match field {
+                LoginField::Email => cols.email_max_length = *chars,
+                LoginField::Username => cols.username_max_length = *chars,
+            }
+        }
+        cols.providers = cols
+            .providers
+            .into_iter()
+            .zip(provider_names)
+            .filter_map(|(p, column)| {
+                Some(ProviderColumn {
+                    column: column?,
+                    ..p
+                })
+            })
+            .collect();
+        cols.check_distinct()?;
+        Ok(cols)
+    }
+}
+
+/// Where a logical name lands: a fixed field, or the provider column at this index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Field(Field),
+    Provider(usize),
+}
+
+/// An OAuth provider's column: the provider's name (`github`) and the column holding its
+/// account ids (`github_id` unless mapped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProviderColumn {
+    pub(crate) provider: String,
+    pub(crate) column: String,
+}
+
+impl ProviderColumn {
+    /// The provider `name`, its column named as its logical field.
+    fn named(name: &str) -> Self {
+        Self {
+            provider: name.to_owned(),
+            column: format!("{name}_id"),
+        }
+    }
+
+    /// The logical field, `{provider}_id`; also the column's alias in the store's projection.
+    pub(crate) fn field(&self) -> String {
+        format!("{}_id", self.provider)
+    }
+
+    /// The quoted column.
+    pub(crate) fn quoted(&self) -> String {
+        quote(&self.column)
+    }
+
+    /// Whether crudauth's own table has this column (`google_id`, `github_id`).
+    pub(crate) fn is_crudauths(&self) -> bool {
+        DEFAULT_PROVIDERS.contains(&self.provider.as_str())
     }
 }
 
@@ -273,11 +404,15 @@ impl TableName {
     }
 }
 
-/// The resolved map: the table and each field's column, `None` where the table has none.
+/// The resolved map: the table, each fixed field's column (`None` where the table has none),
+/// the provider columns the table has, and the login columns' lengths.
 #[derive(Clone, Debug)]
 pub(crate) struct Columns {
     pub(crate) table: TableName,
     names: Vec<Option<String>>,
+    providers: Vec<ProviderColumn>,
+    email_max_length: Option<usize>,
+    username_max_length: Option<usize>,
 }
 
 impl Columns {
@@ -292,6 +427,12 @@ impl Columns {
                 .iter()
                 .map(|f| Some(f.name().to_owned()))
                 .collect(),
+            providers: DEFAULT_PROVIDERS
+                .iter()
+                .map(|p| ProviderColumn::named(p))
+                .collect(),
+            email_max_length: Some(EMAIL_MAX_LENGTH),
+            username_max_length: Some(USERNAME_MAX_LENGTH),
         }
     }
 
@@ -308,6 +449,68 @@ impl Columns {
     /// Whether the table has a column for `field`.
     pub(crate) fn has(&self, field: Field) -> bool {
         self.get(field).is_some()
+    }
+
+    /// The provider columns the table has, crudauth's first, then in declaration order.
+    pub(crate) fn providers(&self) -> &[ProviderColumn] {
+        &self.providers
+    }
+
+    /// The column of the provider named `provider`, if the table has one.
+    pub(crate) fn provider(&self, provider: &str) -> Option<&ProviderColumn> {
+        self.providers.iter().find(|p| p.provider == provider)
+    }
+
+    /// The longest value the login column `field` holds; `None` when it has no limit, or no
+    /// column.
+    pub(crate) fn max_length(&self, field: LoginField) -> Option<usize> {
+        match field {
+            LoginField::Email if self.has(Field::Email) => self.email_max_length,
+            LoginField::Username if self.has(Field::Username) => self.username_max_length,
+            _ => None,
+        }
+    }
+
+    /// The slot a logical name names: a fixed field, or the `{provider}_id` of a declared
+    /// provider.
+    fn slot(&self, logical: &str) -> Result<Slot, SetupError> {
+        if let Some(field) = Field::parse(logical) {
+            return Ok(Slot::Field(field));
+        }
+        self.providers
+            .iter()
+            .position(|p| p.field() == logical)
+            .map(Slot::Provider)
+            .ok_or_else(|| SetupError::UnknownField {
+                name: logical.to_owned(),
+            })
+    }
+
+    /// Refuses two fields on one column (compared as SQL compares unquoted names, ignoring
+    /// case).
+    fn check_distinct(&self) -> Result<(), SetupError> {
+        let columns: Vec<(String, &str)> = Field::ALL
+            .iter()
+            .zip(&self.names)
+            .filter_map(|(f, c)| Some((f.name().to_owned(), c.as_deref()?)))
+            .chain(
+                self.providers
+                    .iter()
+                    .map(|p| (p.field(), p.column.as_str())),
+            )
+            .collect();
+        for (i, (first, a)) in columns.iter().enumerate() {
+            if let Some((later, _)) = columns[i + 1..]
+                .iter()
+                .find(|(_, b)| b.eq_ignore_ascii_case(a))
+            {
+                return Err(SetupError::Conflicting {
+                    field: later.clone(),
+                    reason: format!("its column {a:?} is also the column of {first}"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -329,6 +532,20 @@ fn check_identifier(what: &'static str, name: &str) -> Result<(), SetupError> {
     } else {
         Err(SetupError::InvalidIdentifier {
             what,
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Accepts a provider name `[a-z][a-z0-9_]*` of at most 32 characters.
+fn check_provider(name: &str) -> Result<(), SetupError> {
+    let mut chars = name.chars();
+    let starts_well = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if starts_well && rest_ok && name.len() <= PROVIDER_NAME_MAX {
+        Ok(())
+    } else {
+        Err(SetupError::InvalidProvider {
             name: name.to_owned(),
         })
     }

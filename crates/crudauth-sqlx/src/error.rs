@@ -21,12 +21,32 @@ pub enum SetupError {
     /// A logical field crudauth does not know.
     #[error(
         "unknown user field {name:?}: the fields are id, email, username, hashed_password, \
-         is_active, is_superuser, email_verified, token_version, oauth_provider, google_id, \
-         github_id, oauth_created_at, oauth_updated_at, created_at, updated_at"
+         is_active, is_superuser, email_verified, token_version, oauth_provider, \
+         oauth_created_at, oauth_updated_at, created_at, updated_at, totp_secret_encrypted, \
+         totp_confirmed_at, totp_last_step, mfa_recovery_codes, and {{provider}}_id for google, \
+         github and each provider declared with ColumnMap::provider"
     )]
     UnknownField {
         /// The name given.
         name: String,
+    },
+    /// An OAuth provider name that cannot name a column.
+    #[error(
+        "invalid OAuth provider name {name:?}: use lower-case letters, digits and _, starting \
+         with a letter ([a-z][a-z0-9_]*), at most 32 characters (the name is stored in \
+         oauth_provider, and its column is {{provider}}_id)"
+    )]
+    InvalidProvider {
+        /// The name given.
+        name: String,
+    },
+    /// A maximum length crudauth cannot use.
+    #[error("column map: maximum length of {field:?}: {reason}")]
+    InvalidMaxLength {
+        /// The logical field given.
+        field: String,
+        /// What is wrong.
+        reason: &'static str,
     },
     /// A field every user table must have was left out.
     #[error("the user table must have a {field} column; map it with ColumnMap::column instead")]
@@ -38,7 +58,7 @@ pub enum SetupError {
     #[error("column map: field {field}: {reason}")]
     Conflicting {
         /// The logical field concerned.
-        field: &'static str,
+        field: String,
         /// What is wrong.
         reason: String,
     },
@@ -70,11 +90,14 @@ pub(crate) struct ErrorContext {
     pub(crate) table: String,
     pub(crate) email: Option<String>,
     pub(crate) username: Option<String>,
+    /// The provider columns, whose unique violations are conflicts.
+    pub(crate) providers: Vec<String>,
 }
 
 impl ErrorContext {
     /// Turns a driver error into the port's error: unique violations on a login column name the
-    /// field, other unique violations are a conflict, everything else is unavailability.
+    /// field, other unique violations (a provider account linked already) are a conflict,
+    /// everything else is unavailability.
     pub(crate) fn map(&self, error: sqlx::Error) -> UserStoreError {
         match error {
             sqlx::Error::Database(db) if db.is_unique_violation() => self.unique_violation(&*db),
@@ -129,7 +152,8 @@ impl ErrorContext {
     }
 
     /// Guesses the login field from a constraint or index name (`users_email_key`,
-    /// `ix_users_email`, `uq_users_email`), for when the error names no column.
+    /// `ix_users_email`, `uq_users_email`), for when the error names no column. The longest
+    /// column the name ends with wins, so `ix_users_oidc_email`, a provider column, is no email.
     fn field_of_constraint(&self, constraint: &str) -> Option<LoginField> {
         let constraint = constraint.to_ascii_lowercase();
         let names = |column: &str| {
@@ -138,13 +162,18 @@ impl ErrorContext {
                 || constraint.ends_with(&format!("_{column}_key"))
                 || constraint.ends_with(&format!("_{column}_idx"))
         };
-        if self.email.as_deref().is_some_and(names) {
-            Some(LoginField::Email)
-        } else if self.username.as_deref().is_some_and(names) {
-            Some(LoginField::Username)
-        } else {
-            None
-        }
+        let login = [
+            (self.email.as_deref(), Some(LoginField::Email)),
+            (self.username.as_deref(), Some(LoginField::Username)),
+        ];
+        let providers = self.providers.iter().map(|c| (Some(c.as_str()), None));
+        login
+            .into_iter()
+            .chain(providers)
+            .filter_map(|(column, field)| Some((column?, field)))
+            .filter(|(column, _)| names(column))
+            .max_by_key(|(column, _)| column.len())
+            .and_then(|(_, field)| field)
     }
 }
 
@@ -278,6 +307,7 @@ mod tests {
             table: "users".to_owned(),
             email: Some("email".to_owned()),
             username: Some("username".to_owned()),
+            providers: vec!["google_id".to_owned(), "oidc_email".to_owned()],
         };
         assert_eq!(
             ctx.field_of_constraint("users_email_key"),
@@ -288,5 +318,10 @@ mod tests {
             Some(LoginField::Username)
         );
         assert_eq!(ctx.field_of_constraint("ix_users_google_id"), None);
+        assert_eq!(
+            ctx.field_of_constraint("ix_users_oidc_email"),
+            None,
+            "a provider column that ends like a login column is no login column"
+        );
     }
 }

@@ -4,7 +4,11 @@
 //! parameter. Absent optional columns are simply not mentioned, which is how crudauth's graceful
 //! degradation falls out: their values are never written, and read back as the defaults.
 
-use crate::columns::{quote, Columns, Field};
+use std::collections::BTreeMap;
+
+use crudauth_core::user::LoginField;
+
+use crate::columns::{quote, Columns, Field, ProviderColumn};
 
 /// Which SQL a store speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,6 +53,10 @@ pub(crate) enum Arg {
     Codes,
     /// The recovery-code digests as read.
     ExpectedCodes,
+    /// An account's id at an OAuth provider, for its `{provider}_id` column.
+    Subject,
+    /// The provider's name, for `oauth_provider`.
+    Provider,
 }
 
 /// One statement and what it binds.
@@ -69,6 +77,18 @@ pub(crate) struct Queries {
     pub(crate) create_table: Vec<String>,
     /// The two-factor statements, when the table has the four columns.
     pub(crate) mfa: Option<MfaStatements>,
+    /// The statements of each provider the table has a column for, by provider name.
+    pub(crate) providers: BTreeMap<String, ProviderStatements>,
+}
+
+/// What one provider column needs: a lookup, an insert that fills it, and its two conditional
+/// `UPDATE`s (`rows affected` says whether they applied).
+#[derive(Clone, Debug)]
+pub(crate) struct ProviderStatements {
+    pub(crate) by_subject: Statement,
+    pub(crate) insert: Statement,
+    pub(crate) link: Statement,
+    pub(crate) claim: Statement,
 }
 
 /// One conditional `UPDATE` per two-factor change (`rows affected` says whether it applied).
@@ -82,8 +102,9 @@ pub(crate) struct MfaStatements {
     pub(crate) disable: Statement,
 }
 
-/// The fields a user row is read from, in order; each is selected under its logical name.
-pub(crate) const READ_FIELDS: [Field; 15] = [
+/// The fixed fields a user row is read from, in order, before the provider columns; each is
+/// selected under its logical name.
+pub(crate) const READ_FIELDS: [Field; 13] = [
     Field::Id,
     Field::Email,
     Field::Username,
@@ -93,8 +114,6 @@ pub(crate) const READ_FIELDS: [Field; 15] = [
     Field::EmailVerified,
     Field::TokenVersion,
     Field::OauthProvider,
-    Field::GoogleId,
-    Field::GithubId,
     Field::TotpSecretEncrypted,
     Field::TotpConfirmedAt,
     Field::TotpLastStep,
@@ -154,10 +173,23 @@ impl Queries {
             by_username: cols
                 .quoted(Field::Username)
                 .map(|column| select_by(column, Arg::Username)),
-            insert: insert(dialect, cols, &table, &projection),
+            insert: insert(dialect, cols, &table, &projection, None),
             update: update(dialect, cols, &table, &projection),
             create_table: create_table(dialect, cols),
             mfa: mfa_statements(dialect, cols, &table),
+            providers: cols
+                .providers()
+                .iter()
+                .map(|provider| {
+                    let statements = ProviderStatements {
+                        by_subject: select_by(provider.quoted(), Arg::Subject),
+                        insert: insert(dialect, cols, &table, &projection, Some(provider)),
+                        link: link(dialect, cols, &table, provider, false),
+                        claim: link(dialect, cols, &table, provider, true),
+                    };
+                    (provider.provider.clone(), statements)
+                })
+                .collect(),
         }
     }
 }
@@ -166,57 +198,81 @@ fn quoted(cols: &Columns, field: Field) -> String {
     cols.quoted(field).unwrap_or_else(|| quote(field.name()))
 }
 
-/// `"col" AS "field", …` for the columns the table has. PostgreSQL casts integers to `BIGINT`
-/// and strings to `TEXT`, so `SERIAL`, `INTEGER` or `VARCHAR` columns all read the same way.
+/// `"col" AS "field", …` for the columns the table has, provider columns (`{provider}_id`)
+/// last. PostgreSQL casts integers to `BIGINT` and strings to `TEXT`, so `SERIAL`, `INTEGER` or
+/// `VARCHAR` columns all read the same way.
 fn projection(dialect: Dialect, cols: &Columns) -> String {
-    READ_FIELDS
-        .iter()
-        .filter_map(|&field| {
-            let column = cols.quoted(field)?;
-            let alias = quote(field.name());
-            let expr = match (dialect, field) {
-                // Only whether enrolment finished is read, never the time itself.
-                (_, Field::TotpConfirmedAt) => format!("({column} IS NOT NULL)"),
-                (Dialect::Postgres, Field::Id | Field::TokenVersion | Field::TotpLastStep) => {
-                    format!("CAST({column} AS BIGINT)")
-                }
-                (
-                    Dialect::Postgres,
-                    Field::Email
-                    | Field::Username
-                    | Field::HashedPassword
-                    | Field::OauthProvider
-                    | Field::GoogleId
-                    | Field::GithubId
-                    | Field::TotpSecretEncrypted
-                    | Field::MfaRecoveryCodes,
-                ) => format!("CAST({column} AS TEXT)"),
-                _ => column,
-            };
-            Some(format!("{expr} AS {alias}"))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let pg = dialect == Dialect::Postgres;
+    let fields = READ_FIELDS.iter().filter_map(|&field| {
+        let column = cols.quoted(field)?;
+        let alias = quote(field.name());
+        let expr = match (dialect, field) {
+            // Only whether enrolment finished is read, never the time itself.
+            (_, Field::TotpConfirmedAt) => format!("({column} IS NOT NULL)"),
+            (Dialect::Postgres, Field::Id | Field::TokenVersion | Field::TotpLastStep) => {
+                format!("CAST({column} AS BIGINT)")
+            }
+            (
+                Dialect::Postgres,
+                Field::Email
+                | Field::Username
+                | Field::HashedPassword
+                | Field::OauthProvider
+                | Field::TotpSecretEncrypted
+                | Field::MfaRecoveryCodes,
+            ) => format!("CAST({column} AS TEXT)"),
+            _ => column,
+        };
+        Some(format!("{expr} AS {alias}"))
+    });
+    let providers = cols.providers().iter().map(|provider| {
+        let column = provider.quoted();
+        let alias = quote(&provider.field());
+        if pg {
+            format!("CAST({column} AS TEXT) AS {alias}")
+        } else {
+            format!("{column} AS {alias}")
+        }
+    });
+    fields.chain(providers).collect::<Vec<_>>().join(", ")
 }
 
 /// Every column crudauth owns is written explicitly, so a table made by SQLAlchemy (whose
-/// defaults live in Python, not in the database) accepts the row.
-fn insert(dialect: Dialect, cols: &Columns, table: &str, projection: &str) -> Statement {
+/// defaults live in Python, not in the database) accepts the row. With a `provider`, the row is
+/// made from an account there: its column, `oauth_provider` and the OAuth timestamps are set.
+fn insert(
+    dialect: Dialect,
+    cols: &Columns,
+    table: &str,
+    projection: &str,
+    provider: Option<&ProviderColumn>,
+) -> Statement {
     let mut params = Params::new(dialect);
     let mut names = Vec::new();
     let mut values = Vec::new();
-    let written = [
-        (Field::Email, Some(Arg::Email)),
-        (Field::Username, Some(Arg::Username)),
-        (Field::HashedPassword, Some(Arg::HashedPassword)),
-        (Field::IsActive, Some(Arg::IsActive)),
-        (Field::IsSuperuser, Some(Arg::IsSuperuser)),
-        (Field::EmailVerified, Some(Arg::EmailVerified)),
-        (Field::TokenVersion, Some(Arg::TokenVersion)),
-        (Field::CreatedAt, None),
+    let mut written = vec![
+        (cols.quoted(Field::Email), Some(Arg::Email)),
+        (cols.quoted(Field::Username), Some(Arg::Username)),
+        (
+            cols.quoted(Field::HashedPassword),
+            Some(Arg::HashedPassword),
+        ),
+        (cols.quoted(Field::IsActive), Some(Arg::IsActive)),
+        (cols.quoted(Field::IsSuperuser), Some(Arg::IsSuperuser)),
+        (cols.quoted(Field::EmailVerified), Some(Arg::EmailVerified)),
+        (cols.quoted(Field::TokenVersion), Some(Arg::TokenVersion)),
+        (cols.quoted(Field::CreatedAt), None),
     ];
-    for (field, arg) in written {
-        let Some(column) = cols.quoted(field) else {
+    if let Some(provider) = provider {
+        written.extend([
+            (Some(provider.quoted()), Some(Arg::Subject)),
+            (cols.quoted(Field::OauthProvider), Some(Arg::Provider)),
+            (cols.quoted(Field::OauthCreatedAt), None),
+            (cols.quoted(Field::OauthUpdatedAt), None),
+        ]);
+    }
+    for (column, arg) in written {
+        let Some(column) = column else {
             continue;
         };
         names.push(column);
@@ -354,9 +410,69 @@ fn mfa_statements(dialect: Dialect, cols: &Columns, table: &str) -> Option<MfaSt
     })
 }
 
+/// Links a provider account in one `UPDATE` whose `WHERE` holds the condition: the user has
+/// no account of this provider yet and, for a `claim`, its email is unverified. A claim also
+/// writes the unusable hash, verifies the email, clears the two-factor columns and moves
+/// `token_version`, in the same statement. Columns the table lacks are not mentioned.
+fn link(
+    dialect: Dialect,
+    cols: &Columns,
+    table: &str,
+    provider: &ProviderColumn,
+    claim: bool,
+) -> Statement {
+    let yes = match dialect {
+        Dialect::Sqlite => "1",
+        Dialect::Postgres => "true",
+    };
+    let column = provider.quoted();
+    let mut params = Params::new(dialect);
+    let mut sets = vec![format!("{column} = {}", params.push(Arg::Subject))];
+    if let Some(c) = cols.quoted(Field::OauthProvider) {
+        sets.push(format!("{c} = {}", params.push(Arg::Provider)));
+    }
+    for field in [Field::OauthUpdatedAt, Field::UpdatedAt] {
+        if let Some(c) = cols.quoted(field) {
+            sets.push(format!("{c} = {}", params.now()));
+        }
+    }
+    let mut condition = format!("{column} IS NULL");
+    if claim {
+        let hash = quoted(cols, Field::HashedPassword);
+        sets.push(format!("{hash} = {}", params.push(Arg::HashedPassword)));
+        if let Some(c) = cols.quoted(Field::EmailVerified) {
+            sets.push(format!("{c} = {yes}"));
+            // NULL reads as unverified, as everywhere else.
+            condition.push_str(&format!(" AND ({c} IS NULL OR NOT {c})"));
+        }
+        for field in Field::MFA {
+            if let Some(c) = cols.quoted(field) {
+                sets.push(format!("{c} = NULL"));
+            }
+        }
+        if let Some(c) = cols.quoted(Field::TokenVersion) {
+            sets.push(format!("{c} = {c} + 1"));
+        }
+    }
+    let id = params.push(Arg::Id);
+    Statement {
+        sql: format!(
+            "UPDATE {table} SET {} WHERE {} = {id} AND {condition}",
+            sets.join(", "),
+            quoted(cols, Field::Id)
+        ),
+        args: params.args,
+    }
+}
+
 /// crudauth's `AuthUserMixin` table (its Part 14.3), as SQLAlchemy creates it: unique indexes
 /// named `ix_<table>_<column>`, booleans and timestamps typed as SQLAlchemy types them. The id
 /// is `AUTOINCREMENT` on SQLite so a deleted user's id is never handed to someone else.
+///
+/// Every provider column of the map comes after `oauth_provider`, with a unique index:
+/// crudauth's `google_id` and `github_id` as it types them, `VARCHAR(64)`, any other
+/// `VARCHAR(255)`, the longest `sub` OpenID Connect allows. The login columns take the map's
+/// lengths.
 fn create_table(dialect: Dialect, cols: &Columns) -> Vec<String> {
     let pg = dialect == Dialect::Postgres;
     let timestamp = if pg {
@@ -369,16 +485,26 @@ fn create_table(dialect: Dialect, cols: &Columns) -> Vec<String> {
     } else {
         ("1", "0", "CURRENT_TIMESTAMP")
     };
+    let login = |field: LoginField| match cols.max_length(field) {
+        Some(n) => format!("VARCHAR({n}) NOT NULL"),
+        None => "TEXT NOT NULL".to_owned(),
+    };
     let mut lines = Vec::new();
     for field in Field::ALL {
+        if field == Field::OauthCreatedAt {
+            for provider in cols.providers() {
+                let length = if provider.is_crudauths() { 64 } else { 255 };
+                lines.push(format!("    {} VARCHAR({length})", provider.quoted()));
+            }
+        }
         let Some(column) = cols.quoted(field) else {
             continue;
         };
         let definition = match field {
             Field::Id if pg => "SERIAL NOT NULL".to_owned(),
             Field::Id => "INTEGER PRIMARY KEY AUTOINCREMENT".to_owned(),
-            Field::Email => "VARCHAR(320) NOT NULL".to_owned(),
-            Field::Username => "VARCHAR(64) NOT NULL".to_owned(),
+            Field::Email => login(LoginField::Email),
+            Field::Username => login(LoginField::Username),
             Field::HashedPassword => "VARCHAR(255) NOT NULL".to_owned(),
             Field::IsActive => format!("BOOLEAN NOT NULL DEFAULT {yes}"),
             Field::IsSuperuser | Field::EmailVerified => {
@@ -386,7 +512,6 @@ fn create_table(dialect: Dialect, cols: &Columns) -> Vec<String> {
             }
             Field::TokenVersion => "INTEGER NOT NULL DEFAULT 0".to_owned(),
             Field::OauthProvider => "VARCHAR(32)".to_owned(),
-            Field::GoogleId | Field::GithubId => "VARCHAR(64)".to_owned(),
             Field::OauthCreatedAt | Field::OauthUpdatedAt | Field::UpdatedAt => {
                 timestamp.to_owned()
             }
@@ -406,15 +531,11 @@ fn create_table(dialect: Dialect, cols: &Columns) -> Vec<String> {
         "CREATE TABLE IF NOT EXISTS {table} (\n{}\n)",
         lines.join(",\n")
     )];
-    for field in [
-        Field::Email,
-        Field::Username,
-        Field::GoogleId,
-        Field::GithubId,
-    ] {
-        let Some(column) = cols.get(field) else {
-            continue;
-        };
+    let unique = [Field::Email, Field::Username]
+        .into_iter()
+        .filter_map(|field| cols.get(field))
+        .chain(cols.providers().iter().map(|p| p.column.as_str()));
+    for column in unique {
         let index = quote(&format!("ix_{}_{column}", cols.table.name));
         // SQLite qualifies the index with the schema, PostgreSQL puts it beside its table.
         let statement = match (&cols.table.schema, pg) {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use crudauth_core::user::{
-    canonical_email, LoginField, MfaColumns, MfaWrite, NewUser, PasswordHash, User, UserId,
-    UserStore, UserStoreError, UserUpdate,
+    canonical_email, LoginField, MfaColumns, MfaWrite, NewUser, PasswordHash, ProviderLink, User,
+    UserId, UserStore, UserStoreError, UserUpdate,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::query::Query;
@@ -18,7 +18,7 @@ use sqlx::{ColumnIndex, Connection, Database, Decode, Encode, Row, Type};
 
 use crate::columns::{ColumnMap, Columns, Field};
 use crate::error::{redact_url, ErrorContext, SetupError};
-use crate::sql::{Arg, Dialect, Queries, Statement};
+use crate::sql::{Arg, Dialect, ProviderStatements, Queries, Statement};
 
 /// How long [`SqlxUsers::connect`] waits for a connection before it gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,6 +85,11 @@ impl Shared {
             table: columns.table.display(),
             email: columns.get(Field::Email).map(str::to_owned),
             username: columns.get(Field::Username).map(str::to_owned),
+            providers: columns
+                .providers()
+                .iter()
+                .map(|p| p.column.clone())
+                .collect(),
         };
         Self {
             columns,
@@ -273,6 +278,17 @@ impl SqlxUsers {
         })
     }
 
+    /// The statements of `provider`, or why there are none: the column the table lacks.
+    fn provider_statements(&self, provider: &str) -> Result<&ProviderStatements, UserStoreError> {
+        self.shared.queries.providers.get(provider).ok_or_else(|| {
+            UserStoreError::Unavailable(format!(
+                "user table {} has no column for the OAuth provider {provider:?} (add a \
+                 {provider}_id column and declare it with ColumnMap::provider)",
+                self.shared.columns.table.display(),
+            ))
+        })
+    }
+
     /// Runs a statement that reads at most one user row.
     async fn fetch_user(
         &self,
@@ -331,9 +347,12 @@ struct Values {
     pending: Option<String>,
     codes: Option<String>,
     expected_codes: Option<String>,
+    subject: Option<String>,
+    provider: Option<String>,
 }
 
-/// Binds `args` in order; generic over the driver so both pools share one definition.
+/// Binds `args` in order; generic over the driver so both pools share one definition. Every
+/// [`Arg::Now`] of a statement is the same instant, as `CURRENT_TIMESTAMP` is on PostgreSQL.
 fn bind<'q, DB>(
     mut query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
     args: &[Arg],
@@ -346,6 +365,7 @@ where
     Option<bool>: Encode<'q, DB> + Type<DB>,
     String: Encode<'q, DB> + Type<DB>,
 {
+    let now = args.contains(&Arg::Now).then(sqlalchemy_now);
     for arg in args {
         query = match arg {
             Arg::Id => query.bind(values.id),
@@ -356,12 +376,14 @@ where
             Arg::IsSuperuser => query.bind(values.is_superuser),
             Arg::EmailVerified => query.bind(values.email_verified),
             Arg::TokenVersion => query.bind(values.token_version),
-            Arg::Now => query.bind(sqlalchemy_now()),
+            Arg::Now => query.bind(now.clone()),
             Arg::Step => query.bind(values.step),
             Arg::Secret => query.bind(values.secret.clone()),
             Arg::Pending => query.bind(values.pending.clone()),
             Arg::Codes => query.bind(values.codes.clone()),
             Arg::ExpectedCodes => query.bind(values.expected_codes.clone()),
+            Arg::Subject => query.bind(values.subject.clone()),
+            Arg::Provider => query.bind(values.provider.clone()),
         };
     }
     query
@@ -388,7 +410,7 @@ fn sqlalchemy_now() -> String {
 fn read_user<'r, R>(row: &'r R, columns: &Columns) -> Result<User, sqlx::Error>
 where
     R: Row,
-    &'static str: ColumnIndex<R>,
+    for<'a> &'a str: ColumnIndex<R>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
     String: Decode<'r, R::Database> + Type<R::Database>,
     bool: Decode<'r, R::Database> + Type<R::Database>,
@@ -426,9 +448,9 @@ where
         MfaColumns::default()
     };
     let mut provider_ids = BTreeMap::new();
-    for (provider, field) in [("github", Field::GithubId), ("google", Field::GoogleId)] {
-        if let Some(subject) = text(field)? {
-            provider_ids.insert(provider.to_owned(), subject);
+    for provider in columns.providers() {
+        if let Some(subject) = row.try_get::<Option<String>, _>(provider.field().as_str())? {
+            provider_ids.insert(provider.provider.clone(), subject);
         }
     }
     Ok(User {
@@ -508,6 +530,13 @@ impl UserStore for SqlxUsers {
                 "creating a superuser in a user table without an is_superuser column: the flag is dropped"
             );
         }
+        let (statement, account) = match user.provider {
+            Some(account) => (
+                &self.provider_statements(&account.provider)?.insert,
+                Some(account),
+            ),
+            None => (&self.shared.queries.insert, None),
+        };
         let values = Values {
             email: user.email.as_deref().map(canonical_email),
             username: user.username,
@@ -515,12 +544,11 @@ impl UserStore for SqlxUsers {
             is_active: Some(true),
             is_superuser: Some(user.is_superuser),
             email_verified: Some(user.email_verified),
+            provider: account.as_ref().map(|a| a.provider.clone()),
+            subject: account.map(|a| a.subject),
             ..Values::default()
         };
-        match self
-            .fetch_user(&self.shared.queries.insert, &values)
-            .await?
-        {
+        match self.fetch_user(statement, &values).await? {
             Some(user) => Ok(user),
             None => Err(UserStoreError::Unavailable(format!(
                 "inserting into user table {} returned no row",
@@ -625,6 +653,50 @@ impl UserStore for SqlxUsers {
                 &statements.regenerate
             }
             MfaWrite::Disable => &statements.disable,
+        };
+        self.execute(statement, &values).await
+    }
+
+    fn supports_provider(&self, provider: &str) -> bool {
+        self.shared.columns.provider(provider).is_some()
+    }
+
+    fn max_length(&self, field: LoginField) -> Option<usize> {
+        self.shared.columns.max_length(field)
+    }
+
+    async fn find_by_provider(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<User>, UserStoreError> {
+        let statements = self.provider_statements(provider)?;
+        let values = Values {
+            subject: Some(subject.to_owned()),
+            ..Values::default()
+        };
+        self.fetch_user(&statements.by_subject, &values).await
+    }
+
+    async fn link_provider(
+        &self,
+        id: &UserId,
+        link: &ProviderLink,
+    ) -> Result<bool, UserStoreError> {
+        let statements = self.provider_statements(&link.account.provider)?;
+        let Some(id) = integer_id(id) else {
+            return Ok(false);
+        };
+        let values = Values {
+            id,
+            subject: Some(link.account.subject.clone()),
+            provider: Some(link.account.provider.clone()),
+            hashed_password: link.claim.as_ref().map(|h| h.0.clone()),
+            ..Values::default()
+        };
+        let statement = match link.claim {
+            Some(_) => &statements.claim,
+            None => &statements.link,
         };
         self.execute(statement, &values).await
     }
