@@ -36,7 +36,7 @@ mod oidc;
 
 pub use github::GitHub;
 pub use http::DEFAULT_TIMEOUT;
-pub use oidc::{normalise_issuer, Endpoints, OpenIdProvider};
+pub use oidc::{normalise_issuer, Endpoints, IdTokenClaims, OpenIdProvider};
 
 use std::fmt;
 

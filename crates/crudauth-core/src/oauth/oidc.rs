@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use openidconnect::core::{
-    CoreClient, CoreClientAuthMethod, CoreIdTokenVerifier, CoreJsonWebKeySet,
+    CoreClient, CoreClientAuthMethod, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet,
     CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType,
 };
 use openidconnect::{
-    AccessTokenHash, AuthType, AuthUrl, AuthenticationFlow, AuthorizationCode,
+    AccessToken, AccessTokenHash, AuthType, AuthUrl, AuthenticationFlow, AuthorizationCode,
     ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     IssuerUrl, JsonWebKeySetUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
     RedirectUrl, RequestTokenError, Scope, SignatureVerificationError, TokenUrl,
@@ -79,6 +79,17 @@ pub fn normalise_issuer(issuer: &str) -> Result<String, OAuthError> {
         )));
     }
     Ok(trimmed.trim_end_matches('/').to_owned())
+}
+
+/// What a valid id_token says about the account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdTokenClaims {
+    /// `sub`.
+    pub subject: String,
+    /// `email`, if present.
+    pub email: Option<String>,
+    /// `email_verified` (false when absent).
+    pub email_verified: bool,
 }
 
 /// A provider's endpoints, given instead of discovered.
@@ -381,6 +392,77 @@ impl OpenIdProvider {
         Ok(fresh)
     }
 
+    /// Validates `id_token` (its compact form) as a callback does: signature by the JWKS
+    /// (refetched, within the interval, for an unknown key), `iss`, `aud`, `azp`, `exp`,
+    /// `iat` (not ahead, not before `started_at`), `nonce` and, with `access_token`, `at_hash`.
+    /// Used by [`OAuthProvider::complete`]; public for benchmarks and hand-written flows.
+    pub async fn validate_id_token(
+        &self,
+        id_token: &str,
+        nonce: &str,
+        started_at: u64,
+        access_token: Option<&str>,
+    ) -> Result<IdTokenClaims, OAuthError> {
+        let resolved = self.ready()?;
+        let parsed: CoreIdToken = id_token
+            .parse()
+            .map_err(|_| OAuthError::IdToken("not a JWT".into()))?;
+        let access = access_token.map(|t| AccessToken::new(t.to_owned()));
+        self.validate(resolved, &parsed, nonce, started_at, access.as_ref())
+            .await
+    }
+
+    async fn validate(
+        &self,
+        resolved: &Resolved,
+        id_token: &CoreIdToken,
+        nonce: &str,
+        started_at: u64,
+        access_token: Option<&AccessToken>,
+    ) -> Result<IdTokenClaims, OAuthError> {
+        let nonce = Nonce::new(nonce.to_owned());
+        let mut keys = self.current_keys();
+        let mut verifier = self.verifier(resolved, &keys, started_at);
+        let claims = match id_token.claims(&verifier, &nonce) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                keys = self.refetch_keys(resolved, &keys).await?;
+                verifier = self.verifier(resolved, &keys, started_at);
+                id_token
+                    .claims(&verifier, &nonce)
+                    .map_err(|e| rejected(&e))?
+            }
+            other => other.map_err(|e| rejected(&e))?,
+        };
+        if !self.also_accepted.is_empty() {
+            let iss = claims.issuer().as_str();
+            if iss != resolved.issuer.as_str() && !self.also_accepted.iter().any(|a| a == iss) {
+                return Err(OAuthError::IdToken(format!("unexpected issuer {iss:?}")));
+            }
+        }
+        if let (Some(expected), Some(access)) = (claims.access_token_hash(), access_token) {
+            let alg = id_token
+                .signing_alg()
+                .map_err(|e| OAuthError::IdToken(e.to_string()))?;
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(|e| OAuthError::IdToken(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(access, alg, key)
+                .map_err(|e| OAuthError::IdToken(e.to_string()))?;
+            if actual != *expected {
+                return Err(OAuthError::IdToken(
+                    "at_hash does not match the access token".into(),
+                ));
+            }
+        }
+        Ok(IdTokenClaims {
+            subject: claims.subject().as_str().to_owned(),
+            email: claims.email().map(|e| e.as_str().to_owned()),
+            email_verified: claims.email_verified().unwrap_or(false),
+        })
+    }
+
     fn client(
         &self,
         resolved: &Resolved,
@@ -509,43 +591,16 @@ impl OAuthProvider for OpenIdProvider {
             .extra_fields()
             .id_token()
             .ok_or_else(|| OAuthError::IdToken("the token endpoint sent no id_token".into()))?;
-        let nonce = Nonce::new(callback.nonce.to_owned());
-        let mut keys = self.current_keys();
-        let mut verifier = self.verifier(resolved, &keys, callback.started_at);
-        let claims = match id_token.claims(&verifier, &nonce) {
-            Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            )) => {
-                keys = self.refetch_keys(resolved, &keys).await?;
-                verifier = self.verifier(resolved, &keys, callback.started_at);
-                id_token
-                    .claims(&verifier, &nonce)
-                    .map_err(|e| rejected(&e))?
-            }
-            other => other.map_err(|e| rejected(&e))?,
-        };
-        if !self.also_accepted.is_empty() {
-            let iss = claims.issuer().as_str();
-            if iss != resolved.issuer.as_str() && !self.also_accepted.iter().any(|a| a == iss) {
-                return Err(OAuthError::IdToken(format!("unexpected issuer {iss:?}")));
-            }
-        }
-        if let Some(expected) = claims.access_token_hash() {
-            let alg = id_token
-                .signing_alg()
-                .map_err(|e| OAuthError::IdToken(e.to_string()))?;
-            let key = id_token
-                .signing_key(&verifier)
-                .map_err(|e| OAuthError::IdToken(e.to_string()))?;
-            let actual = AccessTokenHash::from_token(token.access_token(), alg, key)
-                .map_err(|e| OAuthError::IdToken(e.to_string()))?;
-            if actual != *expected {
-                return Err(OAuthError::IdToken(
-                    "at_hash does not match the access token".into(),
-                ));
-            }
-        }
-        let subject = claims.subject().as_str();
+        let claims = self
+            .validate(
+                resolved,
+                id_token,
+                callback.nonce,
+                callback.started_at,
+                Some(token.access_token()),
+            )
+            .await?;
+        let subject = claims.subject.as_str();
         let mut profile = http::get_object(
             &self.http,
             &resolved.userinfo,
@@ -564,12 +619,9 @@ impl OAuthProvider for OpenIdProvider {
         }
         // The signed id_token's email stands in when userinfo gives none.
         if !profile.contains_key("email") {
-            if let Some(email) = claims.email() {
-                profile.insert("email".into(), email.as_str().into());
-                profile.insert(
-                    "email_verified".into(),
-                    claims.email_verified().unwrap_or(false).into(),
-                );
+            if let Some(email) = claims.email {
+                profile.insert("email".into(), email.into());
+                profile.insert("email_verified".into(), claims.email_verified.into());
             }
         }
         UserInfo::from_claims(profile)
