@@ -15,6 +15,7 @@
 pub mod app;
 pub mod http;
 pub mod logs;
+pub mod mock_idp;
 pub mod redis;
 pub mod server;
 pub mod users;
