@@ -13,7 +13,10 @@
 //! `CRUDAUTH_SMTP_URL` (unset; `smtp://user:pass@host:port` sends email over SMTP instead of
 //! the log or the outbox) with `CRUDAUTH_SMTP_FROM` (the sender address), `CRUDAUTH_MFA_KEY`
 //! (comma-separated Fernet keys for TOTP secrets at rest, the first encrypting; unset: a
-//! development key, with a warning).
+//! development key, with a warning), `CRUDAUTH_OIDC_ISSUER` with `CRUDAUTH_OIDC_CLIENT_ID` and
+//! `CRUDAUTH_OIDC_CLIENT_SECRET` (an OpenID provider named `oidc`, discovered at start-up),
+//! `CRUDAUTH_GITHUB_CLIENT_ID` / `_SECRET` and `CRUDAUTH_GOOGLE_CLIENT_ID` / `_SECRET` (GitHub
+//! and Google sign-in); their callbacks are `{CRUDAUTH_PUBLIC_URL}/oauth/{name}/callback`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,8 +39,9 @@ use crudauth_axum::{
 };
 use crudauth_core::email::{LogSender, OutboxFile, SmtpSender};
 use crudauth_core::mfa::MfaConfig;
+use crudauth_core::oauth::{GitHub, OpenIdProvider};
 use crudauth_core::user::{NewUser, UserId, UserStore};
-use crudauth_sqlx::SqlxUsers;
+use crudauth_sqlx::{ColumnMap, SqlxUsers};
 
 const DEV_SECRET: &str = "crudauth-quickstart-development-key-do-not-use-in-production";
 const PUBLIC_URL: &str = "http://localhost:3000";
@@ -146,7 +150,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
     let database_url = env("DATABASE_URL").unwrap_or_else(default_database_url);
 
-    let users = SqlxUsers::connect(&database_url).await?;
+    // crudauth's users table, with a column for each provider's account id: oidc_id beside
+    // the default google_id and github_id.
+    let users = SqlxUsers::connect(&database_url)
+        .await?
+        .with_columns(ColumnMap::new().provider("oidc"))?;
     users.create_default_table().await?;
 
     // Email links (and OAuth callbacks) start with the public URL.
@@ -187,6 +195,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(url) = env("REDIS_URL") {
         builder = builder.redis_url(url);
     }
+    builder = oauth_providers(builder, &public_url)?;
     let auth = builder.build()?;
     if let Some(admin) = env("CRUDAUTH_ADMIN") {
         ensure_admin(&auth, &admin).await?;
@@ -231,6 +240,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     guard.shutdown().await;
     Ok(())
+}
+
+/// Mounts the OAuth providers the environment configures: `oidc` from `CRUDAUTH_OIDC_ISSUER`
+/// (with `_CLIENT_ID`, `_CLIENT_SECRET`; no secret makes a public client), `github` and
+/// `google` from their `_CLIENT_ID` and `_SECRET`. Sign-ins land on the public URL.
+fn oauth_providers(
+    mut builder: crudauth_axum::CrudAuthBuilder,
+    public_url: &str,
+) -> Result<crudauth_axum::CrudAuthBuilder, Box<dyn std::error::Error>> {
+    let pair = |prefix: &str| {
+        env(&format!("{prefix}_CLIENT_ID")).map(|id| {
+            let secret = env(&format!("{prefix}_CLIENT_SECRET"))
+                .or_else(|| env(&format!("{prefix}_SECRET")))
+                .unwrap_or_default();
+            (id, secret)
+        })
+    };
+    if let Some(issuer) = env("CRUDAUTH_OIDC_ISSUER") {
+        let (id, secret) = pair("CRUDAUTH_OIDC")
+            .ok_or("CRUDAUTH_OIDC_ISSUER is set but CRUDAUTH_OIDC_CLIENT_ID is not")?;
+        builder = builder.oauth("oidc", OpenIdProvider::new(&issuer, id, secret)?);
+    }
+    if let Some((id, secret)) = pair("CRUDAUTH_GITHUB") {
+        builder = builder.oauth("github", GitHub::new(id, secret)?);
+    }
+    if let Some((id, secret)) = pair("CRUDAUTH_GOOGLE") {
+        builder = builder.oauth("google", OpenIdProvider::google(id, secret)?);
+    }
+    Ok(builder.redirect_base_url(public_url))
 }
 
 /// Creates the `CRUDAUTH_ADMIN` superuser (`username:email:password`) unless it exists, hashed
