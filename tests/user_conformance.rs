@@ -61,6 +61,9 @@ fn renamed(table: &str) -> ColumnMap {
         .column("totp_confirmed_at", "otp_confirmed")
         .column("totp_last_step", "otp_step")
         .column("mfa_recovery_codes", "otp_codes")
+        .column("oauth_provider", "idp_name")
+        .column("github_id", "gh_subject")
+        .without("google_id")
         .without("updated_at")
         .without("oauth_created_at")
         .without("oauth_updated_at")
@@ -1072,4 +1075,100 @@ async fn a_missing_two_factor_column_is_named() {
         .expect_err("no column")
         .to_string();
     assert!(error.contains("totp_last_step"), "{error}");
+}
+
+/// A provider the application names itself (`oidc`, as the quickstart mounts it): the default
+/// table made from the map gets an `oidc_id` column with a unique index, accounts are created
+/// and found by it, a provider the table has no column for is named in the error, and a name
+/// that cannot be a column is refused at once.
+#[tokio::test]
+async fn sqlite_a_declared_provider_gets_its_column() {
+    let file = TempFile::new();
+    let users = SqlxUsers::connect(&file.url())
+        .await
+        .unwrap_or_else(|e| panic!("opening {}: {e}", file.url()))
+        .with_columns(
+            ColumnMap::new()
+                .provider("oidc")
+                .column("oidc_id", "idp_subject"),
+        )
+        .expect("a valid column map");
+    users
+        .create_default_table()
+        .await
+        .expect("creating the table");
+    assert!(users.supports_provider("oidc"));
+    assert!(
+        users.supports_provider("github"),
+        "crudauth's own columns stay"
+    );
+    assert!(!users.supports_provider("keycloak"));
+
+    let raw = SqlitePool::connect(&file.url())
+        .await
+        .expect("a raw connection");
+    let indexes: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT il.name, il.\"unique\" FROM pragma_index_list('users') il \
+         JOIN pragma_index_info(il.name) ii WHERE ii.name = 'idp_subject'",
+    )
+    .fetch_all(&raw)
+    .await
+    .expect("reading the indexes");
+    assert_eq!(
+        indexes.len(),
+        1,
+        "one index on the mapped column: {indexes:?}"
+    );
+    assert_eq!(indexes[0].1, 1, "and it is unique");
+
+    let mut new = NewUser::new("sso@example.com", "sso", "!sentinel");
+    new.email_verified = true;
+    new.provider = Some(crudauth_core::user::ProviderAccount {
+        provider: "oidc".into(),
+        subject: "kc-7".into(),
+    });
+    let created = users.create(new).await.expect("creating from the provider");
+    let stored: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT idp_subject, oauth_provider FROM users WHERE id = ?")
+            .bind(
+                created
+                    .id
+                    .to_string()
+                    .parse::<i64>()
+                    .expect("an integer id"),
+            )
+            .fetch_one(&raw)
+            .await
+            .expect("reading the row");
+    assert_eq!(stored, (Some("kc-7".into()), Some("oidc".into())));
+    let found = users
+        .find_by_provider("oidc", "kc-7")
+        .await
+        .expect("finding")
+        .map(|u| u.id);
+    assert_eq!(found, Some(created.id.clone()));
+    assert!(users
+        .find_by_provider("github", "kc-7")
+        .await
+        .expect("finding")
+        .is_none());
+    let err = users
+        .find_by_provider("keycloak", "kc-7")
+        .await
+        .expect_err("no column for keycloak");
+    assert!(
+        matches!(&err, UserStoreError::Unavailable(m) if m.contains("keycloak_id") && m.contains("ColumnMap::provider")),
+        "{err:?}"
+    );
+
+    for bad in ["OIDC", "oidc-prod", "1idp", "", &"x".repeat(33)] {
+        assert!(
+            SqlxUsers::connect("sqlite::memory:")
+                .await
+                .expect("memory")
+                .with_columns(ColumnMap::new().provider(bad))
+                .is_err(),
+            "provider name {bad:?} refused"
+        );
+    }
 }
