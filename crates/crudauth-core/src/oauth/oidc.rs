@@ -199,11 +199,13 @@ impl OpenIdProvider {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
-        if !scopes.iter().any(|s| s == "openid") {
-            scopes.insert(0, "openid".into());
+        let mut unique = vec!["openid".to_owned()];
+        for scope in scopes.into_iter().map(Into::into) {
+            if !unique.contains(&scope) {
+                unique.push(scope);
+            }
         }
-        self.scopes = scopes;
+        self.scopes = unique;
         self
     }
 
@@ -563,7 +565,14 @@ impl OAuthProvider for OpenIdProvider {
                 move || CsrfToken::new(state),
                 move || Nonce::new(nonce),
             )
-            .add_scopes(self.scopes.iter().cloned().map(Scope::new))
+            // openidconnect puts `openid` first on its own; the others follow once each.
+            .add_scopes(
+                self.scopes
+                    .iter()
+                    .filter(|s| *s != "openid")
+                    .cloned()
+                    .map(Scope::new),
+            )
             .set_pkce_challenge(challenge)
             .url();
         Ok(url.into())
