@@ -146,7 +146,10 @@ async fn a_sign_in_creates_a_verified_account_and_a_session() {
         Some("http://app.test/oauth/oidc/callback")
     );
     let scope = param(&to_provider, "scope").unwrap();
-    assert_eq!(scope, "openid profile email", "each scope once, openid first");
+    assert_eq!(
+        scope, "openid profile email",
+        "each scope once, openid first"
+    );
     assert_eq!(
         param(&to_provider, "code_challenge_method").as_deref(),
         Some("S256")

@@ -76,6 +76,96 @@ async fn revoked_sessions_stay_dead(store: Arc<dyn Store>) {
     }
 }
 
+/// Session data: concurrent writers of one session each write once; every write lands on the
+/// record as it is (none overwrites the CSRF rotation made in between), the last one's data is
+/// what stays, and once the session is revoked no write brings it back.
+async fn session_data_writes_never_resurrect(store: Arc<dyn Store>) {
+    let sessions = Sessions::new(
+        store.clone(),
+        SecretKey::new([6u8; 32]).unwrap(),
+        SessionConfig::default(),
+    );
+    let created = sessions
+        .create(&UserId::Int(1), 0, NewSession::default())
+        .await
+        .unwrap();
+    // 16 requests load the session, then all write their own data at once.
+    let start = Arc::new(tokio::sync::Barrier::new(16));
+    let mut writers = Vec::new();
+    for i in 0..16u32 {
+        let (s, id, start) = (sessions.clone(), created.id.clone(), start.clone());
+        writers.push(tokio::spawn(async move {
+            let loaded = s.load(id).await.unwrap().unwrap();
+            let mut data = loaded.data(&s);
+            data.insert("writer", &i).unwrap();
+            data.insert(&format!("only-{i}"), &true).unwrap();
+            start.wait().await;
+            assert!(s.write_data(&loaded, &data).await.unwrap(), "writer {i}");
+        }));
+    }
+    // Meanwhile the CSRF nonce rotates: no data write may undo it.
+    let loaded = sessions.load(created.id.clone()).await.unwrap().unwrap();
+    let rotated = sessions.rotate_csrf(&loaded).await.unwrap().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let now = sessions.load(created.id.clone()).await.unwrap().unwrap();
+    assert_eq!(
+        now.record.csrf_nonce(),
+        rotated.csrf_nonce(),
+        "the rotation stands"
+    );
+    let data = now.data(&sessions);
+    let last: u32 = data.get("writer").unwrap().unwrap();
+    assert_eq!(
+        data.get::<bool>(&format!("only-{last}")).unwrap(),
+        Some(true),
+        "the data is one writer's whole, not a mix"
+    );
+    let keys = (0..16).filter(|i| data.get::<bool>(&format!("only-{i}")).unwrap().is_some());
+    assert_eq!(keys.count(), 1);
+
+    // Revoked while writers hold a loaded copy: none of them writes it back.
+    let holders: Vec<_> = (0..8)
+        .map(|_| {
+            let s = sessions.clone();
+            let id = created.id.clone();
+            async move { s.load(id).await.unwrap().unwrap() }
+        })
+        .collect();
+    let mut held = Vec::new();
+    for h in holders {
+        held.push(h.await);
+    }
+    assert!(sessions.revoke(&created.handle).await.unwrap());
+    let mut late = Vec::new();
+    for loaded in held {
+        let s = sessions.clone();
+        late.push(tokio::spawn(async move {
+            let mut data = loaded.data(&s);
+            data.insert("late", &1).unwrap();
+            s.write_data(&loaded, &data).await.unwrap()
+        }));
+    }
+    for l in late {
+        assert!(!l.await.unwrap(), "a write to a revoked session is refused");
+    }
+    assert_eq!(
+        store.get(&format!("s:{}", created.handle)).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_data_writes_never_resurrect_in_memory() {
+    session_data_writes_never_resurrect(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_data_writes_never_resurrect_on_redis() {
+    session_data_writes_never_resurrect(redis_store().await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revoked_sessions_stay_dead_in_memory() {
     revoked_sessions_stay_dead(Arc::new(MemoryStore::new())).await;

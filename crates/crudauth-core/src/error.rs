@@ -56,6 +56,14 @@ pub enum StoreError {
     /// The backend is misconfigured.
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// A conditional write kept losing to other writers of the same key and gave up.
+    #[error("the value at `{key}` kept changing under {operation}; nothing was written")]
+    Contended {
+        /// The key, without the namespace prefix.
+        key: String,
+        /// The operation that gave up.
+        operation: &'static str,
+    },
 }
 
 /// The result of a store or rate-limiter operation.

@@ -36,9 +36,11 @@ use crate::secret::{random_token, SecretKey, SessionId};
 use crate::store::{decode_with_or_discard, Store, Swap};
 use crate::user::UserId;
 
+mod data;
 mod record;
 
-pub use record::SessionRecord;
+pub use data::{DataError, Flash, SessionData, DEFAULT_MAX_DATA_BYTES, FLASH_KEY};
+pub use record::{SessionRecord, MAX_DATA};
 
 /// Session lifetimes and limits.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ pub struct SessionConfig {
     /// How often the recorded last activity is rewritten (60 s); the expiry itself slides on
     /// every request.
     pub activity_write_interval: Duration,
+    /// The most application data ([`SessionData`]) a session may hold, encoded (4 KiB).
+    pub max_data_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -64,6 +68,7 @@ impl Default for SessionConfig {
             absolute_timeout: None,
             max_sessions_per_user: 5,
             activity_write_interval: Duration::from_secs(60),
+            max_data_bytes: DEFAULT_MAX_DATA_BYTES,
         }
     }
 }
@@ -105,12 +110,20 @@ pub struct LoadedSession {
     key: String,
     /// The record.
     pub record: SessionRecord,
+    /// The record's bytes as this request knows them stored: what a write of the session's
+    /// data compares against, so it needs no read of its own.
+    raw: Bytes,
 }
 
 impl LoadedSession {
     /// The public handle.
     pub fn handle(&self) -> &str {
         handle_in(&self.key)
+    }
+
+    /// The application's data, decoded from the record (no store operation).
+    pub fn data(&self, sessions: &Sessions) -> SessionData {
+        SessionData::decode(self.record.data(), sessions.config.max_data_bytes)
     }
 }
 
@@ -126,6 +139,8 @@ pub struct ListedSession {
 const REMEMBER_PREFIX: &str = "r.";
 const RECORD_PREFIX: &str = "s:";
 const INDEX_MARGIN: Duration = Duration::from_secs(3600);
+/// How many times a data write re-reads a record that changed under it before giving up.
+const WRITE_ATTEMPTS: usize = 32;
 
 /// The handle in a record key (`s:` and the handle).
 fn handle_in(key: &str) -> &str {
@@ -309,7 +324,7 @@ impl Sessions {
         let key = self.key_of(&id);
         let handle = handle_in(&key);
         let window = self.idle_window_of(&id);
-        let Some(raw) = self.store.get_and_touch(&key, window).await? else {
+        let Some(mut raw) = self.store.get_and_touch(&key, window).await? else {
             return Ok(None);
         };
         let Some(mut record) = self.decode(&key, Some(raw.clone())).await? else {
@@ -336,6 +351,7 @@ impl Sessions {
                 // Written in between: that write stands, this request uses the record it read.
                 Swap::Changed => {}
                 Swap::Swapped => {
+                    raw = active.to_bytes();
                     record = active;
                     self.store
                         .index_add(
@@ -351,7 +367,60 @@ impl Sessions {
         } else if ttl < window && !self.store.expire(&key, ttl).await? {
             return Ok(None);
         }
-        Ok(Some(LoadedSession { id, key, record }))
+        Ok(Some(LoadedSession {
+            id,
+            key,
+            record,
+            raw,
+        }))
+    }
+
+    /// Writes `data` into a live session's record: one compare-and-swap against the record as
+    /// the request loaded it, so it costs no read. If something else wrote the record in
+    /// between (a CSRF rotation, an activity stamp, another request's data), the record is
+    /// read again and the data applied onto it — the data of the last request to write wins,
+    /// every other field stays as the other writer left it. A session that has ended is never
+    /// written back (`false`): data cannot resurrect a revoked session.
+    pub async fn write_data(
+        &self,
+        session: &LoadedSession,
+        data: &SessionData,
+    ) -> StoreResult<bool> {
+        let encoded = data.encode();
+        let mut expected = session.raw.clone();
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 1 {
+                // Writers that keep colliding spread out (up to a few ms) instead of
+                // retrying in lockstep.
+                let spread = rand::random::<u64>() % (1 + attempt as u64);
+                tokio::time::sleep(Duration::from_millis(spread)).await;
+            }
+            let Some(mut record) = self.decode(&session.key, Some(expected.clone())).await? else {
+                return Ok(false);
+            };
+            if record.user_id != session.record.user_id {
+                return Ok(false);
+            }
+            if record.set_data(encoded.clone()).is_err() {
+                return Ok(false);
+            }
+            match self
+                .store
+                .compare_and_swap(&session.key, &expected, record.to_bytes(), None)
+                .await?
+            {
+                Swap::Swapped => return Ok(true),
+                Swap::Absent => return Ok(false),
+                Swap::Changed => match self.store.get(&session.key).await? {
+                    Some(now) => expected = now,
+                    None => return Ok(false),
+                },
+            }
+        }
+        Err(crate::error::StoreError::Contended {
+            key: session.key.clone(),
+            operation: "writing session data",
+        })
     }
 
     /// Replaces a live session's record (never resurrecting a deleted one), keeping its expiry.

@@ -7,10 +7,13 @@
 //!
 //! ```text
 //! version u8 (=2) | user id: tag u8 (0 int: i64 | 1 text: u16 length) | token_version i64
-//! | created_at u64 | last_activity u64 | flags u8 (1 remember_me, 2 sudo_until, 4 login_type)
-//! | [sudo_until u64] | lengths u16 × 4 (ip, user_agent, csrf_nonce, login_type)
-//! | text: [user id] ip user_agent csrf_nonce [login_type], UTF-8
+//! | created_at u64 | last_activity u64 | flags u8 (1 remember_me, 2 sudo_until, 4 login_type,
+//! 8 data) | [sudo_until u64] | lengths u16 × 4 (ip, user_agent, csrf_nonce, login_type)
+//! | [data length u32] | text: [user id] ip user_agent csrf_nonce [login_type], UTF-8 | [data]
 //! ```
+//!
+//! The application's session data (see `SessionData`) rides at the end as opaque bytes, so a
+//! record without any costs nothing more, and reading one decodes none of it until asked.
 //!
 //! Anything else — a short read, trailing bytes, an unknown version, bad UTF-8 — is corrupt,
 //! and corrupt records read as absent.
@@ -51,6 +54,8 @@ pub struct SessionRecord {
     pub sudo_until: Option<u64>,
     /// ip ‖ user_agent ‖ csrf_nonce ‖ login_type.
     text: String,
+    /// The application's data, as [`SessionData`](super::SessionData) encodes it; empty: none.
+    data: Bytes,
     /// Where ip, user_agent and csrf_nonce end in `text`; login_type is the rest.
     ends: [usize; 3],
     has_login_type: bool,
@@ -69,6 +74,7 @@ impl std::fmt::Debug for SessionRecord {
             .field("user_agent", &self.user_agent())
             .field("csrf_nonce", &"***")
             .field("login_type", &self.login_type())
+            .field("data_bytes", &self.data.len())
             .finish()
     }
 }
@@ -77,6 +83,10 @@ const VERSION: u8 = 2;
 const REMEMBER_ME: u8 = 1;
 const HAS_SUDO: u8 = 2;
 const HAS_LOGIN_TYPE: u8 = 4;
+const HAS_DATA: u8 = 8;
+/// The most application data a record can carry (its length is a u32; the configured bound,
+/// [`SessionConfig::max_data_bytes`](super::SessionConfig::max_data_bytes), is far below).
+pub const MAX_DATA: usize = 1 << 20;
 
 impl SessionRecord {
     /// A new record for `user_id` at credential epoch `token_version`, created at `now` (ms)
@@ -97,6 +107,7 @@ impl SessionRecord {
             remember_me: client.remember_me,
             sudo_until: None,
             text: String::new(),
+            data: Bytes::new(),
             ends: [0; 3],
             has_login_type: false,
         };
@@ -137,6 +148,20 @@ impl SessionRecord {
             .map(|(_, provider)| provider)
     }
 
+    /// The application's data as stored (empty when there is none).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Replaces the application's data; `Err` (and nothing changed) over [`MAX_DATA`].
+    pub fn set_data(&mut self, data: Bytes) -> Result<(), &'static str> {
+        if data.len() > MAX_DATA {
+            return Err("session data too large");
+        }
+        self.data = data;
+        Ok(())
+    }
+
     fn stored_login_type(&self) -> Option<&str> {
         self.has_login_type.then(|| &self.text[self.ends[2]..])
     }
@@ -167,7 +192,8 @@ impl SessionRecord {
             UserId::Int(_) => "",
             UserId::Text(s) => cut(s, MAX_TEXT),
         };
-        let mut out = BytesMut::with_capacity(64 + user_text.len() + self.text.len());
+        let mut out =
+            BytesMut::with_capacity(68 + user_text.len() + self.text.len() + self.data.len());
         out.put_u8(VERSION);
         match &self.user_id {
             UserId::Int(n) => {
@@ -192,6 +218,9 @@ impl SessionRecord {
         if self.has_login_type {
             flags |= HAS_LOGIN_TYPE;
         }
+        if !self.data.is_empty() {
+            flags |= HAS_DATA;
+        }
         out.put_u8(flags);
         if let Some(t) = self.sudo_until {
             out.put_u64_le(t);
@@ -202,8 +231,13 @@ impl SessionRecord {
             out.put_u16_le((end - start) as u16);
             start = end;
         }
+        if !self.data.is_empty() {
+            // set_data keeps it within MAX_DATA, which fits a u32.
+            out.put_u32_le(self.data.len() as u32);
+        }
         out.put_slice(user_text.as_bytes());
         out.put_slice(self.text.as_bytes());
+        out.put_slice(&self.data);
         out.freeze()
     }
 
@@ -232,12 +266,22 @@ impl SessionRecord {
         if !has_login_type && lengths[3] != 0 {
             return Err("session record has a login type it does not flag");
         }
+        let data_len = if flags & HAS_DATA != 0 {
+            let len = u32::from_le_bytes(r.array()?) as usize;
+            if len == 0 || len > MAX_DATA {
+                return Err("session record data has an impossible length");
+            }
+            len
+        } else {
+            0
+        };
         let user_id = match int_id {
             Some(n) => UserId::Int(n),
             None => UserId::Text(text(r.take(user_len)?)?.to_owned()),
         };
         let total = lengths.iter().sum();
         let all = text(r.take(total)?)?;
+        let data = Bytes::copy_from_slice(r.take(data_len)?);
         if !r.0.is_empty() {
             return Err("trailing bytes after a session record");
         }
@@ -259,6 +303,7 @@ impl SessionRecord {
             remember_me: flags & REMEMBER_ME != 0,
             sudo_until,
             text: all.to_owned(),
+            data,
             ends,
             has_login_type,
         })
@@ -353,6 +398,37 @@ mod tests {
         );
         assert_eq!(read.user_id, UserId::Text("0b9c-uuid".into()));
         assert_eq!(record.oauth_provider(), None);
+    }
+
+    #[test]
+    fn application_data_rides_along_and_survives_a_nonce_rotation() {
+        let mut record = sample();
+        let before = record.to_bytes().len();
+        record
+            .set_data(Bytes::from_static(br#"{"cart":[1,2]}"#))
+            .unwrap();
+        record.set_csrf_nonce("rotated");
+        let read = SessionRecord::from_bytes(&record.to_bytes()).unwrap();
+        assert_eq!(read.data(), br#"{"cart":[1,2]}"#);
+        assert_eq!(read, record);
+        assert_eq!(
+            record.to_bytes().len(),
+            before + 4 + 14 + "rotated".len() - 5
+        );
+        record.set_data(Bytes::new()).unwrap();
+        assert_eq!(
+            record.to_bytes().len(),
+            before + 2,
+            "no data, no length field"
+        );
+        assert!(record
+            .set_data(Bytes::from(vec![b' '; MAX_DATA + 1]))
+            .is_err());
+        assert!(record.data().is_empty(), "a refused write changes nothing");
+        // A length that runs past the end, or a flagged length of zero, is corrupt.
+        let mut bytes = read.to_bytes().to_vec();
+        bytes.pop();
+        assert!(SessionRecord::from_bytes(&bytes).is_err());
     }
 
     #[test]
