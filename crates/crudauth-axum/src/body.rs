@@ -92,7 +92,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
 /// 413 when the body went past the cap (a `LengthLimitError` somewhere in the error's source
 /// chain), else 400: the body could not be read, which is the client's doing, never a 5xx.
-fn read_error(err: axum::Error) -> AuthError {
+pub(crate) fn read_error(err: axum::Error) -> AuthError {
     let inner = err.into_inner();
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
     while let Some(e) = cause {

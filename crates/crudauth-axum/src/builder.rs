@@ -747,6 +747,7 @@ impl CrudAuthBuilder {
         // The key of every limiter key made from client-typed text (lockout subjects, custom
         // rate-limit identities, email targets).
         let limiter_key = key.derive(purpose::LIMITER);
+        let flash_key = key.derive(purpose::FLASH);
         let one_time_key = key.derive(purpose::ONE_TIME_TOKEN);
         let fanout = Fanout::new(
             self.email
@@ -798,6 +799,7 @@ impl CrudAuthBuilder {
                 lockout: self.lockout,
                 rate_limits,
                 limiter_key,
+                flash_key,
                 #[cfg(feature = "oauth")]
                 oauth,
             }),
@@ -871,6 +873,8 @@ pub(crate) struct Inner {
     pub(crate) rate_limits: BuiltinLimits,
     /// HMAC key of the limiter keys made from client-typed text.
     pub(crate) limiter_key: SecretKey,
+    /// HMAC key of the signed-out browser's flash cookie.
+    pub(crate) flash_key: SecretKey,
     /// OAuth sign-in, when providers are configured.
     #[cfg(feature = "oauth")]
     pub(crate) oauth: Option<OAuthState>,
@@ -942,11 +946,26 @@ impl CrudAuth {
     }
 
     /// The layer every route using crudauth's extractors must sit under: it makes this object
-    /// available to them, with a per-request cache so the principal is resolved once. It
-    /// reads nothing from the request and touches no store: a route that never asks for a
-    /// user costs one small allocation.
+    /// available to them, with a per-request cache so the principal is resolved once, and
+    /// composes what the configuration asks for: the [session layer](Self::session_layer)
+    /// with the session transport, the [CSRF layer](Self::csrf_layer) with CSRF on. Apply it
+    /// the ordinary way, `.layer(auth.layer())`. It reads nothing from the request and touches
+    /// no store on its own: a public route costs no store operation.
     pub fn layer(&self) -> crate::layer::AuthLayer {
         crate::layer::AuthLayer::new(self.clone())
+    }
+
+    /// The session layer alone, for a sub-router: the
+    /// [`Session`](crate::extract::Session) extractor with the application's data, written
+    /// back once after the handler, and sign-in and sign-out from handlers.
+    pub fn session_layer(&self) -> crate::layer::SessionLayer {
+        crate::layer::SessionLayer::new(self.clone())
+    }
+
+    /// The CSRF layer alone, for a sub-router: every unsafe request of a live cookie session
+    /// needs the token (header or `csrf_token` form field), whatever its handler extracts.
+    pub fn csrf_layer(&self) -> crate::layer::CsrfLayer {
+        crate::layer::CsrfLayer::new(self.clone())
     }
 
     /// The HTTP surface: `/register`, `/login`, `/logout`, `/me`, `/change-password`,

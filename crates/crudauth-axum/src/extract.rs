@@ -1,4 +1,5 @@
-//! Extractors: [`CurrentUser`] (with gates), [`MaybeUser`], [`Session`]. Each resolves the
+//! Extractors: [`CurrentUser`] (with gates), [`MaybeUser`], [`Session`] (with the
+//! application's data), [`CsrfToken`] (for forms). Each resolves the
 //! request's principal once (cached in the request's extensions, per transport, whichever
 //! extractors ask) and answers its own rejection.
 //!
@@ -42,32 +43,35 @@ fn request_auth(parts: &Parts) -> Result<&RequestAuth, AuthError> {
 pub(crate) async fn resolve(parts: &mut Parts, only: Option<&'static str>) -> Outcome {
     let count = request_auth(parts)?.auth.transports().len();
     for i in 0..count {
-        // Borrowed afresh each round: the outcome is written back into the same extension.
         let installed = request_auth(parts)?;
-        let auth = &installed.auth;
-        if only.is_some_and(|name| name != auth.transports()[i].name()) {
+        if only.is_some_and(|name| name != installed.auth.transports()[i].name()) {
             continue;
         }
-        let outcome = match installed.outcomes.get(i).and_then(Option::as_ref) {
-            Some(cached) => cached.clone(),
-            None => {
-                let fresh = auth.authenticate_with(i, parts).await;
-                if let Some(slot) = parts
-                    .extensions
-                    .get_mut::<RequestAuth>()
-                    .and_then(|r| r.outcomes.get_mut(i))
-                {
-                    *slot = Some(fresh.clone());
-                }
-                fresh
-            }
-        };
-        match outcome {
+        match resolve_at(parts, i).await {
             Ok(None) => continue,
             other => return other,
         }
     }
     Ok(None)
+}
+
+/// The outcome of the `i`-th transport for this request: cached, or resolved now and cached.
+pub(crate) async fn resolve_at(parts: &mut Parts, i: usize) -> Outcome {
+    // Borrowed afresh: the outcome is written back into the same extension.
+    let installed = request_auth(parts)?;
+    if let Some(cached) = installed.outcomes.get(i).and_then(Option::as_ref) {
+        return cached.clone();
+    }
+    let auth = installed.auth.clone();
+    let fresh = auth.authenticate_with(i, parts).await;
+    if let Some(slot) = parts
+        .extensions
+        .get_mut::<RequestAuth>()
+        .and_then(|r| r.outcomes.get_mut(i))
+    {
+        *slot = Some(fresh.clone());
+    }
+    fresh
 }
 
 /// What a [`CurrentUser`] requires beyond being signed in: a transport, and checks.
@@ -218,26 +222,29 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
     }
 }
 
-/// The request's cookie session and its principal (401 when the request is not
-/// session-authenticated).
+/// The request's cookie session and its principal, for crudauth's own routes (401 when the
+/// request is not session-authenticated).
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct SessionCaller {
     /// The signed-in principal.
-    pub principal: Arc<Principal>,
+    pub(crate) principal: Arc<Principal>,
     /// The live session.
-    pub session: LoadedSession,
+    pub(crate) session: LoadedSession,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Session {
+impl<S: Send + Sync> FromRequestParts<S> for SessionCaller {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match resolve(parts, Some("session")).await? {
             Some(principal) => match principal.session.clone() {
-                Some(session) => Ok(Session { principal, session }),
+                Some(session) => Ok(SessionCaller { principal, session }),
                 None => Err(AuthError::not_authenticated()),
             },
             None => Err(AuthError::not_authenticated()),
         }
     }
 }
+
+pub use crate::layer::csrf::{CsrfRejection, CsrfToken};
+pub use crate::session::{Login, Session, SessionRejection};

@@ -42,6 +42,7 @@ mod lockout;
 mod recovery;
 mod revocation;
 mod routes;
+mod session;
 mod transport;
 
 pub use bearer::BearerTransport;
@@ -52,7 +53,9 @@ pub use cookies::CookieConfig;
 pub use crudauth_core::limit::{LockoutConfig, OnLoginSuccess};
 pub use crudauth_core::principal::Principal;
 pub use error::AuthError;
-pub use layer::{AuthLayer, AuthService, KeyBy, RateLimit, RateLimitLayer};
+pub use layer::{
+    AuthLayer, AuthService, CsrfLayer, KeyBy, RateLimit, RateLimitLayer, SessionLayer,
+};
 #[cfg(feature = "oauth")]
 pub use routes::OAuthResponseMode;
 pub use routes::{Elevated, Reauth, SudoConfig};

@@ -164,6 +164,8 @@ pub mod purpose {
     pub const ONE_TIME_TOKEN: &str = "crudauth/one-time-token";
     /// Keyed identifiers of the lockout and rate-limit counters.
     pub const LIMITER: &str = "crudauth/limiter-identifier";
+    /// Signing the flash-message cookie of a signed-out browser.
+    pub const FLASH: &str = "crudauth/flash-cookie";
 }
 
 impl fmt::Debug for SecretKey {

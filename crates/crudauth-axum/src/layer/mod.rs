@@ -1,5 +1,6 @@
-//! Tower layers: [`AuthLayer`] (makes crudauth available to its extractors) and
-//! [`RateLimitLayer`] (per-route rate limits; see [`rate_limit`]).
+//! Tower layers: [`AuthLayer`] (`auth.layer()`: crudauth for its extractors, composed with
+//! the [`SessionLayer`] and [`CsrfLayer`] the configuration asks for, each also usable alone)
+//! and [`RateLimitLayer`] (per-route rate limits; see [`rate_limit`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -21,8 +22,9 @@
 //! ```
 
 mod auth;
+pub mod csrf;
 pub mod rate_limit;
 
-pub use auth::{AuthLayer, AuthService};
+pub use auth::{AuthFuture, AuthLayer, AuthService, CsrfLayer, SessionLayer};
 pub(crate) use auth::{Outcome, RequestAuth};
 pub use rate_limit::{KeyBy, RateLimit, RateLimitLayer, RateLimitService};

@@ -39,7 +39,11 @@ fn answer(bearer: &BearerState, issued: &IssuedTokens) -> SignedIn {
             Vec::new()
         }
     };
-    SignedIn { body, cookies }
+    SignedIn {
+        body,
+        cookies,
+        session: None,
+    }
 }
 
 pub(super) async fn token(

@@ -16,7 +16,7 @@ use crudauth_core::mfa::{recovery, Factors, Mfa, Verdict};
 use crudauth_core::principal::Principal;
 use crudauth_core::user::{MfaWrite, User, UserStore};
 
-use super::{detail, reply, Client};
+use super::{detail, reply, Client, SignedIn};
 use crate::bearer::RefreshMode;
 use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
@@ -251,14 +251,29 @@ pub(super) async fn verify(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, AuthError> {
-    let mfa = auth.mfa_state()?;
-    let service = &mfa.service;
     let mut f = Fields::json(&body)?;
     let token = f.string("challenge");
     let code = f.string("code");
     f.finish()?;
+    Ok(finish_challenge(&auth, &client, &headers, &token, &code)
+        .await?
+        .reply())
+}
+
+/// Settles a sign-in challenge with `code`: the attempt limits, the lockout, the code claimed
+/// once, enrolment finished when the challenge was a setup; then the sign-in completes through
+/// the challenge's transport.
+pub(crate) async fn finish_challenge(
+    auth: &CrudAuth,
+    client: &Client,
+    headers: &HeaderMap,
+    token: &str,
+    code: &str,
+) -> Result<SignedIn, AuthError> {
+    let mfa = auth.mfa_state()?;
+    let service = &mfa.service;
     let invalid = || AuthError::bad_request(INVALID_CHALLENGE);
-    let Some(opened) = mfa.challenges.open(&token).await? else {
+    let Some(opened) = mfa.challenges.open(token).await? else {
         return Err(invalid());
     };
     let challenge = &opened.challenge;
@@ -304,7 +319,7 @@ pub(super) async fn verify(
     } else {
         Factors::TotpOrRecovery
     };
-    let verdict = service.check(&user, &code, auth.now_secs(), factors);
+    let verdict = service.check(&user, code, auth.now_secs(), factors);
     // One swap settles the attempt: it counts a wrong code, or finishes the challenge for
     // exactly one of any number of right ones.
     match mfa
@@ -323,7 +338,7 @@ pub(super) async fn verify(
     }
     // Then the code itself is claimed, once; a replayed one gives the challenge back, counted.
     if !auth
-        .claim_code(service, &user, &code, &verdict, &client, None)
+        .claim_code(service, &user, code, &verdict, client, None)
         .await?
     {
         mfa.challenges.reopen(&opened).await?;
@@ -331,28 +346,28 @@ pub(super) async fn verify(
     }
     let mut extra = Map::new();
     if challenge.setup {
-        let codes = enable(&auth, service, &user, &client, None).await?;
+        let codes = enable(auth, service, &user, client, None).await?;
         extra.insert("recovery_codes".into(), json!(codes));
     }
     auth.lockout_success(&attempt).await;
     let mut signed_in = match challenge.transport.as_str() {
         "bearer" => {
-            let bearer = super::bearer::bearer(&auth)?;
-            super::bearer::sign_in(&auth, bearer, user, &challenge.scopes, &client).await?
+            let bearer = super::bearer::bearer(auth)?;
+            super::bearer::sign_in(auth, bearer, user, &challenge.scopes, client).await?
         }
         _ => {
-            let sessions = super::session::sessions(&auth)?;
+            let sessions = super::session::sessions(auth)?;
             let remember_me = challenge.remember_me;
             let login_type = match &challenge.provider {
                 Some(provider) => super::oauth::login_type(provider),
                 None => challenge.login_type.clone(),
             };
             super::session::sign_in(
-                &auth,
+                auth,
                 sessions,
                 user,
-                &client,
-                &headers,
+                client,
+                headers,
                 remember_me,
                 &login_type,
             )
@@ -365,7 +380,7 @@ pub(super) async fn verify(
             .body
             .insert("redirect_to".into(), to.clone().into());
     }
-    Ok(signed_in.reply())
+    Ok(signed_in)
 }
 
 /// Finishes enrolment from the pending secret (whose code was just claimed): the account's

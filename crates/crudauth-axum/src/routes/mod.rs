@@ -9,12 +9,15 @@ mod recovery;
 mod session;
 mod sudo;
 
-pub(crate) use mfa::MfaState;
+pub(crate) use mfa::{finish_challenge, Finish, MfaState};
 #[cfg(feature = "oauth")]
 pub use oauth::OAuthResponseMode;
 #[cfg(feature = "oauth")]
 pub(crate) use oauth::OAuthState;
 pub(crate) use recovery::same_origin_path;
+pub(crate) use session::{
+    clear_session_cookies, end_session, session_cookies, sessions, sign_in as sign_in_session,
+};
 pub use sudo::{Elevated, Reauth, SudoConfig};
 
 use axum::extract::FromRequestParts;
@@ -134,6 +137,60 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Route
     routes.layer(auth.layer()).with_state(auth.clone())
 }
 
+/// Whether `path` is one of the routes [`router`] mounts for this configuration.
+pub(crate) fn is_own_path(auth: &CrudAuth, path: &str) -> bool {
+    const ALWAYS: &[&str] = &["/register", "/me", "/change-password", "/set-password"];
+    const SESSION: &[&str] = &["/login", "/logout", "/sudo"];
+    const MANAGEMENT: &[&str] = &["/sessions", "/logout-all", "/csrf/refresh"];
+    const RECOVERY: &[&str] = &[
+        "/email/verify-request",
+        "/email/verify-confirm",
+        "/password/reset-request",
+        "/password/reset-confirm",
+    ];
+    const CHANGE: &[&str] = &["/email/change-request", "/email/change-confirm"];
+    const MFA: &[&str] = &[
+        "/mfa",
+        "/mfa/totp/setup",
+        "/mfa/totp/confirm",
+        "/mfa/totp/disable",
+        "/mfa/recovery-codes/regenerate",
+        "/mfa/verify",
+        "/mfa/challenge",
+    ];
+    const BEARER: &[&str] = &["/token", "/refresh", "/logout"];
+    let inner = &auth.inner;
+    let session = inner.session.as_ref();
+    let management = session.is_some_and(|s| s.management_routes);
+    let one_segment_under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+    };
+    ALWAYS.contains(&path)
+        || (session.is_some() && SESSION.contains(&path))
+        || (management && (MANAGEMENT.contains(&path) || one_segment_under("/sessions/")))
+        || (!inner.fanout.is_empty() && RECOVERY.contains(&path))
+        || (inner.fanout.sends_email() && CHANGE.contains(&path))
+        || (inner.mfa.is_some() && MFA.contains(&path))
+        || (auth.bearer().is_some() && BEARER.contains(&path))
+        || oauth_path(auth, path)
+}
+
+#[cfg(feature = "oauth")]
+fn oauth_path(auth: &CrudAuth, path: &str) -> bool {
+    auth.inner.oauth.is_some()
+        && path.strip_prefix("/oauth/").is_some_and(|rest| {
+            rest.split_once('/').is_some_and(|(provider, leaf)| {
+                !provider.is_empty() && matches!(leaf, "authorize" | "callback")
+            })
+        })
+}
+
+#[cfg(not(feature = "oauth"))]
+fn oauth_path(_: &CrudAuth, _: &str) -> bool {
+    false
+}
+
 /// Marks every answer of a route as one no cache may keep: `Cache-Control: no-store` and
 /// `Pragma: no-cache` (RFC 6749 §5.1), errors and rate-limit refusals included.
 ///
@@ -157,6 +214,7 @@ async fn mark_no_store(mut response: Response) -> Response {
 
 /// Who is calling: address (behind the trusted proxies), user agent, and whether the browser
 /// says the request is cross-site.
+#[derive(Debug, Clone)]
 pub(crate) struct Client {
     /// The address as text (see [`crate::client_ip`]); `"unknown"` without a peer address.
     pub(crate) ip: String,
@@ -207,13 +265,9 @@ impl Client {
     }
 }
 
-impl FromRequestParts<CrudAuth> for Client {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        auth: &CrudAuth,
-    ) -> Result<Self, Self::Rejection> {
+impl Client {
+    /// The caller of the request these are the parts of.
+    pub(crate) fn of(parts: &Parts, auth: &CrudAuth) -> Self {
         let address = client_address(
             &parts.headers,
             peer_ip(&parts.extensions),
@@ -225,12 +279,23 @@ impl FromRequestParts<CrudAuth> for Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .eq_ignore_ascii_case("cross-site");
-        Ok(Client {
+        Client {
             ip: address.text(),
             address,
             user_agent: parts.headers.get("user-agent").cloned(),
             cross_site,
-        })
+        }
+    }
+}
+
+impl FromRequestParts<CrudAuth> for Client {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        auth: &CrudAuth,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client::of(parts, auth))
     }
 }
 
@@ -245,6 +310,8 @@ pub(crate) fn reply(status: StatusCode, body: Value, set_cookies: Vec<HeaderValu
 pub(crate) struct SignedIn {
     pub(crate) body: serde_json::Map<String, Value>,
     pub(crate) cookies: Vec<HeaderValue>,
+    /// The session a sign-in through the session transport created.
+    pub(crate) session: Option<crudauth_core::session::LoadedSession>,
 }
 
 impl SignedIn {

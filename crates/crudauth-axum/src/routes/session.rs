@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crudauth_core::device::DeviceInfo;
 use crudauth_core::hooks::{HookContext, HookEvent};
 use crudauth_core::secret::SessionId;
-use crudauth_core::session::{CreatedSession, NewSession, SessionRecord, Sessions};
+use crudauth_core::session::{CreatedSession, LoadedSession, NewSession, SessionRecord, Sessions};
 use crudauth_core::user::{User, UserStore, UserUpdate};
 
 use super::mfa::Finish;
@@ -21,10 +21,10 @@ use crate::body::{Fields, RawBody};
 use crate::builder::CrudAuth;
 use crate::cookies::{CSRF_COOKIE, SESSION_COOKIE};
 use crate::error::AuthError;
-use crate::extract::Session;
+use crate::extract::SessionCaller;
 use crate::transport::{check_csrf, presented_session};
 
-pub(super) fn sessions(auth: &CrudAuth) -> Result<&Sessions, AuthError> {
+pub(crate) fn sessions(auth: &CrudAuth) -> Result<&Sessions, AuthError> {
     auth.sessions().ok_or_else(AuthError::not_authenticated)
 }
 
@@ -56,7 +56,7 @@ fn mint_csrf(
 
 /// The cookies that carry a new session: id (HttpOnly) and, with CSRF on, the CSRF token,
 /// returned too (empty with CSRF off).
-pub(super) fn session_cookies(
+pub(crate) fn session_cookies(
     auth: &CrudAuth,
     sessions: &Sessions,
     created: &CreatedSession,
@@ -73,7 +73,7 @@ pub(super) fn session_cookies(
     (csrf, vec![session, cookie])
 }
 
-pub(super) fn clear_session_cookies(auth: &CrudAuth) -> Vec<HeaderValue> {
+pub(crate) fn clear_session_cookies(auth: &CrudAuth) -> Vec<HeaderValue> {
     let c = &auth.inner.cookies;
     vec![c.clear(SESSION_COOKIE, true), c.clear(CSRF_COOKIE, false)]
 }
@@ -113,7 +113,7 @@ pub(super) async fn login(
 /// Completes a sign-in through the session transport: a new session (the one the browser
 /// presented, if any, ends), its cookies, and crudauth's `{id, username, csrf_token}`; the
 /// login hook fires.
-pub(super) async fn sign_in(
+pub(crate) async fn sign_in(
     auth: &CrudAuth,
     sessions: &Sessions,
     user: User,
@@ -149,7 +149,11 @@ pub(super) async fn sign_in(
         ..client.hook_context(None)
     };
     auth.fire(HookEvent::LoggedIn(user), context).await;
-    Ok(SignedIn { body, cookies })
+    Ok(SignedIn {
+        body,
+        cookies,
+        session: Some(created.into_loaded()),
+    })
 }
 
 pub(super) async fn logout(
@@ -164,21 +168,33 @@ pub(super) async fn logout(
         if auth.csrf_enabled() {
             check_csrf(&auth, sessions, &session, &headers, &uri)?;
         }
-        if sessions.revoke(session.handle()).await? {
-            if let Some(user) = auth.users().find_by_id(&session.record.user_id).await? {
-                let context = HookContext {
-                    transport: Some("session".into()),
-                    session_handle: Some(session.handle().to_owned()),
-                    ..client.hook_context(None)
-                };
-                auth.fire(HookEvent::LoggedOut(user), context).await;
-            }
-        }
+        end_session(&auth, sessions, &session, &client).await?;
     }
     // Every transport's cookies go, and the refresh token's family with its cookie.
     let mut set = clear_session_cookies(&auth);
     set.extend(super::bearer::end_refresh(&auth, &headers).await?);
     Ok(reply(StatusCode::OK, detail("Logged out"), set))
+}
+
+/// Ends a live session as a sign-out does: revoked, and the logout hook told when it was
+/// still live.
+pub(crate) async fn end_session(
+    auth: &CrudAuth,
+    sessions: &Sessions,
+    session: &LoadedSession,
+    client: &Client,
+) -> Result<(), AuthError> {
+    if sessions.revoke(session.handle()).await? {
+        if let Some(user) = auth.users().find_by_id(&session.record.user_id).await? {
+            let context = HookContext {
+                transport: Some("session".into()),
+                session_handle: Some(session.handle().to_owned()),
+                ..client.hook_context(None)
+            };
+            auth.fire(HookEvent::LoggedOut(user), context).await;
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn csrf_refresh(
@@ -229,7 +245,7 @@ fn iso(ms: u64) -> String {
 
 pub(super) async fn list(
     State(auth): State<CrudAuth>,
-    caller: Session,
+    caller: SessionCaller,
 ) -> Result<Response, AuthError> {
     let sessions = sessions(&auth)?;
     let listed = sessions.list(caller.principal.user_id()).await?;
@@ -251,7 +267,7 @@ pub(super) async fn list(
 
 pub(super) async fn revoke(
     State(auth): State<CrudAuth>,
-    caller: Session,
+    caller: SessionCaller,
     handle: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AuthError> {
     let sessions = sessions(&auth)?;
@@ -275,7 +291,7 @@ pub(super) async fn revoke(
 
 pub(super) async fn logout_all(
     State(auth): State<CrudAuth>,
-    caller: Session,
+    caller: SessionCaller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, AuthError> {
     let keep_current = match query.get("keep_current").map(|v| v.to_ascii_lowercase()) {

@@ -101,8 +101,22 @@ pub struct CreatedSession {
     pub evicted: usize,
 }
 
-/// A live session, read (and slid) for a request.
-#[derive(Debug, Clone)]
+impl CreatedSession {
+    /// The session as a request that had just loaded it would hold it.
+    pub fn into_loaded(self) -> LoadedSession {
+        let raw = self.record.to_bytes();
+        LoadedSession {
+            id: self.id,
+            key: Sessions::record_key(&self.handle),
+            record: self.record,
+            raw,
+        }
+    }
+}
+
+/// A live session, read (and slid) for a request. `Debug` shows neither the id nor the
+/// stored bytes (they hold the CSRF nonce).
+#[derive(Clone)]
 pub struct LoadedSession {
     /// The id from the client's cookie.
     pub id: SessionId,
@@ -113,6 +127,17 @@ pub struct LoadedSession {
     /// The record's bytes as this request knows them stored: what a write of the session's
     /// data compares against, so it needs no read of its own.
     raw: Bytes,
+}
+
+impl std::fmt::Debug for LoadedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedSession")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .field("record", &self.record)
+            .field("raw_bytes", &self.raw.len())
+            .finish()
+    }
 }
 
 impl LoadedSession {
