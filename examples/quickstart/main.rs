@@ -21,15 +21,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::ServiceExt;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tower::Layer;
 
 use crudauth_axum::extract::{
     BearerOnly, CurrentUser, MaybeUser, SessionOnly, Sudo, Superuser, Verified,
@@ -219,12 +216,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/v1/items", get(items))
         .merge(auth.router())
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    // The auth layer wraps the router once, as a whole, rather than each route
-    // (`Router::layer` would): one service call per request instead of one per route level.
-    // `with_state(())` turns each handler into a ready route now; a `Router` served as a plain
-    // `Service` would otherwise clone and box the matched handler on every request.
-    let app = auth.layer().layer(app.with_state(()));
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(auth.layer());
 
     let listener = tokio::net::TcpListener::bind(bind).await?;
     println!("crudauth quickstart listening on http://{bind}");
@@ -234,7 +227,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     axum::serve(
         listener,
-        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
