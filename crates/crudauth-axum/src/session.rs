@@ -200,15 +200,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let work = parts
-            .extensions
-            .get::<SharedWork>()
-            .cloned()
-            .ok_or(SessionRejection::MissingLayer)?;
-        let auth = parts
+        let (auth, work) = parts
             .extensions
             .get::<RequestAuth>()
-            .map(|r| r.auth.clone())
+            .and_then(|r| Some((r.auth.clone(), r.work.clone()?)))
             .ok_or(SessionRejection::MissingLayer)?;
         let resolved = lock(&work).resolved;
         let principal = if auth.sessions().is_some() && !resolved {
