@@ -484,6 +484,103 @@ async fn two_workers_share_session_data() {
     assert_eq!(ada.get(&b.url("/flashes")).await.json, json!([]));
 }
 
+/// The session and CSRF layers applied alone, to an app that never mounts `auth.router()` and
+/// signs users in from its own handler; a public route under them costs no store operation,
+/// and a signed-in request reads the session once however many extractors ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layers_work_without_the_router() {
+    use crudauth_core::store::{FaultyStore, MemoryStore};
+    use crudauth_core::user::MemoryUsers;
+
+    let users = MemoryUsers::new();
+    users
+        .create(new_user("ada@example.com", "ada", PW).await)
+        .await
+        .unwrap();
+    let store = FaultyStore::new(Arc::new(MemoryStore::new()));
+    let ops = store.clone();
+    let auth = CrudAuth::builder()
+        .secret_key([9u8; 32])
+        .users(users)
+        .passwords(crudauth_core::password::Passwords::fast_for_tests())
+        .store(store)
+        .session_transport(crudauth_axum::SessionTransport::default())
+        .warn_on_memory_backend(false)
+        .build()
+        .unwrap();
+    let guard = auth.initialize().await.unwrap();
+    let plain = Arc::new(AtomicUsize::new(0));
+    let app = routes(plain.clone())(&auth)
+        .route("/public", get(|| async { "hello" }))
+        .route(
+            "/twice",
+            get(|a: Session, b: Session| async move {
+                Json(json!([a.is_signed_in(), b.is_signed_in()]))
+            }),
+        )
+        .layer(auth.csrf_layer())
+        .layer(auth.session_layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let url = |path: &str| format!("{base}{path}");
+
+    let mut b = Browser::new();
+    let before = ops.calls();
+    assert_eq!(b.get(&url("/public")).await.status, 200);
+    assert_eq!(ops.calls(), before, "a public route touches no store");
+
+    let r = b
+        .send(
+            "POST",
+            &url("/app/login"),
+            form(&[("username", "ada"), ("password", PW)]),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, &r.json["login"]), (200, &json!("signed_in")));
+    assert!(r.set_cookie("session_id").is_some());
+
+    let before = ops.calls();
+    assert_eq!(b.get(&url("/twice")).await.json, json!([true, true]));
+    assert_eq!(
+        ops.calls() - before,
+        1,
+        "one session read for two extractors"
+    );
+    let before = ops.calls();
+    assert_eq!(b.get(&url("/public")).await.status, 200);
+    assert_eq!(
+        ops.calls(),
+        before,
+        "signed in, a public route still reads nothing"
+    );
+
+    let r = b.post_csrf(&url("/data/visit"), Body::None).await;
+    assert_eq!((r.status, &r.json["visits"]), (200, &json!(1)));
+    assert_eq!(b.get(&url("/data")).await.json["visits"], 1);
+
+    // CSRF from the layer alone: without the token the plain handler never runs.
+    let r = b.post(&url("/plain")).await;
+    assert_eq!((r.status, r.detail()), (403, "Missing CSRF token"));
+    assert_eq!(plain.load(Ordering::SeqCst), 0);
+    let r = b.post_csrf(&url("/plain"), Body::None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(plain.load(Ordering::SeqCst), 1);
+
+    let r = b.post_csrf(&url("/app/logout"), Body::None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(b.get(&url("/data")).await.json["signed_in"], false);
+    guard.shutdown().await;
+}
+
 macro_rules! on_each_backend {
     ($($name:ident),* $(,)?) => {
         mod memory {
