@@ -581,6 +581,35 @@ async fn the_layers_work_without_the_router() {
     guard.shutdown().await;
 }
 
+/// The bound is the configuration's: a smaller one refuses what the default takes, and one
+/// past what a record can carry is refused at `build()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_bound_is_configurable() {
+    let (app, _) = app_with(Backend::Memory, |b| {
+        b.session_transport(crudauth_axum::SessionTransport::default().max_data_bytes(16))
+    })
+    .await;
+    let mut ada = app.signed_in("ada", PW).await;
+    let r = ada.post_csrf(&app.url("/data/visit"), Body::None).await;
+    assert_eq!(
+        (r.status, &r.json["visits"]),
+        (200, &json!(1)),
+        "12 bytes fit"
+    );
+    let r = ada.post_csrf(&app.url("/flash"), Body::None).await;
+    assert_eq!((r.status, r.detail()), (413, "Session data too large"));
+    assert_eq!(visits(&mut ada, &app).await, json!(1), "nothing changed");
+
+    let refused = CrudAuth::builder()
+        .secret_key([7u8; 32])
+        .users(crudauth_core::user::MemoryUsers::new())
+        .session_transport(crudauth_axum::SessionTransport::default().max_data_bytes(2 << 20))
+        .build();
+    assert!(
+        matches!(refused, Err(crudauth_axum::ConfigError::Invalid(m)) if m.contains("max_data_bytes"))
+    );
+}
+
 macro_rules! on_each_backend {
     ($($name:ident),* $(,)?) => {
         mod memory {

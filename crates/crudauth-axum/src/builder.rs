@@ -137,6 +137,15 @@ impl SessionTransport {
         self
     }
 
+    /// The most application data ([`Session::insert`](crate::extract::Session::insert)) a
+    /// session may hold, encoded as JSON (default 4 KiB, at most 1 MiB). The data lives in the
+    /// session record, so every authenticated request reads it: keep it small, and keep large
+    /// things in your database under a key kept here.
+    pub fn max_data_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_data_bytes = bytes;
+        self
+    }
+
     /// Turns CSRF protection off (not recommended; only for same-site APIs behind other
     /// protection).
     pub fn without_csrf(mut self) -> Self {
@@ -628,6 +637,12 @@ impl CrudAuthBuilder {
                 return Err(ConfigError::Invalid(format!(
                     "remember_me must be at most {} s (400 days, the longest cookie browsers keep)",
                     MAX_COOKIE_AGE.as_secs()
+                )));
+            }
+            if session.config.max_data_bytes > crudauth_core::session::MAX_DATA {
+                return Err(ConfigError::Invalid(format!(
+                    "max_data_bytes must be at most {} (1 MiB)",
+                    crudauth_core::session::MAX_DATA
                 )));
             }
         }
