@@ -4,6 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 /// `N` independently locked maps; a key always lands in the same one.
+// Kept over `dashmap` (75 ns a read against 95 ns here, 2 threads, 64 shards, 6 Dec 2026):
+// the stores hold two shards at once in index order (`lock_at`) and evict per shard
+// (`make_room`), which DashMap's public API cannot do.
 #[derive(Debug)]
 pub(crate) struct Shards<V> {
     shards: Box<[Padded<Shard<V>>]>,
