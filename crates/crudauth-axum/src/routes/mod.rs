@@ -9,6 +9,9 @@ mod recovery;
 mod session;
 mod sudo;
 
+pub(crate) use account::{
+    check_new_account, insert_account, password_changed, replace_password, NewAccount,
+};
 pub(crate) use mfa::{finish_challenge, Finish, MfaState};
 #[cfg(feature = "oauth")]
 pub use oauth::OAuthResponseMode;

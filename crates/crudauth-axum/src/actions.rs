@@ -1,0 +1,88 @@
+//! Account actions for applications that render their own pages: the work of `/register` and
+//! `/change-password`, called from a handler with the request's [`Session`].
+//!
+//! ```no_run
+//! use axum::response::{IntoResponse, Redirect, Response};
+//! use crudauth_axum::actions;
+//! use crudauth_axum::extract::Session;
+//!
+//! async fn register(session: Session) -> Response {
+//!     match actions::register(&session, "ada@example.com", "ada", "correct horse battery").await {
+//!         Ok(_user) => Redirect::to("/dashboard").into_response(),
+//!         Err(e) => e.into_response(),
+//!     }
+//! }
+//! ```
+
+use axum::http::StatusCode;
+use crudauth_core::user::{LoginField, User};
+
+use crate::error::AuthError;
+use crate::recovery::Job;
+use crate::routes;
+use crate::extract::Session;
+
+/// Registers a user with `/register`'s checks (the password policy, the user name's length, a
+/// taken email or user name) and its registration hook, then signs the new user in on
+/// `session` (when email delivery is configured, a verification email is sent as well).
+/// Unlike `/register`, a taken email is reported (422), since the page the user is on says
+/// so anyway; the owner of the address is not emailed.
+pub async fn register(
+    session: &Session,
+    email: &str,
+    username: &str,
+    password: &str,
+) -> Result<User, AuthError> {
+    let auth = session.auth();
+    if !email.contains('@') {
+        return Err(AuthError::unprocessable("Enter a valid email address."));
+    }
+    let email = routes::check_new_account(auth, email, username, password)?;
+    let user = match routes::insert_account(
+        auth,
+        session.caller(),
+        &email,
+        username.to_owned(),
+        password,
+    )
+    .await?
+    {
+        routes::NewAccount::Created(user) => user,
+        routes::NewAccount::Taken(LoginField::Email) => {
+            return Err(AuthError::unprocessable("Email already registered"))
+        }
+        routes::NewAccount::Taken(LoginField::Username) => {
+            return Err(AuthError::unprocessable("Username already taken"))
+        }
+    };
+    if auth.inner.email.is_some() {
+        auth.enqueue(Job::Verify {
+            email,
+            redirect_to: None,
+        });
+    }
+    session.login(&user, false).await?;
+    Ok(user)
+}
+
+/// Changes the signed-in user's password as `/change-password` does: the current password
+/// checked (401 when wrong), the policy applied to the new one (422), every other session of
+/// the user ended, this one moved to a new id and CSRF token, the notice email and the hook.
+pub async fn change_password(
+    session: &Session,
+    current: &str,
+    new: &str,
+) -> Result<User, AuthError> {
+    let auth = session.auth();
+    let principal = session
+        .user()
+        .ok_or_else(|| AuthError::new(StatusCode::UNAUTHORIZED, "Not authenticated"))?;
+    let updated = routes::replace_password(auth, &principal.user, current, new).await?;
+    if let Some(sessions) = auth.sessions() {
+        let keep = session.handle();
+        sessions.revoke_all(&updated.id, keep.as_deref()).await?;
+    }
+    session.rotate_to(updated.token_version).await?;
+    routes::password_changed(auth, session.caller(), Some(principal), updated.clone()).await;
+    Ok(updated)
+}
