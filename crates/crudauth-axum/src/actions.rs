@@ -15,6 +15,8 @@
 //! ```
 
 use axum::http::StatusCode;
+use crudauth_core::mfa::SetupView;
+use crudauth_core::principal::Principal;
 use crudauth_core::user::{LoginField, User};
 
 use crate::error::AuthError;
@@ -74,9 +76,7 @@ pub async fn change_password(
     new: &str,
 ) -> Result<User, AuthError> {
     let auth = session.auth();
-    let principal = session
-        .user()
-        .ok_or_else(|| AuthError::new(StatusCode::UNAUTHORIZED, "Not authenticated"))?;
+    let principal = signed_in(session)?;
     let updated = routes::replace_password(auth, &principal.user, current, new).await?;
     if let Some(sessions) = auth.sessions() {
         let keep = session.handle();
@@ -85,4 +85,34 @@ pub async fn change_password(
     session.rotate_to(updated.token_version).await?;
     routes::password_changed(auth, session.caller(), Some(principal), updated.clone()).await;
     Ok(updated)
+}
+
+/// Starts two-factor enrolment for the signed-in user, as `/mfa/totp/setup` does: `password`
+/// is checked (401 when wrong) and a new pending secret stored; the answer holds the secret
+/// and the `otpauth://` URI to show (as text and as a QR code). 400 when already enabled.
+pub async fn setup_two_factor(session: &Session, password: &str) -> Result<SetupView, AuthError> {
+    let principal = signed_in(session)?;
+    routes::begin_setup(session.auth(), principal, Some(password)).await
+}
+
+/// Finishes enrolment with a code from the authenticator app, as `/mfa/totp/confirm` does:
+/// the recovery codes, to show once. 400 when the code is wrong or no setup is pending.
+pub async fn confirm_two_factor(session: &Session, code: &str) -> Result<Vec<String>, AuthError> {
+    let principal = signed_in(session)?;
+    routes::confirm_setup(session.auth(), session.caller(), principal, code).await
+}
+
+/// Turns two-factor off with a TOTP or recovery code, as `/mfa/totp/disable` does (403 when
+/// the account must use it). Pages usually ask for sudo first
+/// ([`CrudAuth::elevate`](crate::CrudAuth::elevate)).
+pub async fn disable_two_factor(session: &Session, code: &str) -> Result<(), AuthError> {
+    let principal = signed_in(session)?;
+    routes::turn_off(session.auth(), session.caller(), principal, code).await
+}
+
+/// The signed-in principal, or 401.
+fn signed_in(session: &Session) -> Result<&Principal, AuthError> {
+    session
+        .user()
+        .ok_or_else(|| AuthError::new(StatusCode::UNAUTHORIZED, "Not authenticated"))
 }
