@@ -20,9 +20,9 @@ use crudauth_core::principal::Principal;
 use crudauth_core::user::{LoginField, User};
 
 use crate::error::AuthError;
+use crate::extract::Session;
 use crate::recovery::Job;
 use crate::routes;
-use crate::extract::Session;
 
 /// Registers a user with `/register`'s checks (the password policy, the user name's length, a
 /// taken email or user name) and its registration hook, then signs the new user in on
