@@ -141,15 +141,16 @@ fn flash(session: &Session, level: &str, text: &str) {
     }
 }
 
-/// The signed-in principal, or a 303 to `/login` with a flash.
-fn require_user(session: &Session) -> Result<CurrentUserView, Response> {
+/// What the pages show of the signed-in user; `None` (with a flash for the sign-in page the
+/// caller redirects to) when signed out.
+fn require_user(session: &Session) -> Option<CurrentUserView> {
     match session.user().filter(|_| session.is_signed_in()) {
-        Some(p) => Ok(CurrentUserView {
+        Some(p) => Some(CurrentUserView {
             email: p.user.email.clone().unwrap_or_default(),
         }),
         None => {
             flash(session, "info", "Sign in to continue.");
-            Err(see_other("/login"))
+            None
         }
     }
 }
@@ -401,9 +402,8 @@ async fn dashboard(
     session: Session,
     csrf: Result<CsrfToken, CsrfRejection>,
 ) -> Response {
-    let me = match require_user(&session) {
-        Ok(me) => me,
-        Err(r) => return r,
+    let Some(me) = require_user(&session) else {
+        return see_other("/login");
     };
     render(
         &app,
@@ -421,8 +421,8 @@ async fn devices(
     session: Session,
     csrf: Result<CsrfToken, CsrfRejection>,
 ) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     let (Some(sessions), Some(principal)) = (app.auth.sessions(), session.user()) else {
         return see_other("/login");
@@ -457,8 +457,8 @@ async fn devices(
 }
 
 async fn revoke_device(State(app): Shared, session: Session, Path(id): Path<String>) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     let (Some(sessions), Some(principal)) = (app.auth.sessions(), session.user()) else {
         return see_other("/login");
@@ -488,8 +488,8 @@ async fn password_page(
     session: Session,
     csrf: Result<CsrfToken, CsrfRejection>,
 ) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     render(
         &app,
@@ -505,8 +505,8 @@ async fn change_password(
     csrf: Result<CsrfToken, CsrfRejection>,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     match actions::change_password(&session, &form.current_password, &form.new_password).await {
         Ok(_) => {
@@ -558,8 +558,8 @@ async fn sudo_page(
     csrf: Result<CsrfToken, CsrfRejection>,
     Query(q): Query<SudoQuery>,
 ) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     let vars = context! { title => "Confirm your password", next => local_path(&q.next) };
     render(
@@ -645,8 +645,8 @@ async fn two_factor_page(
     session: Session,
     csrf: Result<CsrfToken, CsrfRejection>,
 ) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     two_factor_view(&app, &session, csrf.ok().as_ref(), context! {}, None).await
 }
@@ -676,8 +676,8 @@ async fn two_factor_setup(
     csrf: Result<CsrfToken, CsrfRejection>,
     Form(form): Form<SetupForm>,
 ) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     let csrf = csrf.ok();
     match actions::setup_two_factor(&session, &form.password).await {
@@ -695,8 +695,8 @@ async fn two_factor_confirm(
     csrf: Result<CsrfToken, CsrfRejection>,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     let csrf = csrf.ok();
     match actions::confirm_two_factor(&session, form.code.trim()).await {
@@ -721,8 +721,8 @@ async fn two_factor_disable(
     csrf: Result<CsrfToken, CsrfRejection>,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if let Err(r) = require_user(&session) {
-        return r;
+    if require_user(&session).is_none() {
+        return see_other("/login");
     }
     if sudo.is_err() {
         flash(&session, "info", "Confirm your password first.");

@@ -49,7 +49,7 @@ pub async fn register(
     )
     .await?
     {
-        routes::NewAccount::Created(user) => user,
+        routes::NewAccount::Created(user) => *user,
         routes::NewAccount::Taken(LoginField::Email) => {
             return Err(AuthError::unprocessable("Email already registered"))
         }

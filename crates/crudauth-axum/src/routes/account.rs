@@ -106,7 +106,7 @@ pub(crate) fn check_new_account(
 /// What storing a new account came to.
 pub(crate) enum NewAccount {
     /// The account was created (the registration hook has fired).
-    Created(User),
+    Created(Box<User>),
     /// A login field's value belongs to another account.
     Taken(LoginField),
 }
@@ -148,7 +148,7 @@ pub(crate) async fn insert_account(
         client.hook_context(None),
     )
     .await;
-    Ok(NewAccount::Created(user))
+    Ok(NewAccount::Created(Box::new(user)))
 }
 
 /// Registration once the body is valid and counted.
@@ -160,7 +160,7 @@ async fn create_account(
     password: &str,
 ) -> Result<Response, AuthError> {
     let user = match insert_account(auth, client, &email, username, password).await? {
-        NewAccount::Created(user) => user,
+        NewAccount::Created(user) => *user,
         NewAccount::Taken(field) => return existing_account(auth, field, &email).await,
     };
     if auth.inner.email.is_some() {
