@@ -430,12 +430,30 @@ impl Session {
     /// change the application makes itself. `false` when nobody is signed in or the session
     /// ended meanwhile.
     pub async fn rotate(&self) -> Result<bool, AuthError> {
+        let version = match &lock(&self.work).current {
+            Some(session) => session.record.token_version,
+            None => return Ok(false),
+        };
+        self.rotate_to(version).await
+    }
+
+    /// The caller's details (address, user agent) as the routes see them.
+    pub(crate) fn caller(&self) -> &routes::Client {
+        &self.client.caller
+    }
+
+    /// The app this session belongs to.
+    pub(crate) fn auth(&self) -> &CrudAuth {
+        &self.auth
+    }
+
+    /// [`Session::rotate`] onto the credential epoch `version` (after a password change).
+    pub(crate) async fn rotate_to(&self, version: i64) -> Result<bool, AuthError> {
         let current = lock(&self.work).current.clone();
         let Some(session) = current else {
             return Ok(false);
         };
         let sessions = routes::sessions(&self.auth)?;
-        let version = session.record.token_version;
         let Some(created) = sessions.rotate(&session, version).await? else {
             lock(&self.work).current = None;
             return Ok(false);

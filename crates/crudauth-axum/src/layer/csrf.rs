@@ -54,10 +54,20 @@ pub const FORM_FIELD: &str = "csrf_token";
 /// take no token where crudauth takes none (`/login`, `/register`, the recovery links…).
 /// They are recognised by their whole path, as `auth.router()` mounts them at the root;
 /// nested under a prefix, they are checked by the layer like any other route.
+///
+/// One exception: an HTML form posted to `/logout` or `/sudo` (an urlencoded or multipart
+/// body, which those JSON routes never take) is an application's own page on that path, and
+/// is checked here, its `csrf_token` field included.
 pub(crate) fn needs_check<B>(auth: &CrudAuth, req: &Request<B>) -> bool {
+    let path = req.uri().path();
+    let page_form = matches!(path, "/logout" | "/sudo")
+        && matches!(
+            crate::body::BodyType::of(req.headers()),
+            crate::body::BodyType::UrlEncoded | crate::body::BodyType::Multipart(_)
+        );
     auth.csrf_enabled()
         && is_unsafe(req.method())
-        && !crate::routes::is_own_path(auth, req.uri().path())
+        && (page_form || !crate::routes::is_own_path(auth, path))
         && auth
             .inner
             .cookies

@@ -61,14 +61,7 @@ pub(super) async fn register(
     let username = f.string("username");
     let password = f.string("password");
     f.finish()?;
-    enforce_policy(&auth, "password", &password, &[&username, &email])?;
-    if username.chars().count() > MAX_USERNAME {
-        return Err(AuthError::validation(vec![json!({
-            "type": "string_too_long", "loc": ["body", "username"],
-            "msg": format!("String should have at most {MAX_USERNAME} characters"),
-            "ctx": {"max_length": MAX_USERNAME}})]));
-    }
-    let email = canonical_email(&email);
+    let email = check_new_account(&auth, &email, &username, &password)?;
 
     // Counted once the body is valid, before the duplicate checks (as crudauth): probing for
     // taken addresses uses up the budget too. Without a peer address, the registration is
@@ -92,34 +85,59 @@ pub(super) async fn register(
     Ok(response)
 }
 
-/// Registration once the body is valid and counted.
-async fn create_account(
+/// The checks of a well-formed registration, in crudauth's order (the password policy, then
+/// the user name's length): the canonical email.
+pub(crate) fn check_new_account(
+    auth: &CrudAuth,
+    email: &str,
+    username: &str,
+    password: &str,
+) -> Result<String, AuthError> {
+    enforce_policy(auth, "password", password, &[username, email])?;
+    if username.chars().count() > MAX_USERNAME {
+        return Err(AuthError::validation(vec![json!({
+            "type": "string_too_long", "loc": ["body", "username"],
+            "msg": format!("String should have at most {MAX_USERNAME} characters"),
+            "ctx": {"max_length": MAX_USERNAME}})]));
+    }
+    Ok(canonical_email(email))
+}
+
+/// What storing a new account came to.
+pub(crate) enum NewAccount {
+    /// The account was created (the registration hook has fired).
+    Created(Box<User>),
+    /// A login field's value belongs to another account.
+    Taken(LoginField),
+}
+
+/// Hashes the password, looks for duplicates and creates the user, firing the registration
+/// hook.
+pub(crate) async fn insert_account(
     auth: &CrudAuth,
     client: &Client,
-    email: String,
+    email: &str,
     username: String,
     password: &str,
-) -> Result<Response, AuthError> {
+) -> Result<NewAccount, AuthError> {
     // Hash before looking for duplicates, so a taken address costs the same time as a new one.
     let hashed = auth.hash_password(password).await?;
     let users = auth.users();
     for field in &auth.inner.login_fields {
         let value = match field {
-            LoginField::Email => &email,
+            LoginField::Email => email,
             LoginField::Username => &username,
         };
         if users.find_by_field(*field, value).await?.is_some() {
-            return existing_account(auth, *field, &email).await;
+            return Ok(NewAccount::Taken(*field));
         }
     }
     let user = match users
-        .create(NewUser::new(email.clone(), username, hashed.0))
+        .create(NewUser::new(email.to_owned(), username, hashed.0))
         .await
     {
         Ok(user) => user,
-        Err(UserStoreError::Duplicate { field }) => {
-            return existing_account(auth, field, &email).await
-        }
+        Err(UserStoreError::Duplicate { field }) => return Ok(NewAccount::Taken(field)),
         Err(UserStoreError::Conflict) => {
             return Err(AuthError::unprocessable("Account already exists"))
         }
@@ -130,6 +148,21 @@ async fn create_account(
         client.hook_context(None),
     )
     .await;
+    Ok(NewAccount::Created(Box::new(user)))
+}
+
+/// Registration once the body is valid and counted.
+async fn create_account(
+    auth: &CrudAuth,
+    client: &Client,
+    email: String,
+    username: String,
+    password: &str,
+) -> Result<Response, AuthError> {
+    let user = match insert_account(auth, client, &email, username, password).await? {
+        NewAccount::Created(user) => *user,
+        NewAccount::Taken(field) => return existing_account(auth, field, &email).await,
+    };
     if auth.inner.email.is_some() {
         auth.enqueue(Job::Verify {
             email: email.clone(),
@@ -186,14 +219,29 @@ pub(super) async fn change_password(
     let current = f.string("current_password");
     let new = f.string("new_password");
     f.finish()?;
-    let user = &principal.user;
+    let updated = replace_password(&auth, &principal.user, &current, &new).await?;
+    let set = auth
+        .renew_session(&updated, principal.session.as_ref(), true)
+        .await?;
+    password_changed(&auth, &client, Some(&principal), updated).await;
+    Ok(reply(StatusCode::OK, detail("Password changed."), set))
+}
+
+/// Checks `current` against the user's password and the policy against `new`, then stores
+/// `new`, bumping the credential epoch: the updated user.
+pub(crate) async fn replace_password(
+    auth: &CrudAuth,
+    user: &User,
+    current: &str,
+    new: &str,
+) -> Result<User, AuthError> {
     if !user.has_usable_password() {
         return Err(AuthError::bad_request(
             "Account has no password; use /set-password to create one.",
         ));
     }
     let verdict = auth
-        .verify_password(&current, user.hashed_password.as_ref())
+        .verify_password(current, user.hashed_password.as_ref())
         .await?;
     if !verdict {
         return Err(AuthError::new(
@@ -201,11 +249,17 @@ pub(super) async fn change_password(
             "Current password is incorrect.",
         ));
     }
-    enforce_policy(&auth, "new_password", &new, &own_words(user))?;
-    let updated = store_password(&auth, &user.id, &new, true).await?;
-    let set = auth
-        .renew_session(&updated, principal.session.as_ref(), true)
-        .await?;
+    enforce_policy(auth, "new_password", new, &own_words(user))?;
+    store_password(auth, &user.id, new, true).await
+}
+
+/// After a password change: the notice email and the hook.
+pub(crate) async fn password_changed(
+    auth: &CrudAuth,
+    client: &Client,
+    principal: Option<&Principal>,
+    updated: User,
+) {
     if let Some(to) = &updated.email {
         auth.enqueue(Job::Notice {
             kind: EmailKind::PasswordChanged,
@@ -215,10 +269,9 @@ pub(super) async fn change_password(
     }
     auth.fire(
         HookEvent::PasswordChanged(updated),
-        client.hook_context(Some(&principal)),
+        client.hook_context(principal),
     )
     .await;
-    Ok(reply(StatusCode::OK, detail("Password changed."), set))
 }
 
 pub(super) async fn set_password(

@@ -12,7 +12,7 @@ use crudauth_core::hooks::HookEvent;
 use crudauth_core::limit::LockoutSubject;
 use crudauth_core::mfa::challenge::{Challenge, Challenges, Settled};
 use crudauth_core::mfa::totp::TotpSecret;
-use crudauth_core::mfa::{recovery, Factors, Mfa, Verdict};
+use crudauth_core::mfa::{recovery, Factors, Mfa, SetupView, Verdict};
 use crudauth_core::principal::Principal;
 use crudauth_core::user::{MfaWrite, User, UserStore};
 
@@ -463,16 +463,27 @@ pub(super) async fn setup(
     principal: CurrentUser,
     body: RawBody,
 ) -> Result<Response, AuthError> {
-    let mfa = auth.mfa_state()?;
     let mut f = Fields::json(&body)?;
     let password = f.optional_string("password");
     f.finish()?;
-    let user = auth.fresh_user(&principal).await?;
+    let view = begin_setup(&auth, &principal, password.as_deref()).await?;
+    Ok(reply(StatusCode::OK, json!(view), vec![]))
+}
+
+/// `/mfa/totp/setup`'s work once its body is read: the password proof (or a fresh sign-in
+/// for an account without one), then a new pending secret stored: what to show the user.
+pub(crate) async fn begin_setup(
+    auth: &CrudAuth,
+    principal: &Principal,
+    password: Option<&str>,
+) -> Result<SetupView, AuthError> {
+    let mfa = auth.mfa_state()?;
+    let user = auth.fresh_user(principal).await?;
     // crudauth's order: the proof first, then whether two-factor is on already.
     if user.has_usable_password() {
         let password = password.unwrap_or_default();
         if !auth
-            .verify_password(&password, user.hashed_password.as_ref())
+            .verify_password(password, user.hashed_password.as_ref())
             .await?
         {
             return Err(AuthError::new(
@@ -480,7 +491,7 @@ pub(super) async fn setup(
                 "Incorrect password",
             ));
         }
-    } else if !auth.is_fresh(&principal) {
+    } else if !auth.is_fresh(principal) {
         return Err(AuthError::forbidden(
             "Sign in again to continue: this needs a recent sign-in.",
         ));
@@ -495,11 +506,7 @@ pub(super) async fn setup(
     if !auth.users().write_mfa(&user.id, write).await? {
         return Err(AuthError::not_authenticated());
     }
-    Ok(reply(
-        StatusCode::OK,
-        json!(mfa.service.setup_view(&user, &secret)),
-        vec![],
-    ))
+    Ok(mfa.service.setup_view(&user, &secret))
 }
 
 pub(super) async fn confirm(
@@ -508,9 +515,26 @@ pub(super) async fn confirm(
     principal: CurrentUser,
     body: RawBody,
 ) -> Result<Response, AuthError> {
-    let mfa = auth.mfa_state()?;
+    auth.mfa_state()?;
     let code = one_field(&body, "code")?;
-    let user = auth.fresh_user(&principal).await?;
+    let codes = confirm_setup(&auth, &client, &principal, &code).await?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({ "recovery_codes": codes }),
+        vec![],
+    ))
+}
+
+/// `/mfa/totp/confirm`'s work: the pending secret's code checked, two-factor enabled, the
+/// recovery codes (shown once).
+pub(crate) async fn confirm_setup(
+    auth: &CrudAuth,
+    client: &Client,
+    principal: &Principal,
+    code: &str,
+) -> Result<Vec<String>, AuthError> {
+    let mfa = auth.mfa_state()?;
+    let user = auth.fresh_user(principal).await?;
     if mfa.service.is_enrolled(&user) {
         return Err(AuthError::bad_request(ALREADY_ENABLED));
     }
@@ -521,18 +545,13 @@ pub(super) async fn confirm(
     auth.redeem_code(
         service,
         &user,
-        &code,
+        code,
         Factors::Pending,
-        &client,
-        Some(&principal),
+        client,
+        Some(principal),
     )
     .await?;
-    let codes = enable(&auth, service, &user, &client, Some(&principal)).await?;
-    Ok(reply(
-        StatusCode::OK,
-        json!({ "recovery_codes": codes }),
-        vec![],
-    ))
+    enable(auth, service, &user, client, Some(principal)).await
 }
 
 pub(super) async fn disable(
@@ -541,9 +560,26 @@ pub(super) async fn disable(
     principal: CurrentUser,
     body: RawBody,
 ) -> Result<Response, AuthError> {
-    let mfa = auth.mfa_state()?;
+    auth.mfa_state()?;
     let code = one_field(&body, "code")?;
-    let user = auth.fresh_user(&principal).await?;
+    turn_off(&auth, &client, &principal, &code).await?;
+    Ok(reply(
+        StatusCode::OK,
+        detail("Two-factor authentication disabled."),
+        vec![],
+    ))
+}
+
+/// `/mfa/totp/disable`'s work: refused when the account must use two-factor, else a TOTP or
+/// recovery code checked, the factor removed, the notice and the hook.
+pub(crate) async fn turn_off(
+    auth: &CrudAuth,
+    client: &Client,
+    principal: &Principal,
+    code: &str,
+) -> Result<(), AuthError> {
+    let mfa = auth.mfa_state()?;
+    let user = auth.fresh_user(principal).await?;
     let service = &mfa.service;
     if service.is_required(&user).await {
         return Err(AuthError::forbidden(
@@ -553,24 +589,20 @@ pub(super) async fn disable(
     auth.redeem_code(
         service,
         &user,
-        &code,
+        code,
         Factors::TotpOrRecovery,
-        &client,
-        Some(&principal),
+        client,
+        Some(principal),
     )
     .await?;
     auth.users().write_mfa(&user.id, MfaWrite::Disable).await?;
-    notify(&auth, &user, EmailKind::MfaDisabled);
+    notify(auth, &user, EmailKind::MfaDisabled);
     auth.fire(
         HookEvent::MfaDisabled(user),
-        client.hook_context(Some(&principal)),
+        client.hook_context(Some(principal)),
     )
     .await;
-    Ok(reply(
-        StatusCode::OK,
-        detail("Two-factor authentication disabled."),
-        vec![],
-    ))
+    Ok(())
 }
 
 pub(super) async fn regenerate(

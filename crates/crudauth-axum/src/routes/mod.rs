@@ -9,7 +9,10 @@ mod recovery;
 mod session;
 mod sudo;
 
-pub(crate) use mfa::{finish_challenge, Finish, MfaState};
+pub(crate) use account::{
+    check_new_account, insert_account, password_changed, replace_password, NewAccount,
+};
+pub(crate) use mfa::{begin_setup, confirm_setup, finish_challenge, turn_off, Finish, MfaState};
 #[cfg(feature = "oauth")]
 pub use oauth::OAuthResponseMode;
 #[cfg(feature = "oauth")]
