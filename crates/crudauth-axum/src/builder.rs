@@ -1,33 +1,37 @@
-//! `CrudAuth::builder()`: configuration validated at `build()` (fails closed), and the
-//! lifespan: `initialize()` → [`LifespanGuard`] → `shutdown()`.
+//! `CrudAuth::builder()`: configuration validated at `build()`, which fails closed.
+//!
+//! ```
+//! use crudauth_axum::{CrudAuth, SessionTransport};
+//! use crudauth_core::user::MemoryUsers;
+//!
+//! let auth = CrudAuth::builder()
+//!     .secret_key([7u8; 32])
+//!     .users(MemoryUsers::new())
+//!     .session_transport(SessionTransport::default())
+//!     .build();
+//! assert!(auth.is_ok());
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-
-use crudauth_core::changes::{ChangeFeed, ChangeListener, MemoryChangeFeed};
+use crudauth_core::changes::{ChangeFeed, MemoryChangeFeed};
 use crudauth_core::clock::Clock;
 use crudauth_core::delivery::{DeliveryChannel, Fanout, Queue};
-use crudauth_core::email::EmailSender;
-use crudauth_core::hooks::{AuthHooks, HookContext, HookEvent};
-use crudauth_core::lifespan::Tasks;
+use crudauth_core::hooks::AuthHooks;
 use crudauth_core::limit::{LockoutConfig, MemoryRateLimiter, RateLimiter};
 use crudauth_core::mfa::challenge::Challenges;
 use crudauth_core::mfa::{Mfa, MfaConfig};
 use crudauth_core::password::{PasswordPolicy, Passwords};
 use crudauth_core::secret::{purpose, SecretKey};
-use crudauth_core::session::{SessionConfig, Sessions};
-use crudauth_core::store::{BackendKind, MemoryStore, Store};
+use crudauth_core::session::Sessions;
+use crudauth_core::store::{MemoryStore, Store};
 use crudauth_core::token::OneTimeTokens;
-use crudauth_core::user::{CachedUsers, LoginField, User, UserId, UserStore};
-use crudauth_core::StoreError;
+use crudauth_core::user::{CachedUsers, LoginField, UserStore};
 
 use crate::bearer::{BearerAuth, BearerState, BearerTransport};
 use crate::cookies::CookieConfig;
-use crate::error::AuthError;
 use crate::layer::rate_limit::{BuiltinLimits, RateLimit};
-use crate::recovery::{Job, TokenLifetimes};
 use crate::routes::{MfaState, SudoConfig};
 #[cfg(feature = "oauth")]
 use crate::routes::{OAuthResponseMode, OAuthState};
@@ -35,191 +39,8 @@ use crate::transport::{SessionAuth, Transport};
 #[cfg(feature = "oauth")]
 use crudauth_core::oauth::OAuthProvider;
 
-/// Why a configuration was refused at `build()`.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// No secret key, or a weak one.
-    #[error("secret key: {0}")]
-    SecretKey(String),
-    /// No user store.
-    #[error("no user store: call .users(…) with your UserStore (e.g. crudauth_sqlx::SqlxUsers)")]
-    NoUsers,
-    /// No transport.
-    #[error("no transport: add .session_transport(SessionTransport::default()) or .bearer_transport(BearerTransport::default())")]
-    NoTransport,
-    /// Two transports share a name.
-    #[error("two transports are named `{0}`; names must be unique")]
-    DuplicateTransport(&'static str),
-    /// Something else is inconsistent.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// The longest `Max-Age` a browser keeps a cookie for (RFC 6265bis caps it at 400 days).
-const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
-
-/// Why `initialize()` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum InitError {
-    /// A store, the rate limiter or the change feed could not be reached or checked.
-    #[error("crudauth could not start: {0}")]
-    Store(#[from] StoreError),
-    /// An OAuth provider could not resolve its endpoints or keys (discovery, JWKS).
-    #[cfg(feature = "oauth")]
-    #[error("crudauth could not start: OAuth provider `{provider}`: {error}")]
-    OAuth {
-        /// The provider's name.
-        provider: String,
-        /// What went wrong.
-        error: crudauth_core::oauth::OAuthError,
-    },
-}
-
-/// The cookie session transport: sessions in the store, CSRF on unsafe methods, and (unless
-/// turned off) the device-management routes.
-///
-/// ```
-/// use std::time::Duration;
-/// use crudauth_axum::SessionTransport;
-///
-/// let sessions = SessionTransport::default()
-///     .idle_timeout(Duration::from_secs(15 * 60))
-///     .absolute_timeout(Duration::from_secs(12 * 3600))
-///     .max_sessions_per_user(3);
-/// ```
-#[derive(Debug, Clone)]
-pub struct SessionTransport {
-    pub(crate) config: SessionConfig,
-    pub(crate) csrf: bool,
-    pub(crate) management_routes: bool,
-    /// Origins, besides the request's own, that cookie-authenticated unsafe requests may come
-    /// from (normalised: `https://app.example`).
-    pub(crate) allowed_origins: Vec<String>,
-    /// Entries given to [`SessionTransport::allowed_origins`] that are no origin; `build()`
-    /// refuses them.
-    pub(crate) invalid_origins: Vec<String>,
-}
-
-impl Default for SessionTransport {
-    fn default() -> Self {
-        Self {
-            config: SessionConfig::default(),
-            csrf: true,
-            management_routes: true,
-            allowed_origins: Vec::new(),
-            invalid_origins: Vec::new(),
-        }
-    }
-}
-
-impl SessionTransport {
-    /// Idle window of an ordinary session (default 30 minutes).
-    pub fn idle_timeout(mut self, idle: Duration) -> Self {
-        self.config.idle_timeout = idle;
-        self
-    }
-
-    /// Idle window of a remember-me session (default 30 days).
-    pub fn remember_me(mut self, window: Duration) -> Self {
-        self.config.remember_me = window;
-        self
-    }
-
-    /// Ends sessions this long after sign-in, however active (default: none).
-    pub fn absolute_timeout(mut self, limit: Duration) -> Self {
-        self.config.absolute_timeout = Some(limit);
-        self
-    }
-
-    /// Live sessions per user (default 5); a new one evicts the least recently active.
-    pub fn max_sessions_per_user(mut self, n: usize) -> Self {
-        self.config.max_sessions_per_user = n;
-        self
-    }
-
-    /// The most application data ([`Session::insert`](crate::extract::Session::insert)) a
-    /// session may hold, encoded as JSON (default 4 KiB, at most 1 MiB). The data lives in the
-    /// session record, so every authenticated request reads it: keep it small, and keep large
-    /// things in your database under a key kept here.
-    pub fn max_data_bytes(mut self, bytes: usize) -> Self {
-        self.config.max_data_bytes = bytes;
-        self
-    }
-
-    /// Turns CSRF protection off (not recommended; only for same-site APIs behind other
-    /// protection).
-    pub fn without_csrf(mut self) -> Self {
-        self.csrf = false;
-        self
-    }
-
-    /// Origins other than the app's own that may send cookie-authenticated unsafe requests
-    /// (a front end on another subdomain: `https://app.example.com`). By default only the
-    /// request's own origin (its `Host`, over `https`, or `http` too with Secure cookies off)
-    /// passes: an unsafe request whose `Origin` header names anything else is refused (403),
-    /// even with a valid CSRF token. Behind a proxy that rewrites `Host`, list the public
-    /// origin here. Each entry is `scheme://host[:port]`; anything else is refused at
-    /// `build()`.
-    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        for origin in origins {
-            let origin = origin.into();
-            match crate::transport::normalise_origin(&origin) {
-                Some(normal) => self.allowed_origins.push(normal),
-                None => self.invalid_origins.push(origin),
-            }
-        }
-        self
-    }
-
-    /// Whether to mount `/sessions`, `DELETE /sessions/{id}`, `/logout-all` and
-    /// `/csrf/refresh` (default on).
-    pub fn management_routes(mut self, on: bool) -> Self {
-        self.management_routes = on;
-        self
-    }
-}
-
-/// Email delivery for registration and the recovery flows.
-#[derive(Debug, Clone)]
-pub struct EmailConfig {
-    pub(crate) frontend_url: String,
-    pub(crate) sender: Arc<dyn EmailSender>,
-    pub(crate) lifetimes: TokenLifetimes,
-}
-
-impl EmailConfig {
-    /// Links point at `frontend_url` (`{frontend_url}/verify-email?token=…`); `sender`
-    /// delivers.
-    pub fn new(frontend_url: impl Into<String>, sender: impl EmailSender) -> Self {
-        Self {
-            frontend_url: frontend_url.into().trim_end_matches('/').to_owned(),
-            sender: Arc::new(sender),
-            lifetimes: TokenLifetimes::default(),
-        }
-    }
-
-    /// How long a verification link works (default 24 hours).
-    pub fn verify_ttl(mut self, ttl: Duration) -> Self {
-        self.lifetimes.verify = ttl;
-        self
-    }
-
-    /// How long a password-reset link works (default 1 hour).
-    pub fn reset_ttl(mut self, ttl: Duration) -> Self {
-        self.lifetimes.reset = ttl;
-        self
-    }
-
-    /// How long an email-change confirmation link works (default 24 hours).
-    pub fn change_ttl(mut self, ttl: Duration) -> Self {
-        self.lifetimes.change = ttl;
-        self
-    }
-}
+use crate::config::{ConfigError, EmailConfig, SessionTransport, MAX_COOKIE_AGE};
+use crate::state::{CrudAuth, Inner};
 
 /// Builds a [`CrudAuth`]. See [`CrudAuth::builder`].
 #[derive(Debug)]
@@ -822,249 +643,6 @@ impl CrudAuthBuilder {
     }
 }
 
-/// Authentication for an axum app: one object wiring sessions with CSRF, transports, users,
-/// passwords, stores and limits. Cheap to clone.
-///
-/// ```no_run
-/// use axum::{routing::get, Json, Router};
-/// use crudauth_axum::{CrudAuth, SessionTransport, extract::CurrentUser};
-/// use crudauth_core::user::MemoryUsers;
-///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let auth = CrudAuth::builder()
-///     .secret_key(std::env::var("SECRET_KEY")?)
-///     .users(MemoryUsers::new())
-///     .session_transport(SessionTransport::default())
-///     .build()?;
-/// let guard = auth.initialize().await?;
-/// let app = Router::new()
-///     .route("/dashboard", get(|user: CurrentUser| async move { Json(user.user_id().clone()) }))
-///     .merge(auth.router())
-///     .layer(auth.layer());
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
-/// guard.shutdown().await;
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct CrudAuth {
-    pub(crate) inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) users: CachedUsers,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) limiter: Arc<dyn RateLimiter>,
-    pub(crate) session: Option<SessionTransport>,
-    pub(crate) sessions: Option<Sessions>,
-    pub(crate) bearer: Option<BearerState>,
-    pub(crate) transports: Vec<Arc<dyn Transport>>,
-    pub(crate) cookies: CookieConfig,
-    pub(crate) login_fields: Vec<LoginField>,
-    pub(crate) email: Option<EmailConfig>,
-    pub(crate) passwords: Passwords,
-    pub(crate) password_policy: PasswordPolicy,
-    /// The recovery flows' tokens.
-    pub(crate) tokens: OneTimeTokens,
-    /// Where recovery messages go.
-    pub(crate) fanout: Fanout,
-    /// Delivery work waiting for the worker.
-    pub(crate) queue: Queue<Job>,
-    /// How long each recovery token lives.
-    pub(crate) token_ttls: TokenLifetimes,
-    /// The application's lifecycle hooks.
-    pub(crate) hooks: Option<Arc<dyn AuthHooks>>,
-    /// Sudo mode's settings.
-    pub(crate) sudo: SudoConfig,
-    /// Two-factor authentication, when configured.
-    pub(crate) mfa: Option<MfaState>,
-    /// The clock every expiry is measured by (the system's unless `.clock(…)` was given).
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) trusted_proxy_hops: usize,
-    pub(crate) warn_on_memory_backend: bool,
-    pub(crate) fresh_sign_in: Duration,
-    pub(crate) lockout: LockoutConfig,
-    pub(crate) rate_limits: BuiltinLimits,
-    /// HMAC key of the limiter keys made from client-typed text.
-    pub(crate) limiter_key: SecretKey,
-    /// HMAC key of the signed-out browser's flash cookie.
-    pub(crate) flash_key: SecretKey,
-    /// OAuth sign-in, when providers are configured.
-    #[cfg(feature = "oauth")]
-    pub(crate) oauth: Option<OAuthState>,
-}
-
-impl CrudAuth {
-    /// Runs the application's hook for `event`, if it has hooks: best-effort, after the change
-    /// is committed; a failing or panicking hook is logged and changes nothing.
-    pub(crate) async fn fire(&self, event: HookEvent, context: HookContext) {
-        if let Some(hooks) = &self.inner.hooks {
-            crudauth_core::hooks::fire(hooks, event, context).await;
-        }
-    }
-
-    /// Starts a configuration.
-    pub fn builder() -> CrudAuthBuilder {
-        CrudAuthBuilder::default()
-    }
-
-    /// The session service, when the session transport is configured.
-    pub fn sessions(&self) -> Option<&Sessions> {
-        self.inner.sessions.as_ref()
-    }
-
-    /// The bearer transport as built, when it is configured.
-    pub(crate) fn bearer(&self) -> Option<&BearerState> {
-        self.inner.bearer.as_ref()
-    }
-
-    /// The user table (behind the per-process row cache).
-    pub fn users(&self) -> &CachedUsers {
-        &self.inner.users
-    }
-
-    /// The password hasher.
-    pub fn passwords(&self) -> &Passwords {
-        &self.inner.passwords
-    }
-
-    /// The shared store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
-    /// The rate limiter.
-    pub fn rate_limiter(&self) -> &Arc<dyn RateLimiter> {
-        &self.inner.limiter
-    }
-
-    /// The transports, in resolution order.
-    pub fn transports(&self) -> &[Arc<dyn Transport>] {
-        &self.inner.transports
-    }
-
-    pub(crate) fn csrf_enabled(&self) -> bool {
-        self.inner.session.as_ref().is_some_and(|s| s.csrf)
-    }
-
-    /// Loads a user by id for authentication: `None` when missing or disabled; a database
-    /// failure is a 503. The row is shared with the per-process user cache, so a cache hit
-    /// copies nothing.
-    pub async fn load_active_user(&self, id: &UserId) -> Result<Option<Arc<User>>, AuthError> {
-        Ok(self
-            .inner
-            .users
-            .find_shared(id)
-            .await?
-            .filter(|u| u.is_active))
-    }
-
-    /// The layer every route using crudauth's extractors must sit under: it makes this object
-    /// available to them, with a per-request cache so the principal is resolved once, and
-    /// composes what the configuration asks for: the [session layer](Self::session_layer)
-    /// with the session transport, the [CSRF layer](Self::csrf_layer) with CSRF on. Apply it
-    /// the ordinary way, `.layer(auth.layer())`. It reads nothing from the request and touches
-    /// no store on its own: a public route costs no store operation.
-    pub fn layer(&self) -> crate::layer::AuthLayer {
-        crate::layer::AuthLayer::new(self.clone())
-    }
-
-    /// The session layer alone, for a sub-router: the
-    /// [`Session`](crate::extract::Session) extractor with the application's data, written
-    /// back once after the handler, and sign-in and sign-out from handlers.
-    pub fn session_layer(&self) -> crate::layer::SessionLayer {
-        crate::layer::SessionLayer::new(self.clone())
-    }
-
-    /// The CSRF layer alone, for a sub-router: every unsafe request of a live cookie session
-    /// needs the token (header or `csrf_token` form field), whatever its handler extracts.
-    pub fn csrf_layer(&self) -> crate::layer::CsrfLayer {
-        crate::layer::CsrfLayer::new(self.clone())
-    }
-
-    /// The HTTP surface: `/register`, `/login`, `/logout`, `/me`, `/change-password`,
-    /// `/set-password`; with the session transport's management routes, `/sessions`,
-    /// `DELETE /sessions/{id}`, `/logout-all`, `/csrf/refresh`; with the bearer transport,
-    /// `/token` and `/refresh` (and `/logout` when there is no session transport and the
-    /// refresh token is a cookie).
-    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        crate::routes::router(self)
-    }
-
-    /// Connects and checks every backend, loads scripts, starts the sweepers, and warns once
-    /// when state is in process memory. Call before serving.
-    pub async fn initialize(&self) -> Result<LifespanGuard, InitError> {
-        let mut tasks = Tasks::new();
-        if let Err(error) = self.inner.passwords.prepare().await {
-            tracing::warn!(%error, "crudauth: could not prepare the dummy password hash; the first unknown-user sign-in will make it");
-        }
-        self.inner.store.initialize(&mut tasks).await?;
-        #[cfg(feature = "oauth")]
-        if let Some(oauth) = &self.inner.oauth {
-            for (name, provider) in &oauth.providers {
-                if let Err(error) = provider.initialize().await {
-                    tasks.shutdown(Duration::from_secs(1)).await;
-                    self.inner.store.shutdown().await;
-                    return Err(InitError::OAuth {
-                        provider: name.clone(),
-                        error,
-                    });
-                }
-            }
-        }
-        self.inner.limiter.initialize(&mut tasks).await?;
-        let worker = self.clone();
-        self.inner
-            .queue
-            .start(&mut tasks, move |job| {
-                let auth = worker.clone();
-                async move { auth.handle_job(job).await }
-            })
-            .await;
-        let listener: Arc<dyn ChangeListener> = Arc::new(crate::revocation::Evictor::new(self));
-        let feed = self.inner.users.feed().cloned();
-        if let Some(feed) = &feed {
-            if let Err(error) = feed.subscribe(listener.clone(), &mut tasks).await {
-                // Nothing is left running: the stores let go of their connections again.
-                tasks.shutdown(Duration::from_secs(1)).await;
-                self.inner.limiter.shutdown().await;
-                self.inner.store.shutdown().await;
-                return Err(error.into());
-            }
-        }
-        let mut per_process = Vec::new();
-        if self.inner.store.kind() == BackendKind::Memory {
-            per_process.push("sessions/CSRF, one-time tokens");
-        }
-        if self.inner.limiter.kind() == BackendKind::Memory {
-            per_process.push("lockout and throttle counters");
-        }
-        let feed_is_local = feed
-            .as_ref()
-            .is_none_or(|f| f.kind() == BackendKind::Memory);
-        if feed_is_local && !self.inner.users.ttl().is_zero() {
-            per_process.push(
-                "the user cache (a password change, logout-all or disabled account on one \
-                 worker reaches the others' caches only after user_cache_ttl)",
-            );
-        }
-        if !per_process.is_empty() && self.inner.warn_on_memory_backend {
-            tracing::warn!(
-                "crudauth: in-memory backend for {}. In-memory state is per-process: it is NOT shared \
-                 between processes or hosts, so under several workers these guarantees weaken. Use Redis \
-                 in production, or .warn_on_memory_backend(false) to silence this.",
-                per_process.join("; ")
-            );
-        }
-        Ok(LifespanGuard {
-            tasks: Some(tasks),
-            auth: self.clone(),
-            _listener: Listener(listener),
-        })
-    }
-}
-
 /// The OAuth settings `build()` accepted.
 #[cfg(feature = "oauth")]
 struct CheckedOAuth {
@@ -1171,65 +749,4 @@ fn check_oauth(
         default_redirect,
         mode: settings.mode,
     }))
-}
-
-/// Owns crudauth's background tasks and connections. `shutdown()` stops the tasks and closes
-/// connections within 5 s; dropping the guard stops the tasks too.
-#[derive(Debug)]
-pub struct LifespanGuard {
-    tasks: Option<Tasks>,
-    auth: CrudAuth,
-    /// What the change feed tells; an in-process feed holds it weakly.
-    _listener: Listener,
-}
-
-/// The change feed's listener, kept alive by the guard.
-struct Listener(#[allow(dead_code)] Arc<dyn ChangeListener>);
-
-impl std::fmt::Debug for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Listener")
-    }
-}
-
-impl LifespanGuard {
-    /// How many background tasks are running.
-    pub fn background_tasks(&self) -> usize {
-        self.tasks.as_ref().map_or(0, Tasks::len)
-    }
-
-    /// Stops background tasks and closes connections, within 5 s in all.
-    pub async fn shutdown(mut self) {
-        let grace = Duration::from_secs(5);
-        let deadline = tokio::time::Instant::now() + grace;
-        if let Some(tasks) = self.tasks.take() {
-            tasks.shutdown(grace / 2).await;
-        }
-        let inner = &self.auth.inner;
-        let close = async {
-            if let Some(feed) = inner.users.feed() {
-                feed.shutdown().await;
-            }
-            inner.store.shutdown().await;
-            inner.limiter.shutdown().await;
-        };
-        if tokio::time::timeout_at(deadline, close).await.is_err() {
-            tracing::warn!("crudauth: closing connections took longer than 5 s; gave up waiting");
-        }
-    }
-}
-
-#[cfg(test)]
-impl CrudAuth {
-    /// A session-transport app over an empty in-memory user table, for unit tests.
-    #[allow(clippy::unwrap_used)]
-    pub(crate) fn for_tests() -> CrudAuth {
-        CrudAuth::builder()
-            .secret_key([7u8; 32])
-            .users(crudauth_core::user::MemoryUsers::new())
-            .session_transport(crate::SessionTransport::default())
-            .warn_on_memory_backend(false)
-            .build()
-            .unwrap()
-    }
 }

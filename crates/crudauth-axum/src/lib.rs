@@ -33,23 +33,25 @@ mod bearer;
 mod body;
 mod builder;
 pub mod client_ip;
+mod config;
 mod cookies;
 mod email_address;
 mod error;
 pub mod extract;
 mod failure_log;
 pub mod layer;
+mod lifespan;
 mod lockout;
 mod recovery;
 mod revocation;
 mod routes;
 mod session;
+mod state;
 mod transport;
 
 pub use bearer::BearerTransport;
-pub use builder::{
-    ConfigError, CrudAuth, CrudAuthBuilder, EmailConfig, InitError, LifespanGuard, SessionTransport,
-};
+pub use builder::CrudAuthBuilder;
+pub use config::{ConfigError, EmailConfig, InitError, SessionTransport};
 pub use cookies::CookieConfig;
 pub use crudauth_core::limit::{LockoutConfig, OnLoginSuccess};
 pub use crudauth_core::principal::Principal;
@@ -57,9 +59,11 @@ pub use error::AuthError;
 pub use layer::{
     AuthLayer, AuthService, CsrfLayer, KeyBy, RateLimit, RateLimitLayer, SessionLayer,
 };
+pub use lifespan::LifespanGuard;
 #[cfg(feature = "oauth")]
 pub use routes::OAuthResponseMode;
 pub use routes::{Elevated, Reauth, SudoConfig};
+pub use state::CrudAuth;
 pub use transport::Transport;
 
 /// The user guide's bearer page, compiled as doctests so its examples stay true.

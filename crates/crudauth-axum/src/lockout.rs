@@ -24,10 +24,11 @@
 
 use crudauth_core::limit::{secs_rounded_up, LockoutConfig, LockoutKeys, LockoutSubject};
 
-use crate::builder::{CrudAuth, CrudAuthBuilder};
+use crate::builder::CrudAuthBuilder;
 use crate::client_ip::known_ip_key;
 use crate::error::AuthError;
 use crate::failure_log::FailureLog;
+use crate::state::CrudAuth;
 
 const LOCKED: &str = "Too many login attempts. Try again later.";
 

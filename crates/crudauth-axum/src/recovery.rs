@@ -15,8 +15,8 @@ use crudauth_core::email::EmailKind;
 use crudauth_core::token::TokenPurpose;
 use crudauth_core::user::{canonical_email, LoginField, User, UserId, UserStore};
 
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
+use crate::state::CrudAuth;
 
 /// How long each recovery token lives (crudauth's defaults: verify 24 h, reset 1 h, change
 /// 24 h), set on [`EmailConfig`](crate::EmailConfig).

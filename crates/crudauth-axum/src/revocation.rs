@@ -5,7 +5,7 @@ use crudauth_core::changes::ChangeListener;
 use crudauth_core::user::UserId;
 use crudauth_core::StoreError;
 
-use crate::builder::CrudAuth;
+use crate::state::CrudAuth;
 
 /// This worker's caches, as the change feed's listener: a changed user's cached row goes, and
 /// with it every bearer principal remembered from that row (they are only used while the row

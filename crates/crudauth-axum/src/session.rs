@@ -44,11 +44,11 @@ use crudauth_core::principal::Principal;
 use crudauth_core::session::{DataError, Flash, LoadedSession, SessionData};
 use crudauth_core::user::User;
 
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
 use crate::extract::resolve;
 use crate::layer::RequestAuth;
 use crate::routes::{self, Client};
+use crate::state::CrudAuth;
 
 /// The cookie that carries flash messages while nobody is signed in.
 pub(crate) const FLASH_COOKIE: &str = "flash";

@@ -30,10 +30,10 @@ use crudauth_core::secret::SessionId;
 use crudauth_core::session::{LoadedSession, Sessions};
 
 use crate::bearer::BearerAuth;
-use crate::builder::CrudAuth;
 use crate::cookies;
 use crate::error::AuthError;
 use crate::layer::Outcome;
+use crate::state::CrudAuth;
 
 /// A source of credentials: the session cookie, the bearer token, or one of your own.
 ///

@@ -10,7 +10,7 @@ use crudauth_core::secret::{purpose, SecretKey};
 use crudauth_core::store::Store;
 
 use super::remembered::RememberedPrincipals;
-use crate::builder::ConfigError;
+use crate::config::ConfigError;
 use crate::cookies::CookieConfig;
 
 /// The refresh-token cookie (HttpOnly).

@@ -11,8 +11,8 @@ use crudauth_core::jwt::{BearerTokens, TokenRejected};
 use crudauth_core::principal::Principal;
 
 use super::remembered::Remembered;
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
+use crate::state::CrudAuth;
 use crate::transport::Transport;
 
 /// What the `Authorization` header holds.

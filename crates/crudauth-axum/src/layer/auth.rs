@@ -31,9 +31,9 @@ use tower::{Layer, Service};
 use crudauth_core::principal::Principal;
 use crudauth_core::session::{LoadedSession, SessionData};
 
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
 use crate::session::{SharedWork, Work};
+use crate::state::CrudAuth;
 
 use super::csrf;
 

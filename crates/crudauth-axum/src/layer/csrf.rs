@@ -32,11 +32,11 @@ use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::body::{read_error, BodyType};
-use crate::builder::CrudAuth;
 use crate::cookies::SESSION_COOKIE;
 use crate::error::AuthError;
 use crate::extract::{resolve, resolve_at};
 use crate::layer::RequestAuth;
+use crate::state::CrudAuth;
 use crate::transport::is_unsafe;
 
 /// How much of a form body the layer reads to find its `csrf_token` field (2 MiB, axum's own

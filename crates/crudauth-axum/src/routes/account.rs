@@ -17,11 +17,11 @@ use crudauth_core::user::{
 
 use super::{detail, reply, Client};
 use crate::body::{Fields, RawBody};
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
 use crate::layer::rate_limit::{report, Counted};
 use crate::recovery::Job;
+use crate::state::CrudAuth;
 
 const SIGNUP_ACCEPTED: &str = "If the email is available, check your inbox to finish signing up.";
 const MAX_USERNAME: usize = 64;

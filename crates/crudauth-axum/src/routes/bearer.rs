@@ -13,8 +13,8 @@ use super::mfa::Finish;
 use super::{detail, reply, Client, SignedIn};
 use crate::bearer::{BearerState, RefreshMode, REFRESH_COOKIE};
 use crate::body::{Fields, RawBody};
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
+use crate::state::CrudAuth;
 
 pub(super) fn bearer(auth: &CrudAuth) -> Result<&BearerState, AuthError> {
     auth.bearer().ok_or_else(AuthError::not_authenticated)

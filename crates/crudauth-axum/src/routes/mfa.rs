@@ -19,10 +19,10 @@ use crudauth_core::user::{MfaWrite, User, UserStore};
 use super::{detail, reply, Client, SignedIn};
 use crate::bearer::RefreshMode;
 use crate::body::{Fields, RawBody};
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
 use crate::recovery::Job;
+use crate::state::CrudAuth;
 
 const INVALID_CHALLENGE: &str = "Invalid or expired MFA challenge";
 const INVALID_CODE: &str = "Invalid code";

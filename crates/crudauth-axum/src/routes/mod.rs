@@ -36,11 +36,11 @@ use crudauth_core::hooks::HookContext;
 use crudauth_core::principal::Principal;
 
 use crate::bearer::RefreshMode;
-use crate::builder::CrudAuth;
 use crate::client_ip::{client_address, peer_ip, ClientAddress};
 use crate::cookies;
 use crate::error::AuthError;
 use crate::layer::rate_limit::limited;
+use crate::state::CrudAuth;
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: &CrudAuth) -> Router<S> {
     let mut routes: Router<CrudAuth> = Router::new()

@@ -21,9 +21,9 @@ use crudauth_core::secret::ct_eq;
 use super::mfa::Finish;
 use super::recovery::same_origin_path;
 use super::{reply, Client};
-use crate::builder::CrudAuth;
 use crate::cookies;
 use crate::error::AuthError;
+use crate::state::CrudAuth;
 
 /// The cookie binding a flow to the browser that began it.
 pub(crate) const STATE_COOKIE: &str = "oauth_state";

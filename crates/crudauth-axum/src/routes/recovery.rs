@@ -21,10 +21,10 @@ use crudauth_core::user::{
 
 use super::{detail, reply, Client};
 use crate::body::{Fields, RawBody};
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
 use crate::recovery::Job;
+use crate::state::CrudAuth;
 
 const VERIFY_SENT: &str = "If an account exists, a verification email has been sent.";
 const RESET_SENT: &str = "If an account exists, a password reset email has been sent.";

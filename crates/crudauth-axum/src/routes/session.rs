@@ -18,10 +18,10 @@ use crudauth_core::user::{User, UserStore, UserUpdate};
 use super::mfa::Finish;
 use super::{detail, reply, Client, SignedIn};
 use crate::body::{Fields, RawBody};
-use crate::builder::CrudAuth;
 use crate::cookies::{CSRF_COOKIE, SESSION_COOKIE};
 use crate::error::AuthError;
 use crate::extract::SessionCaller;
+use crate::state::CrudAuth;
 use crate::transport::{check_csrf, presented_session};
 
 pub(crate) fn sessions(auth: &CrudAuth) -> Result<&Sessions, AuthError> {

@@ -19,9 +19,9 @@ use crudauth_core::principal::Principal;
 
 use super::{reply, Client};
 use crate::body::{Fields, RawBody};
-use crate::builder::CrudAuth;
 use crate::error::AuthError;
 use crate::extract::CurrentUser;
+use crate::state::CrudAuth;
 
 /// Sudo mode's settings (crudauth's `SudoConfig`: a 300 s window, 3 attempts per 300 s, a
 /// 900 s lock).

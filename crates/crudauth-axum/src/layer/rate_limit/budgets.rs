@@ -7,7 +7,9 @@ use axum::routing::MethodRouter;
 use super::config::{KeyBy, RateLimit};
 use super::count::RouteLimiter;
 use super::service::RateLimitLayer;
-use crate::builder::{ConfigError, CrudAuth, CrudAuthBuilder};
+use crate::builder::CrudAuthBuilder;
+use crate::config::ConfigError;
+use crate::state::CrudAuth;
 
 const HOUR: Duration = Duration::from_secs(3600);
 

@@ -14,11 +14,11 @@ use crudauth_core::limit::{Budget, Decision};
 use crudauth_core::StoreResult;
 
 use super::config::{KeyBy, RateLimit};
-use crate::builder::CrudAuth;
 use crate::client_ip::{client_address, peer_ip, ClientAddress};
 use crate::error::AuthError;
 use crate::extract::resolve;
 use crate::failure_log::FailureLog;
+use crate::state::CrudAuth;
 
 /// `X-RateLimit-Limit`.
 const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");

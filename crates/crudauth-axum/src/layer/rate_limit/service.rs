@@ -15,7 +15,7 @@ use tower::{Layer, Service};
 
 use super::config::{KeyBy, RateLimit};
 use super::count::{report, CountNow, Counted, RouteLimiter};
-use crate::builder::CrudAuth;
+use crate::state::CrudAuth;
 
 /// Applies a [`RateLimit`] to the routes it wraps. Made by
 /// [`CrudAuth::rate_limit`](crate::CrudAuth::rate_limit); cheap to clone.
