@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crudauth_axum::extract::{CsrfToken, Login, Session, SessionRejection};
-use crudauth_axum::{AuthError, CrudAuth, CrudAuthBuilder};
+use crudauth_axum::{actions, AuthError, CrudAuth, CrudAuthBuilder};
 use crudauth_core::user::UserStore;
 use crudauth_tests::app::{new_user, redis_url, spawn, unique_prefix, Backend, Options, TestApp};
 use crudauth_tests::http::{form, Body, Browser};
@@ -77,6 +77,18 @@ async fn app_login(
     }))
 }
 
+/// The application's own sign-in through [`actions::sign_in`], as a forms page does it.
+async fn app_sign_in(
+    session: Session,
+    Form(c): Form<Credentials>,
+) -> Result<Json<Value>, AuthError> {
+    let login = actions::sign_in(&session, &c.username, &c.password, c.remember_me).await?;
+    Ok(Json(match login {
+        Login::SignedIn => json!({"login": "signed_in"}),
+        Login::MfaRequired { challenge } => json!({"login": "mfa", "challenge": challenge}),
+    }))
+}
+
 async fn app_logout(session: Session) -> Result<Json<Value>, AuthError> {
     session.logout().await?;
     Ok(Json(json!({"ok": true})))
@@ -109,6 +121,7 @@ fn routes(plain: Arc<AtomicUsize>) -> impl FnOnce(&CrudAuth) -> Router + Send {
             .route("/flashes", get(flashes))
             .route("/form-token", get(token))
             .route("/app/login", post(app_login))
+            .route("/app/sign-in", post(app_sign_in))
             .route("/app/logout", post(app_logout))
             .route("/app/rotate", post(app_rotate))
             .route(
@@ -292,6 +305,60 @@ async fn sign_in_and_out_from_handlers(backend: Backend) {
     let r = bob.post(&app.url("/app/logout")).await;
     assert_eq!((r.status, r.detail()), (403, "Missing CSRF token"));
     assert_eq!(bob.get(&app.url("/me")).await.status, 200);
+}
+
+/// `actions::sign_in` is `/login`'s work for a page: the lockout refuses even the right
+/// password once the budget of wrong ones is spent, with `Retry-After`, and a completed
+/// sign-in clears the pressure (three wrong, right, three wrong, right: never locked).
+async fn sign_in_action_has_the_lockout(backend: Backend) {
+    let (app, _) = app(backend).await;
+    let attempt = |name: &'static str, password: &'static str| {
+        let url = app.url("/app/sign-in");
+        async move {
+            Browser::new()
+                .send(
+                    "POST",
+                    &url,
+                    form(&[("username", name), ("password", password)]),
+                    &[],
+                )
+                .await
+        }
+    };
+    for round in 0..2 {
+        for _ in 0..3 {
+            assert_eq!(attempt("bob", "wrong").await.status, 401, "round {round}");
+        }
+        let r = attempt("bob", PW).await;
+        assert_eq!(
+            (r.status, &r.json["login"]),
+            (200, &json!("signed_in")),
+            "round {round}"
+        );
+        assert!(r.set_cookie("session_id").is_some());
+    }
+
+    let mut refused = None;
+    for n in 1..=6 {
+        let r = attempt("ada", "wrong").await;
+        if r.status == 429 {
+            refused = Some((n, r));
+            break;
+        }
+        assert_eq!(
+            (r.status, r.detail()),
+            (401, "Incorrect username or password")
+        );
+    }
+    let (n, r) = refused.expect("six wrong passwords and never locked out");
+    assert_eq!(n, 6, "locked after the budget of five, not before");
+    assert!(r.header("retry-after").is_some(), "no Retry-After");
+    let r = attempt("ada", PW).await;
+    assert_eq!(r.status, 429, "the right password during the lockout");
+    assert!(r.set_cookie("session_id").is_none());
+    // The email names the same account: one budget.
+    let r = attempt("ada@example.com", PW).await;
+    assert_eq!(r.status, 429);
 }
 
 async fn flash_messages(backend: Backend) {
@@ -627,6 +694,7 @@ on_each_backend!(
     data_round_trips,
     concurrent_writers,
     sign_in_and_out_from_handlers,
+    sign_in_action_has_the_lockout,
     flash_messages,
     csrf_on_routes_that_never_ask,
 );

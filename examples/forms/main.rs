@@ -32,7 +32,6 @@ use crudauth_axum::extract::{CsrfRejection, CsrfToken, CurrentUser, Login, Sessi
 use crudauth_axum::{actions, AuthError, CookieConfig, CrudAuth, Reauth, SessionTransport};
 use crudauth_core::mfa::MfaConfig;
 use crudauth_core::oauth::OpenIdProvider;
-use crudauth_core::user::{LoginField, UserStore};
 use crudauth_sqlx::{ColumnMap, SqlxUsers};
 
 const DEV_SECRET: &str = "crudauth-forms-development-key-do-not-use-in-production";
@@ -270,46 +269,9 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let vars = context! { title => "Sign in", form_username => form.username.clone() };
-    let wrong = AuthError::new(StatusCode::UNAUTHORIZED, "Incorrect user name or password.");
-    let user = match app
-        .auth
-        .users()
-        .find_by_field(LoginField::Username, form.username.trim())
-        .await
-    {
-        Ok(user) => user,
-        Err(e) => {
-            return render(
-                &app,
-                &session,
-                csrf.ok().as_ref(),
-                Page::new("login.html", vars).failed(&e.into()),
-            )
-        }
-    };
-    // A missing user costs a hash too, so the answer's timing does not tell who exists.
-    let hash = user.as_ref().and_then(|u| u.hashed_password.clone());
-    let right = app
-        .auth
-        .passwords()
-        .verify(
-            &crudauth_core::password::Password::new(&form.password),
-            hash.as_ref(),
-        )
-        .await;
-    let user = match (user, right) {
-        (Some(user), Ok(v)) if v.matched => user,
-        _ => {
-            return render(
-                &app,
-                &session,
-                csrf.ok().as_ref(),
-                Page::new("login.html", vars).failed(&wrong),
-            )
-        }
-    };
+    // The lockout, the same timing for unknown users and the failed-login hook: /login's work.
     let remember_me = form.remember_me.is_some();
-    match session.login(&user, remember_me).await {
+    match actions::sign_in(&session, form.username.trim(), &form.password, remember_me).await {
         Ok(Login::SignedIn) => {
             flash(&session, "success", "Signed in.");
             see_other("/dashboard")

@@ -1,5 +1,6 @@
-//! Account actions for applications that render their own pages: the work of `/register` and
-//! `/change-password`, called from a handler with the request's [`Session`].
+//! Account actions for applications that render their own pages: the work of `/login`,
+//! `/register`, `/change-password` and two-factor enrolment, called from a handler with the
+//! request's [`Session`].
 //!
 //! ```no_run
 //! use axum::response::{IntoResponse, Redirect, Response};
@@ -20,9 +21,38 @@ use crudauth_core::principal::Principal;
 use crudauth_core::user::{LoginField, User};
 
 use crate::error::AuthError;
-use crate::extract::Session;
+use crate::extract::{Login, Session};
 use crate::recovery::Job;
 use crate::routes;
+
+/// Signs in with a user name or email and a password, as `/login` does: the escalating
+/// lockout before any hashing (429 with `Retry-After` while locked, and while the limiter's
+/// store is down), the same time for an unknown user as for a wrong password, 401 "Incorrect
+/// username or password" for either and for a disabled account, the failed-login and lockout
+/// hooks, and a cross-site request refused (403). The lockout's pressure clears only when the
+/// sign-in completes: at once, or after the second factor when [`Login::MfaRequired`] is the
+/// answer (finish with [`Session::complete_mfa`]).
+///
+/// A page that checked the password itself and called [`Session::login`] would skip all of
+/// that: use this.
+pub async fn sign_in(
+    session: &Session,
+    identifier: &str,
+    password: &str,
+    remember_me: bool,
+) -> Result<Login, AuthError> {
+    let auth = session.auth();
+    let caller = session.caller();
+    caller.refuse_cross_site_login()?;
+    let (user, attempt) = auth
+        .authenticate_held(identifier, password, caller.hook_context(None))
+        .await?;
+    let login = session.login(&user, remember_me).await?;
+    if matches!(login, Login::SignedIn) {
+        auth.lockout_success(&attempt).await;
+    }
+    Ok(login)
+}
 
 /// Registers a user with `/register`'s checks (the password policy, the user name's length, a
 /// taken email or user name) and its registration hook, then signs the new user in on
