@@ -23,6 +23,21 @@ fn quickstart_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let mut cargo = Command::new(env!("CARGO"));
+        // Without the variables cargo set for this test (`CARGO_PKG_NAME`, …): build scripts
+        // that watch them would rebuild half the tree here, and again at the next `cargo test`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let set = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY",
+            ];
+            if set.iter().any(|p| key.starts_with(p)) || key == "OUT_DIR" {
+                cargo.env_remove(&*key);
+            }
+        }
         cargo.args(["build", "--example", "quickstart", "--message-format=json"]);
         cargo.arg("--manifest-path");
         cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
