@@ -25,6 +25,16 @@
 //! guard.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Where things are
+//!
+//! Each concern keeps its part of `impl CrudAuth` in its own module: `builder` (configuration
+//! and its checks), `config` (the transports, email, the errors), `state` (the shared state and
+//! its accessors), `lifespan` (`initialize`, shutdown), `transport` (reading a request's
+//! credentials), `lockout`, `revocation`, `recovery` (emails and one-time tokens), and under
+//! `routes` the HTTP surface with the work behind it (`account`, `session`, `bearer`, `mfa`,
+//! `sudo`, `oauth`). The tower layers are in [`layer`], the extractors in [`extract`], and
+//! the functions pages call in [`actions`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
