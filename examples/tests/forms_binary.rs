@@ -6,6 +6,9 @@
 //! quickstart's test does.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/example.rs"]
+mod example;
+
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,30 +20,13 @@ use crudauth_tests::app::unique_prefix;
 use crudauth_tests::server::{free_ports, watch};
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
-use serde_json::Value;
 
 const PW: &str = "correct horse battery staple";
 const NEW_PW: &str = "a brand new horse battery";
 
 fn forms_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--example", "forms", "--message-format=json"]);
-        cargo.arg("--manifest-path");
-        cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
-        if !cfg!(debug_assertions) {
-            cargo.arg("--release");
-        }
-        let out = cargo.stderr(Stdio::inherit()).output().unwrap();
-        assert!(out.status.success(), "cargo build --example forms failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "forms")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .unwrap()
-    })
+    BINARY.get_or_init(|| example::example_binary("forms"))
 }
 
 /// One running `forms` binary in a scratch directory; both removed when dropped.

@@ -7,6 +7,9 @@
 //! tested.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/example.rs"]
+mod example;
+
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,46 +19,12 @@ use std::time::{Duration, Instant};
 use crudauth_tests::app::{unique_prefix, wait_for_outbox};
 use crudauth_tests::http::{Answer, Body, Browser};
 use crudauth_tests::server::{free_ports, watch, RedisServer};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The quickstart binary, as `cargo build` reports it (built once per test run).
 fn quickstart_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        // Without the variables cargo set for this test (`CARGO_PKG_NAME`, …): build scripts
-        // that watch them would rebuild half the tree here, and again at the next `cargo test`.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            let set = [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-                "CARGO_PRIMARY",
-            ];
-            if set.iter().any(|p| key.starts_with(p)) || key == "OUT_DIR" {
-                cargo.env_remove(&*key);
-            }
-        }
-        cargo.args(["build", "--example", "quickstart", "--message-format=json"]);
-        cargo.arg("--manifest-path");
-        cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
-        if !cfg!(debug_assertions) {
-            cargo.arg("--release");
-        }
-        let out = cargo.stderr(Stdio::inherit()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "cargo build --example quickstart failed"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "quickstart")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .unwrap()
-    })
+    BINARY.get_or_init(|| example::example_binary("quickstart"))
 }
 
 /// A scratch directory of the test's own (removed when dropped).

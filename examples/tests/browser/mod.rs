@@ -27,40 +27,9 @@ use serde_json::{json, Value};
 use crudauth_tests::app::unique_prefix;
 use crudauth_tests::server::{free_ports, watch};
 
-/// Builds `cargo build --example <name>` (a stale binary would be tested otherwise: `cargo
-/// test` alone does not rebuild examples) and answers the executable's path.
-pub fn example_binary(name: &str) -> PathBuf {
-    let mut cargo = Command::new(env!("CARGO"));
-    // Without the variables cargo set for this test (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`,
-    // …): build scripts that watch them would rebuild, and the next `cargo test` after them.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let ours = [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-            "CARGO_PRIMARY",
-        ];
-        if ours.iter().any(|p| key.starts_with(p)) || key == "OUT_DIR" {
-            cargo.env_remove(&*key);
-        }
-    }
-    cargo.args(["build", "--example", name, "--message-format=json"]);
-    cargo.arg("--manifest-path");
-    cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
-    if !cfg!(debug_assertions) {
-        cargo.arg("--release");
-    }
-    let out = cargo.stderr(Stdio::inherit()).output().unwrap();
-    assert!(out.status.success(), "cargo build --example {name} failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no executable for example {name}"))
-}
+#[path = "../support/example.rs"]
+mod example;
+pub use example::example_binary;
 
 /// The workspace's target directory: `CARGO_TARGET_DIR` when set (relative to the workspace),
 /// else the one this test binary was built into (`<target>/<profile>/deps/<test>`).
