@@ -236,15 +236,26 @@ pub(crate) fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     read_named(headers, b"", name.as_bytes())
 }
 
-/// The first value of the cookie named `prefix` + `name`, if any.
+/// The first non-empty value of the cookie named `prefix` + `name`, if any. An empty one is
+/// skipped, as [`CookieConfig::read_unique`] skips it: a planted `session_id=` must not hide
+/// the real cookie from one reader and not from the other (found by the `cookie_header` fuzz
+/// target).
 fn read_named<'a>(headers: &'a HeaderMap, prefix: &[u8], name: &[u8]) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
-        .find_map(|header| next_value(header.as_bytes(), prefix, name).map(|(v, _)| v))
+        .find_map(|header| {
+            let mut rest = header.as_bytes();
+            while let Some((value, after)) = next_value(rest, prefix, name) {
+                if !value.is_empty() {
+                    return Some(value);
+                }
+                rest = after;
+            }
+            None
+        })
         // A value that is not text cannot be one of ours: read as absent.
         .and_then(|value| std::str::from_utf8(value).ok())
-        .filter(|value| !value.is_empty())
 }
 
 /// The first `prefix name=value` pair in (the rest of) one `Cookie` header: its value,
@@ -314,6 +325,24 @@ mod tests {
             HeaderValue::from_bytes(b"session_id=\xff\xfe").unwrap(),
         );
         assert_eq!(read(&h, "session_id"), None, "not text: absent");
+    }
+
+    /// Regression (fuzz target `cookie_header`): an empty cookie in front of the real one hid
+    /// it from the first-match read while the unique read saw it.
+    #[test]
+    fn an_empty_cookie_hides_nothing_from_either_reader() {
+        let c = CookieConfig::default();
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("session_id=; as d=a; session_id=@;ed"),
+        );
+        assert_eq!(c.read(&h, "session_id"), Some("@"));
+        assert_eq!(c.read_unique(&h, "session_id"), Ok(Some("@")));
+        h.insert(COOKIE, HeaderValue::from_static("session_id=\"\""));
+        h.append(COOKIE, HeaderValue::from_static("session_id=real"));
+        assert_eq!(c.read(&h, "session_id"), Some("real"));
+        assert_eq!(c.read_unique(&h, "session_id"), Ok(Some("real")));
     }
 
     #[test]
