@@ -329,7 +329,7 @@ impl Fields {
                 "ctx": {"reason": reason}
             }));
         }
-        value.trim().to_owned()
+        crate::email_address::trimmed(&value).to_owned()
     }
 
     /// Records a validation entry produced elsewhere (the password policy).
@@ -392,6 +392,19 @@ mod tests {
                 ("missing".to_owned(), json!(["body", "password"])),
             ]
         );
+    }
+
+    /// Regression (fuzz target `email`): the check trims what Python's `strip` trims, `\x1c`
+    /// to `\x1f` included, and the address kept must be the one checked, not a second account
+    /// for `ada@example.com` behind an invisible separator.
+    #[test]
+    fn the_address_kept_is_the_address_checked() {
+        let mut f = Fields::json(&json_body(
+            "{\"email\": \"\\u001cada@example.com\\u001f \"}".as_bytes(),
+        ))
+        .unwrap();
+        assert_eq!(f.email("email"), "ada@example.com");
+        assert!(f.finish().is_ok());
     }
 
     #[test]
