@@ -49,6 +49,8 @@ mod email_address;
 mod error;
 pub mod extract;
 mod failure_log;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod layer;
 mod lifespan;
 mod lockout;

@@ -131,7 +131,7 @@ async fn session_principal(parts: &mut Parts) -> Result<(), AuthError> {
 
 /// The `csrf_token` field of a form body, if it has one (the first; a multipart body that
 /// does not parse has none).
-async fn form_token(kind: &BodyType, bytes: &axum::body::Bytes) -> Option<String> {
+pub(crate) async fn form_token(kind: &BodyType, bytes: &axum::body::Bytes) -> Option<String> {
     match kind {
         BodyType::UrlEncoded => form_urlencoded::parse(bytes)
             .find(|(name, _)| name == FORM_FIELD)

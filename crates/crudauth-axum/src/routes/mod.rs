@@ -4,8 +4,8 @@ mod account;
 mod bearer;
 mod mfa;
 #[cfg(feature = "oauth")]
-mod oauth;
-mod recovery;
+pub(crate) mod oauth;
+pub(crate) mod recovery;
 mod session;
 mod sudo;
 

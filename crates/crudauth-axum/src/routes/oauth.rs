@@ -77,7 +77,7 @@ pub(crate) fn login_type(provider: &str) -> String {
 }
 
 /// The query's parameters, the first of each name kept; a malformed query is simply empty.
-fn query(uri: &Uri) -> HashMap<String, String> {
+pub(crate) fn query(uri: &Uri) -> HashMap<String, String> {
     let mut params = HashMap::new();
     for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         params

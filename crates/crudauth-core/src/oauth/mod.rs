@@ -36,6 +36,9 @@ mod oidc;
 
 pub use github::GitHub;
 pub use http::DEFAULT_TIMEOUT;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use oidc::check_discovery_document;
 pub use oidc::{normalise_issuer, Endpoints, IdTokenClaims, OpenIdProvider};
 
 use std::fmt;

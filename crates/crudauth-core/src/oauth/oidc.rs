@@ -263,79 +263,7 @@ impl OpenIdProvider {
         let document = http::get_object(&self.http, &url, None, "application/json")
             .await
             .map_err(|e| OAuthError::Config(format!("OpenID discovery at {url}: {e}")))?;
-        let declared = document
-            .get("issuer")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("");
-        if declared.trim_end_matches('/') != self.issuer {
-            return Err(OAuthError::Config(format!(
-                "OpenID discovery issuer mismatch: configured {:?}, the document declares \
-                 {declared:?} (a mismatch means the wrong provider answered)",
-                self.issuer
-            )));
-        }
-        let missing: Vec<&str> = [
-            "authorization_endpoint",
-            "token_endpoint",
-            "userinfo_endpoint",
-            "jwks_uri",
-        ]
-        .into_iter()
-        .filter(|k| {
-            document
-                .get(*k)
-                .and_then(serde_json::Value::as_str)
-                .is_none_or(str::is_empty)
-        })
-        .collect();
-        if !missing.is_empty() {
-            return Err(OAuthError::Config(format!(
-                "OpenID discovery at {url} is missing {}",
-                missing.join(", ")
-            )));
-        }
-        let metadata: CoreProviderMetadata =
-            serde_json::from_value(serde_json::Value::Object(document.clone())).map_err(|e| {
-                OAuthError::Config(format!("OpenID discovery at {url} is not valid: {e}"))
-            })?;
-        let (Some(token), Some(userinfo)) =
-            (metadata.token_endpoint(), metadata.userinfo_endpoint())
-        else {
-            return Err(OAuthError::Config(format!(
-                "OpenID discovery at {url} is missing its token or userinfo endpoint"
-            )));
-        };
-        let auth_type = match metadata.token_endpoint_auth_methods_supported() {
-            Some(methods)
-                if self.client_secret.is_some()
-                    && !methods.contains(&CoreClientAuthMethod::ClientSecretPost)
-                    && methods.contains(&CoreClientAuthMethod::ClientSecretBasic) =>
-            {
-                AuthType::BasicAuth
-            }
-            _ => AuthType::RequestBody,
-        };
-        let algorithms: Vec<CoreJwsSigningAlgorithm> = metadata
-            .id_token_signing_alg_values_supported()
-            .iter()
-            .filter(|a| ASYMMETRIC.contains(a))
-            .cloned()
-            .collect();
-        if algorithms.is_empty() {
-            return Err(OAuthError::Config(format!(
-                "OpenID discovery at {url} advertises no asymmetric id_token signature algorithm"
-            )));
-        }
-        Ok(Resolved {
-            issuer: metadata.issuer().clone(),
-            authorization: metadata.authorization_endpoint().clone(),
-            token: token.clone(),
-            userinfo: userinfo.url().to_string(),
-            jwks: metadata.jwks_uri().clone(),
-            auth_type,
-            algorithms,
-            document,
-        })
+        resolve_document(&self.issuer, self.client_secret.is_some(), &url, document)
     }
 
     /// The endpoints as given, checked as URLs.
@@ -517,6 +445,105 @@ impl OpenIdProvider {
             }
         })
     }
+}
+
+/// A discovery document, checked: an object that declares `issuer` (a trailing `/` aside) and
+/// every endpoint crudauth needs, with an asymmetric id_token algorithm. `url` is where it
+/// came from, for the errors.
+fn resolve_document(
+    issuer: &str,
+    has_secret: bool,
+    url: &str,
+    document: serde_json::Map<String, serde_json::Value>,
+) -> Result<Resolved, OAuthError> {
+    let declared = document
+        .get("issuer")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    if declared.trim_end_matches('/') != issuer {
+        return Err(OAuthError::Config(format!(
+            "OpenID discovery issuer mismatch: configured {:?}, the document declares \
+             {declared:?} (a mismatch means the wrong provider answered)",
+            issuer
+        )));
+    }
+    let missing: Vec<&str> = [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+    ]
+    .into_iter()
+    .filter(|k| {
+        document
+            .get(*k)
+            .and_then(serde_json::Value::as_str)
+            .is_none_or(str::is_empty)
+    })
+    .collect();
+    if !missing.is_empty() {
+        return Err(OAuthError::Config(format!(
+            "OpenID discovery at {url} is missing {}",
+            missing.join(", ")
+        )));
+    }
+    let metadata: CoreProviderMetadata =
+        serde_json::from_value(serde_json::Value::Object(document.clone())).map_err(|e| {
+            OAuthError::Config(format!("OpenID discovery at {url} is not valid: {e}"))
+        })?;
+    let (Some(token), Some(userinfo)) = (metadata.token_endpoint(), metadata.userinfo_endpoint())
+    else {
+        return Err(OAuthError::Config(format!(
+            "OpenID discovery at {url} is missing its token or userinfo endpoint"
+        )));
+    };
+    let auth_type = match metadata.token_endpoint_auth_methods_supported() {
+        Some(methods)
+            if has_secret
+                && !methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+                && methods.contains(&CoreClientAuthMethod::ClientSecretBasic) =>
+        {
+            AuthType::BasicAuth
+        }
+        _ => AuthType::RequestBody,
+    };
+    let algorithms: Vec<CoreJwsSigningAlgorithm> = metadata
+        .id_token_signing_alg_values_supported()
+        .iter()
+        .filter(|a| ASYMMETRIC.contains(a))
+        .cloned()
+        .collect();
+    if algorithms.is_empty() {
+        return Err(OAuthError::Config(format!(
+            "OpenID discovery at {url} advertises no asymmetric id_token signature algorithm"
+        )));
+    }
+    Ok(Resolved {
+        issuer: metadata.issuer().clone(),
+        authorization: metadata.authorization_endpoint().clone(),
+        token: token.clone(),
+        userinfo: userinfo.url().to_string(),
+        jwks: metadata.jwks_uri().clone(),
+        auth_type,
+        algorithms,
+        document,
+    })
+}
+
+/// Fuzzing entry point (feature `fuzzing`): a discovery document's bytes, parsed as the
+/// provider's answer is and checked as at start-up. Not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn check_discovery_document(
+    issuer: &str,
+    has_secret: bool,
+    body: &[u8],
+) -> Result<(), OAuthError> {
+    let document = match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(OAuthError::Config("not a JSON object".into())),
+    };
+    resolve_document(issuer, has_secret, "https://fuzz.invalid", document).map(|_| ())
 }
 
 /// An id_token's failure in words.

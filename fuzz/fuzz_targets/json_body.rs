@@ -1,0 +1,4 @@
+//! `crudauth_axum::fuzzing::json_body`: see its doc for the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| crudauth_axum::fuzzing::json_body(data));
