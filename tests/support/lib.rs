@@ -33,3 +33,38 @@ macro_rules! per_backend {
         )*
     };
 }
+
+/// The user guide (`docs/src/`), one item per page, so that `cargo test` compiles and runs every
+/// Rust block in it as a doctest and an example that drifts from the API fails the build.
+#[cfg(doctest)]
+pub mod guide {
+    macro_rules! pages {
+        ($($page:ident => $file:literal),* $(,)?) => {
+            $(
+                #[doc = include_str!(concat!("../../docs/src/", $file))]
+                pub struct $page;
+            )*
+        };
+    }
+
+    pages! {
+        GettingStarted => "getting-started.md",
+        Sessions => "sessions.md",
+        Layers => "layers.md",
+        Forms => "forms.md",
+        Bearer => "bearer.md",
+        Users => "users.md",
+        Storage => "storage.md",
+        Passwords => "passwords.md",
+        RateLimiting => "rate-limiting.md",
+        Recovery => "recovery.md",
+        Delivery => "delivery.md",
+        Sudo => "sudo.md",
+        Hooks => "hooks.md",
+        TwoFactor => "two-factor.md",
+        OAuth => "oauth.md",
+        Performance => "performance.md",
+        Security => "security.md",
+        Migrating => "migrating.md",
+    }
+}

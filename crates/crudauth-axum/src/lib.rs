@@ -77,8 +77,3 @@ pub use routes::OAuthResponseMode;
 pub use routes::{Elevated, Reauth, SudoConfig};
 pub use state::CrudAuth;
 pub use transport::Transport;
-
-/// The user guide's bearer page, compiled as doctests so its examples stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../docs/src/bearer.md")]
-pub struct BearerGuide;

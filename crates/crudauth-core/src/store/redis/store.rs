@@ -32,8 +32,35 @@ pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
 ///
 /// One command or one script per operation, each on one key: reads slide their TTL with
 /// `GETEX`, single-use consumes are `GETDEL`, updates are `SET … XX` (never resurrecting),
-/// counters and the capped per-user index are Lua scripts. See the [module docs](self) for an
-/// example.
+/// counters and the capped per-user index are Lua scripts.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use crudauth_core::lifespan::Tasks;
+/// use crudauth_core::limit::{Budget, RateLimiter, RedisRateLimiter};
+/// use crudauth_core::store::{RedisConfig, RedisConnection, RedisStore, Store};
+///
+/// # async fn run() -> Result<(), crudauth_core::StoreError> {
+/// let config = RedisConfig::from_url("redis://127.0.0.1:6379")?
+///     .namespace("myapp:")
+///     .command_timeout(Duration::from_millis(500));
+/// let redis = RedisConnection::new(config)?;
+/// let store = RedisStore::new(redis.clone());
+/// let limiter = RedisRateLimiter::new(redis); // the same client, the same namespace
+///
+/// let mut tasks = Tasks::new();
+/// store.initialize(&mut tasks).await?; // connects, checks Redis >= 7, loads the scripts
+/// limiter.initialize(&mut tasks).await?;
+///
+/// store.set("t:verify:abc", Bytes::from_static(b"{}"), Duration::from_secs(60)).await?;
+/// assert!(store.take("t:verify:abc").await?.is_some()); // GETDEL: single use
+/// limiter.hit("q:register:203.0.113.7", Budget::new(5, Duration::from_secs(3600))).await?;
+///
+/// limiter.shutdown().await;
+/// store.shutdown().await; // the last user closes the shared connection
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RedisStore {
     pub(super) redis: RedisConnection,
