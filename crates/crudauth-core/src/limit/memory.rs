@@ -30,7 +30,7 @@ use crate::store::BackendKind;
 /// **Bounded.** Each map holds at most about [`DEFAULT_MAX_ENTRIES`] keys unless
 /// [`MemoryRateLimiter::max_entries`] says otherwise, so a flood of distinct addresses or
 /// identifiers cannot grow the process without limit. When a shard is full, its expired keys
-/// go first, then the key that would expire soonest; the first time that happens the limiter
+/// go first, then the keys that would expire soonest (a sixty-fourth of the shard); the first time that happens the limiter
 /// logs one WARN (an evicted counter starts over: size the bound above the keys one window
 /// needs).
 ///
@@ -87,8 +87,8 @@ impl MemoryRateLimiter {
     }
 
     /// Holds at most about `entries` keys in each map (route budgets, lockout counters), spread
-    /// over the shards (default [`DEFAULT_MAX_ENTRIES`]); past that the soonest-expiring key
-    /// of the shard is evicted. Set it before sharing the limiter: it starts empty.
+    /// over the shards (default [`DEFAULT_MAX_ENTRIES`]); past that the soonest-expiring keys
+    /// of the shard are evicted. Set it before sharing the limiter: it starts empty.
     pub fn max_entries(self, entries: usize) -> Self {
         Self::build(self.inner.clock.clone(), entries)
     }

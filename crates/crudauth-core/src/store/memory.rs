@@ -24,8 +24,9 @@ use crate::shard::{make_room, Shards};
 /// [`DEFAULT_MAX_ENTRIES`](crate::limit::DEFAULT_MAX_ENTRIES) (1,000,000) entries unless
 /// [`MemoryStore::max_entries`] says otherwise, spread over its 64 shards. Writing a new key
 /// into a full shard first drops that shard's expired entries and then, if it is still full,
-/// evicts the entry that would expire soonest (an idle session is the likeliest); the first
-/// time that happens the store logs one WARN.
+/// evicts the entries that would expire soonest (idle sessions are the likeliest), a
+/// sixty-fourth of the shard at once; the first time that happens the store logs one WARN. A
+/// session is two entries: its record and the user's session index.
 /// ```
 /// use std::time::Duration;
 /// use crudauth_core::store::MemoryStore;
@@ -93,7 +94,7 @@ impl MemoryStore {
     }
 
     /// Holds at most about `entries` entries (spread over the shards; default 1,000,000):
-    /// past that, a new key evicts its shard's soonest-expiring entry.
+    /// past that, a new key evicts its shard's soonest-expiring entries.
     pub fn max_entries(self, entries: usize) -> Self {
         Self::build(self.inner.clock.clone(), entries, self.inner.sweep_every)
     }
@@ -118,6 +119,18 @@ impl MemoryStore {
                 warned_full: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// How many entries the store holds, counting expired ones the sweeper has not removed yet.
+    pub fn len(&self) -> usize {
+        (0..self.inner.shards.count())
+            .map(|i| self.inner.shards.lock_at(i).len())
+            .sum()
+    }
+
+    /// Whether the store holds no entry at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Removes every expired entry now; returns how many.
