@@ -26,3 +26,11 @@ docs:
 # The demo app.
 demo:
     CRUDAUTH_COOKIE_SECURE=false cargo run --example quickstart
+
+# Load with faults: two workers on a private Redis that is killed, paused, its clients killed.
+faults:
+    python3 bench/faults.py
+
+# Isolation: signed-in readers' p99 idle vs during a login storm at 5 × the hash pool.
+isolation:
+    python3 bench/isolation.py

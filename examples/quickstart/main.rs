@@ -17,6 +17,9 @@
 //! `CRUDAUTH_OIDC_CLIENT_SECRET` (an OpenID provider named `oidc`, discovered at start-up),
 //! `CRUDAUTH_GITHUB_CLIENT_ID` / `_SECRET` and `CRUDAUTH_GOOGLE_CLIENT_ID` / `_SECRET` (GitHub
 //! and Google sign-in); their callbacks are `{CRUDAUTH_PUBLIC_URL}/oauth/{name}/callback`.
+//! `CRUDAUTH_LOCKOUT_MAX_ATTEMPTS` (5: the login lockout's attempts per address and per
+//! identifier per window) exists for load tests such as `bench/isolation.py`, whose login storm
+//! comes from one address: with the default, the sixth attempt in flight locks it out.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -189,6 +192,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .host_prefix(host_prefix),
         )
         .email(email);
+    if let Some(n) = env("CRUDAUTH_LOCKOUT_MAX_ATTEMPTS") {
+        builder = builder.lockout(crudauth_axum::LockoutConfig {
+            max_attempts: n.parse()?,
+            ..Default::default()
+        });
+    }
     if let Some(url) = env("REDIS_URL") {
         builder = builder.redis_url(url);
     }
