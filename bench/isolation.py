@@ -51,6 +51,13 @@ end
 """
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20)
@@ -89,10 +96,12 @@ def main():
                 capture_output=True, text=True)
 
         th = threading.Thread(target=storm)
+        cpu0 = cpu_seconds(worker.pid)
         t_storm = time.monotonic()
         th.start()
         th.join()
         t_storm_end = time.monotonic()
+        cpu = (cpu_seconds(worker.pid) - cpu0) / (t_storm_end - t_storm)
         time.sleep(1)
         records = readers.stop()
 
@@ -123,6 +132,7 @@ def main():
               f"{rps.group(1) if rps else '?'} req/s, statuses "
               + ", ".join(f"{s}×{n}" for s, n in sorted(counts.items()))
               + (f"; {errors.group(0)}" if errors else ""))
+        print(f"the worker used {cpu:.2f} of the machine's {os.cpu_count()} cores during the storm")
         if bad:
             print(f"readers got {len(bad)} non-200 answers: "
                   f"{sorted({r[2] for r in bad})}")
