@@ -1,6 +1,5 @@
 //! The in-memory rate limiter: one process only.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use super::{
 use crate::clock::{self, Clock};
 use crate::error::StoreResult;
 use crate::lifespan::Tasks;
-use crate::shard::{make_room, Shards};
+use crate::shard::{make_room, Map, Shards};
 use crate::store::BackendKind;
 
 /// The in-memory [`RateLimiter`]: exact within one process, not shared between workers.
@@ -132,7 +131,7 @@ impl MemoryRateLimiter {
                     if make_room(&mut shard, self.inner.per_shard, now, |tat| *tat) {
                         self.inner.warn_full();
                     }
-                    shard.insert(key.to_owned(), new_tat);
+                    shard.insert(key.into(), new_tat);
                 }
             }
         }
@@ -200,8 +199,8 @@ impl Inner {
 /// One attempt's lockout counters under their locks, at one instant: the subject's shard and,
 /// when it is another one, the address's.
 struct LockedCounters<'a, 'k> {
-    user_map: &'a mut HashMap<String, Counter>,
-    ip_map: Option<&'a mut HashMap<String, Counter>>,
+    user_map: &'a mut Map<Counter>,
+    ip_map: Option<&'a mut Map<Counter>>,
     keys: &'k LockoutKeys,
     now: u64,
     limiter: &'a Inner,
@@ -209,7 +208,7 @@ struct LockedCounters<'a, 'k> {
 
 impl LockedCounters<'_, '_> {
     /// The map that holds `key`: the address's keys live in the address's shard.
-    fn map(&mut self, key: &str) -> &mut HashMap<String, Counter> {
+    fn map(&mut self, key: &str) -> &mut Map<Counter> {
         let on_ip_side = self
             .keys
             .ip_keys()
@@ -235,7 +234,7 @@ impl LockedCounters<'_, '_> {
         let (now, limit) = (self.now, self.limiter.per_shard);
         let map = self.map(key);
         let evicted = !map.contains_key(key) && make_room(map, limit, now, |c| c.expires_at);
-        map.insert(key.to_owned(), counter);
+        map.insert(key.into(), counter);
         if evicted {
             self.limiter.warn_full();
         }

@@ -112,7 +112,7 @@ impl CachedUsers {
         if self.ttl.is_zero() {
             return None;
         }
-        let key = CacheKey::of(&user.id).as_str().to_owned();
+        let key: Box<str> = CacheKey::of(&user.id).as_str().into();
         let expires = self
             .clock
             .now_millis()
