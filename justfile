@@ -10,10 +10,15 @@ lint:
     cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # Criterion benchmarks, then the side-by-side HTTP load test.
-bench:
+bench: && bench-http
     cargo bench -p crudauth-core
-    python3 ../shared/bench/compare.py
-    python3 ../shared/bench/compare.py --redis
+
+# The quickstart against bare axum, tower-sessions + axum-login and the one-GETEX Redis floor
+# (bench/peers), with wrk: memory stores, Redis, bearer.
+bench-http *ARGS:
+    python3 bench/side_by_side.py {{ARGS}}
+    python3 bench/side_by_side.py --redis {{ARGS}}
+    python3 bench/side_by_side.py --bearer {{ARGS}}
 
 # Start a local Redis like CI's.
 redis:
