@@ -19,8 +19,10 @@ use crudauth_core::limit::{
     Budget, Decision, LockoutConfig, LockoutDecision, LockoutKeys, MemoryRateLimiter, RateLimiter,
     RedisRateLimiter,
 };
+use crudauth_core::password::{Password, Passwords};
 use crudauth_core::secret::sha256_hex;
 use crudauth_core::store::BackendKind;
+use crudauth_core::user::{NewUser, UserStore};
 use crudauth_core::StoreResult;
 use crudauth_tests::app::{spawn, Backend, Options, TestApp};
 use crudauth_tests::http::{Body, Browser};
@@ -459,6 +461,53 @@ async fn existing_account_notices_are_capped_silently(backend: Backend) {
     assert_eq!(to_other, 1);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The hash pool and the lockout
+
+/// A sign-in turned away because every hashing slot is taken (503) was never a guess: it gives
+/// its lockout attempt back. Without that, a storm that fills the pool would lock out the owner
+/// of any account who tried five times meanwhile.
+async fn a_busy_refusal_does_not_count_towards_the_lockout(backend: Backend) {
+    let mut options = Options::new(backend);
+    options.customize = Box::new(|b| {
+        let one_slot = Passwords::builder()
+            .argon2_params(64, 1, 1)
+            .max_concurrency(1)
+            .max_waiting(0)
+            .build()
+            .unwrap();
+        b.passwords(one_slot)
+    });
+    let app = spawn(options).await;
+    app.user("ann@example.com", "ann", PW).await;
+    // A user whose stored hash takes seconds to verify holds the one slot.
+    let slow = Passwords::builder()
+        .argon2_params(131_072, 16, 1)
+        .build()
+        .unwrap()
+        .hash(&Password::new(PW))
+        .await
+        .unwrap();
+    app.users
+        .create(NewUser::new("slow@example.com", "slow", slow.0))
+        .await
+        .unwrap();
+    let url = app.url("/login");
+    let holder =
+        tokio::spawn(async move { Browser::new().sign_in(&url, "slow", PW, &[]).await.status });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..5 {
+        let (status, detail) = login(&app, "ann", PW, &[]).await;
+        assert_eq!(status, 503, "the slot is taken: {detail}");
+    }
+    assert_eq!(holder.await.unwrap(), 200);
+    assert_eq!(
+        login(&app, "ann", PW, &[]).await.0,
+        200,
+        "five refusals that checked no password do not lock ann out"
+    );
+}
+
 macro_rules! all_cases {
     ($backend:expr) => {
         crudauth_tests::per_backend!($backend;
@@ -467,7 +516,8 @@ macro_rules! all_cases {
             limiter_keys_hold_no_identifier_nor_its_sha256,
             custom_keys_are_hmacd_bounded_and_namespaced,
             an_async_custom_key_awaits_and_sees_the_user,
-            existing_account_notices_are_capped_silently);
+            existing_account_notices_are_capped_silently,
+            a_busy_refusal_does_not_count_towards_the_lockout);
     };
 }
 

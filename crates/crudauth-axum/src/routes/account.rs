@@ -439,10 +439,15 @@ impl CrudAuth {
             }
         };
         let stored = user.as_ref().and_then(|u| u.hashed_password.as_ref());
-        let matched = self
-            .check_password(password, stored)
-            .await?
-            .filter(|v| v.matched);
+        let matched = match self.check_password(password, stored).await {
+            Ok(verdict) => verdict.filter(|v| v.matched),
+            Err(refused) => {
+                // A 503 (the hash pool is full) is not a guess: without this, five of them in
+                // a storm would lock the account's owner out.
+                self.lockout_forget(&attempt).await;
+                return Err(refused);
+            }
+        };
         let (verdict, user) = match (matched, user) {
             (Some(verdict), Some(user)) if user.is_active => (verdict, user),
             (Some(_), Some(user)) => {
