@@ -85,8 +85,6 @@ impl CrudAuth {
         }
     }
 
-    /// Records a successful sign-in; a failure only costs the user's fresh start, so it is
-    /// logged and the sign-in goes on.
     /// Gives back the attempt just recorded under `keys`: its password was never checked (the
     /// hash pool was full, or hashing failed), so it must not count towards a lockout. A
     /// failure to give it back is logged; the attempt then counts, which errs towards locking.
@@ -97,6 +95,8 @@ impl CrudAuth {
         }
     }
 
+    /// Records a successful sign-in; a failure only costs the user's fresh start, so it is
+    /// logged and the sign-in goes on.
     pub(crate) async fn lockout_success(&self, keys: &LockoutKeys) {
         let config = &self.inner.lockout;
         if let Err(error) = self.inner.limiter.login_succeeded(keys, config).await {

@@ -38,9 +38,9 @@ impl<V> Shards<V> {
 
     /// The shard that holds `key`, locked.
     ///
-    /// The shard is picked with FNV-1a over 8-byte words: cheap, and an attacker who aims many
-    /// keys at one shard only loses parallelism, since each map hashes with a random key of its
-    /// own.
+    /// The shard is picked with FNV-1a over 8-byte words and a finaliser (see `shard_hash`):
+    /// cheap, and an attacker who aims many keys at one shard only loses parallelism, since each
+    /// map hashes with a random key of its own.
     pub(crate) fn lock(&self, key: &str) -> MutexGuard<'_, Map<V>> {
         lock(&self.shards[self.index_of(key)].0)
     }

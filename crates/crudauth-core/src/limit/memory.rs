@@ -29,9 +29,9 @@ use crate::store::BackendKind;
 /// **Bounded.** Each map holds at most about [`DEFAULT_MAX_ENTRIES`] keys unless
 /// [`MemoryRateLimiter::max_entries`] says otherwise, so a flood of distinct addresses or
 /// identifiers cannot grow the process without limit. When a shard is full, its expired keys
-/// go first, then the keys that would expire soonest (a sixty-fourth of the shard); the first time that happens the limiter
-/// logs one WARN (an evicted counter starts over: size the bound above the keys one window
-/// needs).
+/// go first, then the keys that would expire soonest (a sixty-fourth of the shard); the first
+/// time that happens the limiter logs one WARN (an evicted counter starts over: size the bound
+/// above the keys one window needs).
 ///
 /// ```
 /// use crudauth_core::limit::MemoryRateLimiter;
