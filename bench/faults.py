@@ -24,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import loadlib as L  # noqa: E402
@@ -76,14 +77,20 @@ def main():
         readers = L.Readers(targets, cookies, args.rate, args.threads).start()
         faults = []
 
-        def phase(name, fault, recover):
+        def phase(name, fault, recover=None):
+            """Baseline, the fault, `--hold` seconds, `recover`, then `--after` seconds. With no
+            `recover` (CLIENT KILL) Redis never stops answering: the outage window is empty and
+            the time back, each worker's reconnect, counts from the kill's return (redis-cli's
+            own ~20 ms is not an outage: connections live until the kill executes)."""
             time.sleep(args.baseline)
             t_fault = time.monotonic()
             fault()
-            time.sleep(args.hold)
-            t_end = time.monotonic()      # Redis is unreachable until at least here
-            recover()
-            t_back = time.monotonic()     # Redis answers again from here on
+            t_end = t_fault
+            if recover is not None:
+                time.sleep(args.hold)
+                t_end = time.monotonic()      # Redis is unreachable until at least here
+                recover()
+            t_back = time.monotonic()         # Redis answers again from here on
             time.sleep(args.after)
             faults.append((name, t_fault, t_end, t_back))
 
@@ -95,27 +102,15 @@ def main():
             nonlocal redis
             redis = L.start_redis(rport, work)
 
-        phase("SIGKILL+restart", kill, restart)
-        phase("SIGSTOP+SIGCONT", lambda: redis.send_signal(signal.SIGSTOP),
-              lambda: redis.send_signal(signal.SIGCONT))
         killed = {}
 
         def client_kill():
             killed["n"] = L.redis_cli(rport, "CLIENT", "KILL", "TYPE", "normal")
 
-        # Redis itself never stops answering here: the outage is each worker's reconnect,
-        # which the table shows as the time to the first 200 after the kill returned. The
-        # outage window is empty (redis-cli's own run, ~20 ms, is not an outage: the
-        # connections live until the kill executes inside it).
-        def phase_ck():
-            time.sleep(args.baseline)
-            t_fault = time.monotonic()
-            client_kill()
-            t_back = time.monotonic()
-            time.sleep(args.after)
-            faults.append(("CLIENT KILL", t_fault, t_fault, t_back))
-
-        phase_ck()
+        phase("SIGKILL+restart", kill, restart)
+        phase("SIGSTOP+SIGCONT", lambda: redis.send_signal(signal.SIGSTOP),
+              lambda: redis.send_signal(signal.SIGCONT))
+        phase("CLIENT KILL", client_kill)
         records = readers.stop()
         L.log(f"CLIENT KILL closed {killed.get('n')} connections; {len(records)} requests")
 
@@ -125,19 +120,14 @@ def main():
         for (name, t_fault, t_end, t_back), t_next in zip(faults, bounds):
             outage = [r for r in records if r[0] >= t_fault and r[0] + r[1] <= t_end]
             started = [r for r in records if t_fault <= r[0] < t_end]
-            codes = {}
-            for r in outage:
-                codes[r[2]] = codes.get(r[2], 0) + 1
+            codes = Counter(r[2] for r in outage)
             p99 = L.pct([r[1] for r in started], 99)
             recov = []
             for w in range(len(targets)):
                 first = next((r for r in records if r[3] == w and r[0] >= t_back and r[2] == 200),
                              None)
                 recov.append(None if first is None else first[0] + first[1] - t_back)
-            transition = {}
-            for r in records:
-                if t_end <= r[0] < t_back + RECOVERY_LIMIT:
-                    transition[r[2]] = transition.get(r[2], 0) + 1
+            transition = Counter(r[2] for r in records if t_end <= r[0] < t_back + RECOVERY_LIMIT)
             settled = [r for r in records if t_back + RECOVERY_LIMIT <= r[0] < t_next]
             after_bad = sum(1 for r in settled if r[2] != 200)
             bad = []
@@ -158,10 +148,7 @@ def main():
                          max((r[1] for r in started), default=None), recov, after_bad,
                          len(settled), "FAIL " + ",".join(bad) if bad else "ok"))
 
-        others = {}
-        for r in records:
-            if r[2] not in (200, 503, 429):
-                others[r[2]] = others.get(r[2], 0) + 1
+        others = Counter(r[2] for r in records if r[2] not in (200, 503, 429))
         if others:
             failures.append(f"statuses other than 200/503/429 in the run: {others}")
 
@@ -208,10 +195,7 @@ def main():
                   f"{L.ms(recov[0])} | {L.ms(recov[1])} | {ab}/{ns} | {verdict} |")
         print(f"sessions after the faults: {2 * args.sessions - len(lost)}/{2 * args.sessions} "
               f"answered 200 (each session on both workers)")
-        groups = {}
-        for k in before:
-            g = ":".join(k.split(":")[:2])
-            groups[g] = groups.get(g, 0) + 1
+        groups = Counter(":".join(k.split(":")[:2]) for k in before)
         print("Redis keys before the faults: "
               + ", ".join(f"{g}…×{n}" for g, n in sorted(groups.items())))
         print(f"Redis keys: {len(before)} before, {kept} still due, {len(gone)} lost, "

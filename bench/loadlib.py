@@ -105,7 +105,8 @@ def snapshot_keys(port):
 # --- workers -------------------------------------------------------------------------------
 
 
-def start_worker(port, workdir, name, extra_env):
+def worker_env(port, workdir, extra_env):
+    """The environment of a quickstart worker on `port` with its users in `workdir`."""
     env = dict(os.environ)
     env.update({
         "CRUDAUTH_BIND": f"127.0.0.1:{port}",
@@ -115,8 +116,14 @@ def start_worker(port, workdir, name, extra_env):
         "RUST_LOG": "warn",
     })
     env.update(extra_env)
+    return env
+
+
+def start_server(argv, env, port, workdir, name):
+    """Starts `argv` (its output in `workdir`/`name`.log) and returns the Popen once it answers
+    GET /hello on `port`."""
     out = open(os.path.join(workdir, f"{name}.log"), "a")
-    proc = subprocess.Popen([quickstart_binary()], env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -128,6 +135,12 @@ def start_worker(port, workdir, name, extra_env):
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{name} did not start; see {out.name}")
+
+
+def start_worker(port, workdir, name, extra_env):
+    """A quickstart worker on `port` (see `worker_env`)."""
+    return start_server([quickstart_binary()], worker_env(port, workdir, extra_env), port,
+                        workdir, name)
 
 
 def stop(proc):

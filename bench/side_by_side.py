@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,58 +36,53 @@ ADMIN = ("bench", "bench@example.com", "bench-password-1")
 
 
 class Server:
-    """A server under test: how to start it and the credential header its requests carry."""
+    """A server under test on its own port, and the credential header its requests carry."""
 
-    def __init__(self, name, argv, env=None):
-        self.name, self.argv, self.env = name, argv, env or {}
-        self.port = L.free_port()
+    def __init__(self, name, port, argv, env):
+        self.name, self.port, self.argv, self.env = name, port, argv, env
         self.proc = None
         self.header = None
 
     def start(self, workdir):
-        env = dict(os.environ, RUST_LOG="warn", **self.env)
-        env = {k: v.replace("{port}", str(self.port)) for k, v in env.items()}
-        argv = [a.replace("{port}", str(self.port)) for a in self.argv]
-        log = open(os.path.join(workdir, f"{self.name.replace(' ', '_')}.log"), "a")
-        self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {log.name}")
-            try:
-                if L.request(self.target, "GET", "/hello")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start; see {log.name}")
+        self.proc = L.start_server(self.argv, self.env, self.port, workdir,
+                                   self.name.replace(" ", "_"))
 
     @property
     def target(self):
         return ("127.0.0.1", self.port)
 
     def sign_in(self, username, password="", bearer=False):
-        """Signs in once and keeps the credential for the load."""
-        if bearer:
-            body = urllib.parse.urlencode({"username": username, "password": password})
-            status, _, data = L.request(self.target, "POST", "/token", body, L.FORM)
-            if status != 200:
-                raise RuntimeError(f"{self.name}: /token answered {status}")
-            self.header = f"Authorization: Bearer {json.loads(data)['access_token']}"
-            return
+        """Signs in once (`/token` for a bearer token, else `/login` for cookies) and keeps the
+        credential for the load."""
         body = urllib.parse.urlencode({"username": username, "password": password})
-        status, msg, _ = L.request(self.target, "POST", "/login", body, L.FORM)
+        status, msg, data = L.request(self.target, "POST", "/token" if bearer else "/login",
+                                      body, L.FORM)
         cookies = [c.split(";", 1)[0] for c in msg.get_all("Set-Cookie") or []]
-        if status != 200 or not cookies:
-            raise RuntimeError(f"{self.name}: /login answered {status}")
-        self.header = "Cookie: " + "; ".join(cookies)
+        if status != 200 or not (bearer or cookies):
+            raise RuntimeError(f"{self.name}: sign-in answered {status}")
+        self.header = (f"Authorization: Bearer {json.loads(data)['access_token']}" if bearer
+                       else "Cookie: " + "; ".join(cookies))
         # The credential must really authenticate, or the figures measure 401s.
-        status = L.request(self.target, "GET", "/dashboard", headers=dict([self.header.split(": ", 1)]))[0]
+        status = L.request(self.target, "GET", "/dashboard",
+                           headers=dict([self.header.split(": ", 1)]))[0]
         if status != 200:
             raise RuntimeError(f"{self.name}: /dashboard answered {status} when signed in")
 
     def stop(self):
         L.stop(self.proc)
+
+
+def peer(name, mode, *args):
+    """A server of bench/peers."""
+    port = L.free_port()
+    return Server(name, port, [PEERS, mode, str(port), *args], dict(os.environ, RUST_LOG="warn"))
+
+
+def quickstart(name, workdir, extra_env):
+    """The quickstart, with the bench's admin account."""
+    port = L.free_port()
+    env = L.worker_env(port, workdir, {"CRUDAUTH_ADMIN": ":".join(ADMIN), **extra_env})
+    return Server(name, port, [L.BINARY], env)
 
 
 def wrk(server, seconds, connections):
@@ -135,29 +129,20 @@ def main():
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     build()
     work = tempfile.mkdtemp(prefix="crudauth-bench-")
-    quickstart_env = {
-        "CRUDAUTH_BIND": "127.0.0.1:{port}",
-        "SECRET_KEY": L.SECRET,
-        "DATABASE_URL": f"sqlite://{os.path.join(work, 'users.db')}?mode=rwc",
-        "CRUDAUTH_COOKIE_SECURE": "false",
-        "CRUDAUTH_ADMIN": ":".join(ADMIN),
-    }
     redis = None
     rport = L.free_port()
     if a.redis:
         redis = L.start_redis(rport, work, durable=False)
         url = f"redis://127.0.0.1:{rport}"
-        quickstart_env["REDIS_URL"] = url
-        servers = [Server("floor", [PEERS, "floor", "{port}", url]),
-                   Server("tower-sessions + axum-login", [PEERS, "glue", "{port}", url]),
-                   Server("crudauth-rs", [L.BINARY], quickstart_env)]
+        servers = [peer("floor", "floor", url),
+                   peer("tower-sessions + axum-login", "glue", url),
+                   quickstart("crudauth-rs", work, {"REDIS_URL": url})]
     elif a.bearer:
-        servers = [Server("bare axum", [PEERS, "bare", "{port}"]),
-                   Server("crudauth-rs (bearer)", [L.BINARY], quickstart_env)]
+        servers = [peer("bare axum", "bare"), quickstart("crudauth-rs (bearer)", work, {})]
     else:
-        servers = [Server("bare axum", [PEERS, "bare", "{port}"]),
-                   Server("tower-sessions + axum-login", [PEERS, "glue", "{port}"]),
-                   Server("crudauth-rs", [L.BINARY], quickstart_env)]
+        servers = [peer("bare axum", "bare"),
+                   peer("tower-sessions + axum-login", "glue"),
+                   quickstart("crudauth-rs", work, {})]
     baseline, ours = servers[0], servers[-1]
     figures = {s.name: [] for s in servers}
     try:

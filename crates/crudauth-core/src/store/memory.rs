@@ -460,12 +460,13 @@ impl Store for MemoryStore {
     async fn index_remove(&self, index: &str, members: &[String]) -> StoreResult<usize> {
         self.with_live(index, |entry, _| match &mut entry.value {
             Value::Index(index_bytes) => {
-                let kept: Vec<(&str, f64)> = packed::read(index_bytes)
-                    .filter(|(m, _)| !members.iter().any(|gone| gone == m))
-                    .collect();
-                let removed = packed::read(index_bytes).count() - kept.len();
-                let rewritten = packed::write(&kept);
-                *index_bytes = rewritten;
+                let (gone, kept): (Vec<_>, Vec<_>) = packed::read(index_bytes)
+                    .partition(|(m, _)| members.iter().any(|gone| gone == m));
+                let removed = gone.len();
+                if removed > 0 {
+                    let rewritten = packed::write(&kept);
+                    *index_bytes = rewritten;
+                }
                 Ok(removed)
             }
             _ => Err(wrong_kind(index, "index_remove")),
