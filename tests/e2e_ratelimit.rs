@@ -465,10 +465,16 @@ async fn forty_parallel_guesses_for_one_account_evaluate_at_most_five_passwords(
     let refused = answers.iter().filter(|a| a.status == 429).count();
     assert_eq!(evaluated, 5, "passwords evaluated");
     assert_eq!((unauthorized, refused), (5, 35));
-    assert!(answers
+    // The first tier's minute, counted down from the fifth failure: on a loaded machine the
+    // last refusals can come seconds after it, so anything in the minute's last stretch is
+    // right (the next tier would say 300).
+    let waits: Vec<u64> = answers
         .iter()
         .filter(|a| a.status == 429)
-        .all(|a| a.header("retry-after") == Some("60")));
+        .filter_map(|a| a.header("retry-after")?.parse().ok())
+        .collect();
+    assert_eq!(waits.len(), 35, "every refusal says when to come back");
+    assert!(waits.iter().all(|w| (50..=60).contains(w)), "{waits:?}");
 }
 
 async fn case_variants_from_different_addresses_share_one_counter(backend: Backend) {
