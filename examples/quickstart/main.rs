@@ -1,4 +1,5 @@
-//! The crudauth-rs demo app: every route of CONTRACT.md's demo table over `auth.router()`.
+//! The crudauth-rs demo app: every route of CONTRACT.md's demo table over `auth.router()`,
+//! and `GET /openapi.json`, the OpenAPI 3.1 document of `auth.router()`'s routes.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -207,6 +208,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ensure_admin(&auth, &admin).await?;
     }
     let guard = auth.initialize().await?;
+    let openapi = auth.openapi();
 
     let app = Router::new()
         .route("/hello", get(hello))
@@ -223,6 +225,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         )
         .route("/v1/items", get(items))
+        // The OpenAPI 3.1 document of auth.router()'s routes, as this configuration mounts them.
+        .route("/openapi.json", get(move || async move { Json(openapi) }))
         .merge(auth.router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

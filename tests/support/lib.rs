@@ -66,5 +66,6 @@ pub mod guide {
         Performance => "performance.md",
         Security => "security.md",
         Migrating => "migrating.md",
+        OpenApi => "openapi.md",
     }
 }

@@ -54,6 +54,8 @@ pub mod fuzzing;
 pub mod layer;
 mod lifespan;
 mod lockout;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod recovery;
 mod revocation;
 mod routes;
