@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use crudauth_core::user::{NewUser, UserStore};
 use crudauth_core::StoreResult;
 use crudauth_tests::app::{spawn, Backend, Options, TestApp};
 use crudauth_tests::http::{Body, Browser};
+use crudauth_tests::users::WatchedUsers;
 
 const PW: &str = "correct horse battery";
 const LOCKED: &str = "Too many login attempts. Try again later.";
@@ -468,18 +470,20 @@ async fn existing_account_notices_are_capped_silently(backend: Backend) {
 /// its lockout attempt back. Without that, a storm that fills the pool would lock out the owner
 /// of any account who tried five times meanwhile.
 async fn a_busy_refusal_does_not_count_towards_the_lockout(backend: Backend) {
+    let users = WatchedUsers::default();
     let mut options = Options::new(backend);
-    options.customize = Box::new(|b| {
+    let table = users.clone();
+    options.customize = Box::new(move |b| {
         let one_slot = Passwords::builder()
             .argon2_params(64, 1, 1)
             .max_concurrency(1)
             .max_waiting(0)
             .build()
             .unwrap();
-        b.passwords(one_slot)
+        b.passwords(one_slot).users(table)
     });
     let app = spawn(options).await;
-    app.user("ann@example.com", "ann", PW).await;
+    users.seed("ann@example.com", "ann", PW).await;
     // A user whose stored hash takes seconds to verify holds the one slot.
     let slow = Passwords::builder()
         .argon2_params(131_072, 16, 1)
@@ -488,7 +492,8 @@ async fn a_busy_refusal_does_not_count_towards_the_lockout(backend: Backend) {
         .hash(&Password::new(PW))
         .await
         .unwrap();
-    app.users
+    users
+        .inner
         .create(NewUser::new("slow@example.com", "slow", slow.0))
         .await
         .unwrap();
@@ -496,10 +501,16 @@ async fn a_busy_refusal_does_not_count_towards_the_lockout(backend: Backend) {
     let holder =
         tokio::spawn(async move { Browser::new().sign_in(&url, "slow", PW, &[]).await.status });
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let looked_up = users.login_lookups.load(Ordering::SeqCst);
     for _ in 0..5 {
         let (status, detail) = login(&app, "ann", PW, &[]).await;
         assert_eq!(status, 503, "the slot is taken: {detail}");
     }
+    assert_eq!(
+        users.login_lookups.load(Ordering::SeqCst),
+        looked_up,
+        "a full pool turns a login away before it looks anyone up"
+    );
     assert_eq!(holder.await.unwrap(), 200);
     assert_eq!(
         login(&app, "ann", PW, &[]).await.0,

@@ -416,6 +416,15 @@ impl CrudAuth {
         context: HookContext,
     ) -> Result<(User, LockoutKeys), AuthError> {
         let client_ip = context.ip.as_str();
+        // A full hash pool turns the attempt away before anything else: the answer would be
+        // the same 503 after the lookup and the lockout count, and a storm's refusals then cost
+        // next to nothing, so they do not crowd out the rest of the server (bench/isolation.py).
+        // It is the same for every identifier, so it tells nothing about accounts, and it
+        // counts towards no lockout.
+        self.inner
+            .passwords
+            .check_capacity()
+            .map_err(password_failure)?;
         // The identifier is resolved first, so the email and the user name of one account share
         // one counter; the lookup costs the same queries whether or not it names an account,
         // and the lockout still comes before any password work.

@@ -209,6 +209,28 @@ impl Passwords {
         self.inner.verifications.load(Ordering::Relaxed)
     }
 
+    /// [`PasswordError::Busy`] when a hash or a verification asked for now would be turned away
+    /// (every slot busy and the waiting line full), `Ok` otherwise: a snapshot, for turning a
+    /// request away before the work that leads up to its hashing (a sign-in's user lookup and
+    /// lockout count) when the answer would be a 503 anyway. The pool still bounds whatever
+    /// passes: a request let through here can still get `Busy` from [`Passwords::verify`].
+    pub fn check_capacity(&self) -> Result<(), PasswordError> {
+        let inner = &self.inner;
+        let full = inner.slots.available_permits() == 0
+            && inner.waiting.load(Ordering::Acquire) >= inner.max_waiting;
+        if full {
+            return Err(self.busy());
+        }
+        Ok(())
+    }
+
+    fn busy(&self) -> PasswordError {
+        PasswordError::Busy {
+            max_concurrency: self.inner.max_concurrency,
+            max_waiting: self.inner.max_waiting,
+        }
+    }
+
     /// Makes the dummy hash that unknown users are verified against now, on the blocking
     /// pool, instead of at the first sign-in for an unknown user (which would then take a hash
     /// longer than any other: a one-time timing tell). The lifespan's `initialize()` calls it.
@@ -252,10 +274,7 @@ impl Passwords {
             Err(TryAcquireError::NoPermits) => {}
         }
         let _in_line =
-            InLine::join(&inner.waiting, inner.max_waiting).ok_or(PasswordError::Busy {
-                max_concurrency: inner.max_concurrency,
-                max_waiting: inner.max_waiting,
-            })?;
+            InLine::join(&inner.waiting, inner.max_waiting).ok_or_else(|| self.busy())?;
         Arc::clone(&inner.slots)
             .acquire_owned()
             .await
@@ -872,8 +891,13 @@ mod tests {
     async fn a_full_line_is_refused_at_once() {
         let p = one_slot(1);
         let stored = p.hash(&pw("correct horse")).await.unwrap();
+        assert!(p.check_capacity().is_ok(), "every slot free");
         // Occupy the only slot, as a long hash would.
         let held = Arc::clone(&p.inner.slots).try_acquire_owned().unwrap();
+        assert!(
+            p.check_capacity().is_ok(),
+            "the slot is busy, the line has room"
+        );
 
         let first = tokio::spawn({
             let (p, stored) = (p.clone(), stored.clone());
@@ -882,6 +906,13 @@ mod tests {
         while p.inner.waiting.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
+        assert!(matches!(
+            p.check_capacity(),
+            Err(PasswordError::Busy {
+                max_concurrency: 1,
+                max_waiting: 1
+            })
+        ));
         let refused = p.verify(&pw("correct horse"), Some(&stored)).await;
         assert!(matches!(
             refused,
@@ -898,6 +929,7 @@ mod tests {
         drop(held);
         assert!(first.await.unwrap().unwrap().matched);
         assert_eq!(p.inner.waiting.load(Ordering::SeqCst), 0);
+        assert!(p.check_capacity().is_ok(), "free again");
     }
 
     #[tokio::test]
