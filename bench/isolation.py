@@ -3,8 +3,9 @@
 
 One quickstart worker (in-memory stores), K signed-in sessions. The readers (bench/loadlib.py)
 send GET /dashboard at a modest steady rate; their p50/p99 are measured idle, then while wrk
-keeps 170 connections POSTing correct-password /login (the pool: available_parallelism = 2
-hashing slots + 16 waiting per slot = 34 in flight; 5 × 34 = 170). Claim: the storm at most
+keeps 5 × the hash pool's capacity of connections POSTing correct-password /login (the pool's
+default: one hashing slot per core but one, at least one, + 16 waiting per slot; on two cores
+1 + 16 = 17 in flight, so 85 connections). Claim: the storm at most
 doubles the readers' p99; the storm itself gets 503 (Busy) past the pool, some 200s.
 
 The storm comes from one address (127.0.0.1) for one account. With crudauth's lockout (5
@@ -13,7 +14,7 @@ the sixth login in flight locks the address and the storm becomes 429s that neve
 pool, so by default the worker runs with CRUDAUTH_LOCKOUT_MAX_ATTEMPTS=4000000000;
 --default-lockout runs it with the default to show that case.
 
-Exit status 1 if the ratio claim fails. Usage: python3 bench/isolation.py [--connections 170]
+Exit status 1 if the ratio claim fails. Usage: python3 bench/isolation.py [--connections N]
 """
 
 import argparse
@@ -51,6 +52,13 @@ end
 """
 
 
+def pool_capacity():
+    """The default hash pool's capacity on this machine (crudauth-core's Passwords): the
+    hashing slots (every core but one, at least one) and 16 waiting per slot."""
+    slots = max(1, (os.cpu_count() or 1) - 1)
+    return slots + 16 * slots
+
+
 def cpu_seconds(pid):
     """User + system CPU time of a process (Linux /proc), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
@@ -65,7 +73,8 @@ def main():
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--idle", type=float, default=10)
     ap.add_argument("--storm", type=float, default=15)
-    ap.add_argument("--connections", type=int, default=170)
+    ap.add_argument("--connections", type=int, default=5 * pool_capacity(),
+                    help="storm connections (default: 5 x the hash pool's capacity)")
     ap.add_argument("--ratio", type=float, default=2.0)
     ap.add_argument("--default-lockout", action="store_true")
     args = ap.parse_args()

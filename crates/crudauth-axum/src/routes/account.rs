@@ -407,6 +407,24 @@ impl CrudAuth {
         Ok(user)
     }
 
+    /// Turns a sign-in away while the hash pool is full, before anything else: the answer
+    /// would be the same 503 after the user lookup and the lockout count, and it is the same
+    /// for every identifier (it tells nothing about accounts and counts towards no lockout).
+    ///
+    /// The refusal waits [`BUSY_WAIT`] first and lets the attempt through if room was made
+    /// meanwhile. A client that sends again as soon as it is answered (a storm of a few
+    /// hundred connections) is then held to a few refusals per second per connection instead
+    /// of thousands, which would otherwise take the cores from every other request
+    /// (bench/isolation.py). Waiting costs a timer, nothing else.
+    async fn wait_for_hashing_room(&self) -> Result<(), AuthError> {
+        let passwords = &self.inner.passwords;
+        if passwords.check_capacity().is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(BUSY_WAIT).await;
+        passwords.check_capacity().map_err(password_failure)
+    }
+
     /// [`CrudAuth::authenticate`] that leaves the lockout's pressure in place: the account and
     /// the attempt's keys, to clear once the sign-in really completes (after a second factor).
     pub(crate) async fn authenticate_held(
@@ -416,15 +434,7 @@ impl CrudAuth {
         context: HookContext,
     ) -> Result<(User, LockoutKeys), AuthError> {
         let client_ip = context.ip.as_str();
-        // A full hash pool turns the attempt away before anything else: the answer would be
-        // the same 503 after the lookup and the lockout count, and a storm's refusals then cost
-        // next to nothing, so they do not crowd out the rest of the server (bench/isolation.py).
-        // It is the same for every identifier, so it tells nothing about accounts, and it
-        // counts towards no lockout.
-        self.inner
-            .passwords
-            .check_capacity()
-            .map_err(password_failure)?;
+        self.wait_for_hashing_room().await?;
         // The identifier is resolved first, so the email and the user name of one account share
         // one counter; the lookup costs the same queries whether or not it names an account,
         // and the lockout still comes before any password work.
@@ -589,6 +599,10 @@ impl CrudAuth {
         }
     }
 }
+
+/// How long a sign-in that finds the hash pool full waits before its 503 (see
+/// [`CrudAuth::wait_for_hashing_room`]).
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn password_failure(e: crudauth_core::password::PasswordError) -> AuthError {
     match e {

@@ -47,8 +47,9 @@ impl Verification {
 /// bcrypt-over-SHA-256 hashes still accepted, every password NFKC-normalised.
 ///
 /// The work runs on `tokio::task::spawn_blocking`, at most `max_concurrency` hashes at once
-/// (default: the number of cores), so a login flood neither starves the async runtime nor holds
-/// more than `max_concurrency` × 19 MiB. Beyond that, up to `max_waiting` requests wait for a
+/// (default: the number of cores less one, at least one), so a login flood neither starves the
+/// async runtime, nor takes every core, nor holds more than `max_concurrency` × 19 MiB. Beyond
+/// that, up to `max_waiting` requests wait for a
 /// slot (default 16 per slot); the rest get [`PasswordError::Busy`] at once. Cloning is cheap and
 /// clones share the slots.
 ///
@@ -106,7 +107,7 @@ impl fmt::Debug for Passwords {
 impl Passwords {
     /// OWASP costs (argon2id, m = 19456 KiB, t = 2, p = 1), one hashing slot per core.
     pub fn new() -> Self {
-        Self::from_parts(OWASP, available_cores(), None)
+        Self::from_parts(OWASP, default_slots(), None)
     }
 
     /// Configures costs and limits.
@@ -118,7 +119,7 @@ impl Passwords {
     /// verify thousands of times per second. Such hashes offer no protection; never use this in
     /// production. (A service at OWASP costs reports these hashes as needing a rehash.)
     pub fn fast_for_tests() -> Self {
-        Self::from_parts(FAST_FOR_TESTS, available_cores(), None)
+        Self::from_parts(FAST_FOR_TESTS, default_slots(), None)
     }
 
     fn from_parts(params: Params, max_concurrency: usize, max_waiting: Option<usize>) -> Self {
@@ -407,8 +408,11 @@ fn slots_closed() -> PasswordError {
     PasswordError::Internal("the hashing slots were closed".to_owned())
 }
 
-fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+/// The default number of hashing slots: every core but one (at least one), so a storm of
+/// sign-ins leaves a core to every other request.
+fn default_slots() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    cores.saturating_sub(1).max(1)
 }
 
 /// Configuration for [`Passwords`]; every setting has a default.
@@ -453,7 +457,8 @@ impl PasswordsBuilder {
         self
     }
 
-    /// How many hashes may run at once (default: `std::thread::available_parallelism`). Memory
+    /// How many hashes may run at once (default: every core but one, at least one, so that a
+    /// storm of sign-ins leaves a core to the rest of the server; see `bench/isolation.py`). Memory
     /// held by hashing is at most this × m.
     pub fn max_concurrency(mut self, slots: usize) -> Self {
         self.max_concurrency = Some(slots);
@@ -480,7 +485,7 @@ impl PasswordsBuilder {
         let max_concurrency = match self.max_concurrency {
             Some(0) => return Err(PasswordConfigError::ZeroConcurrency),
             Some(slots) => slots,
-            None => available_cores(),
+            None => default_slots(),
         };
         Ok(Passwords::from_parts(
             params,
