@@ -2,6 +2,7 @@
 # Runs every fuzz target, one after another, on the nightly toolchain with cargo-fuzz:
 #   fuzz/run.sh                 a smoke run: 10 s each (what CI runs)
 #   fuzz/run.sh SECONDS [RUNS]  up to SECONDS each, stopping a target after RUNS executions
+#   FUZZ_TARGETS="jwt email" fuzz/run.sh ...   only those targets
 # Each target starts from its committed seeds (fuzz/seeds/<target>) and keeps what it finds
 # in target/fuzz-corpus/<target>; a crash, timeout or leak stops the script with its input
 # under fuzz/artifacts/<target>/. One line per target says how many executions it ran.
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-10}"
 runs="${2:--1}"
-targets=$(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^crudauth-fuzz$')
+targets=${FUZZ_TARGETS:-$(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^crudauth-fuzz$')}
 cargo +nightly fuzz build -O
 for t in $targets; do
   corpus="../target/fuzz-corpus/$t"

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use argon2::Params;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -46,7 +46,8 @@ impl Verification {
 /// Hashes and verifies passwords: argon2id (OWASP costs by default) for new hashes, crudauth's
 /// bcrypt-over-SHA-256 hashes still accepted, every password NFKC-normalised.
 ///
-/// The work runs on `tokio::task::spawn_blocking`, at most `max_concurrency` hashes at once
+/// The work runs on threads of its own at a lower OS priority than the rest of the process
+/// (nice 10 on Linux), at most `max_concurrency` hashes at once
 /// (default: the number of cores less one, at least one), so a login flood neither starves the
 /// async runtime, nor takes every core, nor holds more than `max_concurrency` × 19 MiB. Beyond
 /// that, up to `max_waiting` requests wait for a
@@ -79,6 +80,8 @@ struct Inner {
     // A hash of a random value at the configured costs, made on first need: what an unknown user
     // or an unusable hash is verified against so that the answer takes as long as a real one.
     dummy: OnceLock<String>,
+    /// The hashing threads' queue, made (with the threads) on first use.
+    threads: OnceLock<Option<mpsc::Sender<Job>>>,
     /// Verifications run so far (real or dummy), for [`Passwords::verifications`].
     verifications: AtomicU64,
     #[cfg(test)]
@@ -105,7 +108,8 @@ impl fmt::Debug for Passwords {
 }
 
 impl Passwords {
-    /// OWASP costs (argon2id, m = 19456 KiB, t = 2, p = 1), one hashing slot per core.
+    /// OWASP costs (argon2id, m = 19456 KiB, t = 2, p = 1), one hashing slot per core but one
+    /// (at least one).
     pub fn new() -> Self {
         Self::from_parts(OWASP, default_slots(), None)
     }
@@ -135,6 +139,7 @@ impl Passwords {
                 max_waiting,
                 waiting: AtomicUsize::new(0),
                 dummy: OnceLock::new(),
+                threads: OnceLock::new(),
                 verifications: AtomicU64::new(0),
                 #[cfg(test)]
                 probe: probe::Probe::default(),
@@ -248,7 +253,7 @@ impl Passwords {
         PasswordHash::unusable()
     }
 
-    /// Runs `work` on the blocking pool once a slot is free. The slot is held until `work`
+    /// Runs `work` on a hashing thread once a slot is free. The slot is held until `work`
     /// returns, even if the caller stops waiting, so the bound holds under cancellation.
     async fn run_blocking<T, F>(&self, work: F) -> Result<T, PasswordError>
     where
@@ -257,14 +262,24 @@ impl Passwords {
     {
         let slot = self.admit().await?;
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            #[cfg(test)]
-            let _running = inner.probe.enter();
-            work(&inner)
-        })
-        .await
-        .map_err(|e| PasswordError::Internal(format!("the blocking hashing task failed: {e}")))
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let out = {
+                #[cfg(test)]
+                let _running = inner.probe.enter();
+                work(&inner)
+            };
+            // The slot is free before the caller hears back, as it was with the blocking pool.
+            drop(slot);
+            let _ = done.send(out);
+        });
+        match self.inner.threads() {
+            Some(queue) => queue.send(job).map_err(|_| threads_gone())?,
+            // No thread could be started (a process limit): the runtime's blocking pool, at
+            // the ordinary priority, rather than no sign-ins at all.
+            None => drop(tokio::task::spawn_blocking(job)),
+        }
+        result.await.map_err(|_| threads_gone())
     }
 
     async fn admit(&self) -> Result<OwnedSemaphorePermit, PasswordError> {
@@ -283,7 +298,40 @@ impl Passwords {
     }
 }
 
+/// A hash or a verification, with the slot it holds and where its result goes.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The niceness of the hashing threads (Unix; 0 is the default, 19 the lowest priority): a
+/// thread handling a request takes the core from a hash as soon as it has work, and a hash
+/// still gets every core nobody else wants.
+const HASHING_NICENESS: u8 = 22; // thread-priority's 0–99 scale; nice 10 on Linux (tested)
+
 impl Inner {
+    /// The hashing threads' queue: one thread per slot, started on first use, each at a lower
+    /// scheduling priority than the rest of the process, so that a storm of sign-ins cannot
+    /// take the cores from requests that need no hashing (bench/isolation.py). `None` when no
+    /// thread could be started. The threads end when the last clone of the service is dropped.
+    fn threads(&self) -> Option<&mpsc::Sender<Job>> {
+        self.threads
+            .get_or_init(|| {
+                let (queue, jobs) = mpsc::channel::<Job>();
+                let jobs = Arc::new(Mutex::new(jobs));
+                let mut started = 0;
+                for n in 0..self.max_concurrency {
+                    let jobs = Arc::clone(&jobs);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("crudauth-hash-{n}"))
+                        .spawn(move || hashing_thread(&jobs));
+                    match spawned {
+                        Ok(_) => started += 1,
+                        Err(e) => tracing::warn!(error = %e, "could not start a hashing thread"),
+                    }
+                }
+                (started > 0).then_some(queue)
+            })
+            .as_ref()
+    }
+
     fn verify_blocking(&self, typed: &str, stored: Option<&str>) -> Verification {
         let normal: String = typed.nfkc().collect();
         let forms = [normal.as_str(), typed];
@@ -402,6 +450,34 @@ fn admissible(password: &Password) -> Result<&str, PasswordError> {
         });
     }
     Ok(typed)
+}
+
+/// A hashing thread: lowers its own priority, then runs jobs until the queue is gone. A job
+/// that panics loses its own result (its caller gets an error), not the thread.
+fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    let lower = thread_priority::ThreadPriorityValue::try_from(HASHING_NICENESS)
+        .map_err(|e| e.to_string())
+        .and_then(|p| {
+            thread_priority::set_current_thread_priority(
+                thread_priority::ThreadPriority::Crossplatform(p),
+            )
+            .map_err(|e| format!("{e:?}"))
+        });
+    if let Err(e) = lower {
+        tracing::debug!(error = %e, "hashing thread keeps the ordinary priority");
+    }
+    loop {
+        let job = match jobs.lock() {
+            Ok(queue) => queue.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = job else { return };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+fn threads_gone() -> PasswordError {
+    PasswordError::Internal("the hashing thread stopped before answering".to_owned())
 }
 
 fn slots_closed() -> PasswordError {
@@ -890,6 +966,43 @@ mod tests {
         assert_eq!(p.inner.probe.peak.load(Ordering::SeqCst), 1);
         assert_eq!(jobs(&p), 41);
         assert_eq!(p.inner.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    /// The niceness of this process's threads named `name` (Linux's /proc).
+    #[cfg(target_os = "linux")]
+    fn niceness_of_threads(name: &str) -> Vec<i64> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            // Fields after the command's closing parenthesis: state is the 3rd, nice the 19th.
+            let rest = stat.rsplit_once(')').unwrap().1;
+            found.push(rest.split_whitespace().nth(16).unwrap().parse().unwrap());
+        }
+        found
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_runs_on_threads_of_its_own_at_a_lower_priority() {
+        let p = Passwords::builder()
+            .argon2_params(64, 1, 1)
+            .max_concurrency(3)
+            .build()
+            .unwrap();
+        p.hash(&pw("correct horse")).await.unwrap();
+        for n in 0..3 {
+            // Other tests' services have threads of the same names.
+            let nice = niceness_of_threads(&format!("crudauth-hash-{n}"));
+            assert!(
+                !nice.is_empty() && nice.iter().all(|&v| v == 10),
+                "{n}: {nice:?}"
+            );
+        }
     }
 
     #[tokio::test]
