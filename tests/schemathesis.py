@@ -81,7 +81,8 @@ def schemathesis(url, name, headers, args, workdir):
     for h in headers:
         argv += ["-H", h]
     loadlib.log(f"schemathesis ({name})...")
-    result = subprocess.run(argv, capture_output=True, text=True)
+    # From the scratch directory, where schemathesis leaves its cache.
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=workdir)
     # The summary and failures; schemathesis' own tracebacks can run to megabytes.
     out = result.stdout
     tail = out[out.find("FAILURES"):] if "FAILURES" in out else out[-3000:]

@@ -156,7 +156,7 @@ impl Route {
 
     /// A JSON body of schema `T`.
     fn json<T: ToSchema>(mut self) -> Self {
-        self.body = Some(body(&["application/json"], schema_ref::<T>(), true));
+        self.body = Some(body(&["application/json"], schema_ref::<T>()));
         self
     }
 
@@ -165,7 +165,6 @@ impl Route {
         self.body = Some(body(
             &["application/x-www-form-urlencoded", "multipart/form-data"],
             schema_ref::<T>(),
-            true,
         ));
         self
     }
@@ -196,11 +195,7 @@ impl<'a> Doc<'a> {
         let session = auth.inner.session.is_some();
         let bearer = auth.bearer().is_some();
         let cookies = &auth.inner.cookies;
-        let mut components = ComponentsBuilder::new()
-            .schema_from::<Error>()
-            .schema_from::<Detail>()
-            .schema_from::<ValidationEntry>()
-            .schema_from::<Message>();
+        let mut components = all_schemas(ComponentsBuilder::new());
         if session {
             components = components
                 .security_scheme(
@@ -252,12 +247,6 @@ impl<'a> Doc<'a> {
         }
     }
 
-    /// A schema used by a route, added to the components once.
-    fn schema<T: ToSchema>(&mut self) {
-        let components = std::mem::take(&mut self.components);
-        self.components = components.schema_from::<T>();
-    }
-
     /// `/register`, `/me`, `/change-password`, `/set-password`.
     fn account(&mut self) {
         let signup = if self.auth.inner.email.is_some() {
@@ -266,7 +255,6 @@ impl<'a> Doc<'a> {
                  notice to the address's owner) is on its way.",
             )
         } else {
-            self.schema::<RegisteredUser>();
             answer::<RegisteredUser>("The new account.")
         };
         let status = if self.auth.inner.email.is_some() {
@@ -281,15 +269,12 @@ impl<'a> Doc<'a> {
                 .json::<Registration>()
                 .ok(status, signup),
         );
-        self.schema::<Registration>();
-        self.schema::<Me>();
         self.add(
             Route::get("/me", "me")
                 .tag("account", "The signed-in user")
                 .caller(Caller::SignedIn)
                 .ok("200", answer::<Me>("The signed-in user.")),
         );
-        self.schema::<ChangePassword>();
         self.add(
             Route::post("/change-password", "change_password")
                 .tag(
@@ -301,7 +286,6 @@ impl<'a> Doc<'a> {
                 .ok("200", answer::<Message>("Password changed."))
                 .limit("change_password"),
         );
-        self.schema::<NewPassword>();
         self.add(
             Route::post("/set-password", "set_password")
                 .tag("account", "Set a password on an account that has none")
@@ -319,9 +303,6 @@ impl<'a> Doc<'a> {
             return;
         };
         let management = session.management_routes;
-        self.schema::<LoginForm>();
-        self.schema::<SessionLogin>();
-        self.schema::<MfaRequired>();
         self.add(
             Route::post("/login", "login")
                 .tag("session", "Sign in with a session cookie")
@@ -344,8 +325,6 @@ impl<'a> Doc<'a> {
                 .tag("session", "Sign out (clears the cookies)")
                 .ok("200", answer::<Message>("Logged out.")),
         );
-        self.schema::<SudoBody>();
-        self.schema::<Elevation>();
         self.add(
             Route::post("/sudo", "sudo")
                 .tag(
@@ -370,8 +349,6 @@ impl<'a> Doc<'a> {
         if !management {
             return;
         }
-        self.schema::<SessionView>();
-        self.schema::<Device>();
         self.add(
             Route::get("/sessions", "list_sessions")
                 .tag("session", "The user's signed-in devices")
@@ -408,7 +385,6 @@ impl<'a> Doc<'a> {
                 .errors(&[404])
                 .limit("revoke_session"),
         );
-        self.schema::<Revoked>();
         self.add(
             Route::post("/logout-all", "logout_all")
                 .tag("session", "End all the user's sessions and bearer tokens")
@@ -425,7 +401,6 @@ impl<'a> Doc<'a> {
                 .ok("200", answer::<Revoked>("Signed out of all sessions."))
                 .limit("logout_all"),
         );
-        self.schema::<CsrfAnswer>();
         self.add(
             Route::post("/csrf/refresh", "csrf_refresh")
                 .tag("session", "The session's CSRF token")
@@ -447,9 +422,6 @@ impl<'a> Doc<'a> {
             return;
         }
         let change = fanout.sends_email();
-        self.schema::<EmailBody>();
-        self.schema::<TokenBody>();
-        self.schema::<Done>();
         self.add(
             Route::post("/email/verify-request", "email_verify_request")
                 .tag("recovery", "Send a verification email")
@@ -477,7 +449,6 @@ impl<'a> Doc<'a> {
                 )
                 .limit("password_reset_request"),
         );
-        self.schema::<ResetBody>();
         self.add(
             Route::post("/password/reset-confirm", "password_reset_confirm")
                 .tag(
@@ -491,7 +462,6 @@ impl<'a> Doc<'a> {
         if !change {
             return;
         }
-        self.schema::<ChangeEmail>();
         self.add(
             Route::post("/email/change-request", "email_change_request")
                 .tag("recovery", "Ask to change the account's email")
@@ -517,7 +487,6 @@ impl<'a> Doc<'a> {
         if self.auth.inner.mfa.is_none() {
             return;
         }
-        self.schema::<MfaStatus>();
         self.add(
             Route::get("/mfa", "mfa_status")
                 .tag("mfa", "Two-factor status")
@@ -527,8 +496,6 @@ impl<'a> Doc<'a> {
                     answer::<MfaStatus>("Whether two-factor is on, and required."),
                 ),
         );
-        self.schema::<PasswordBody>();
-        self.schema::<TotpSetup>();
         self.add(
             Route::post("/mfa/totp/setup", "mfa_totp_setup")
                 .tag("mfa", "Start enrolling an authenticator")
@@ -538,8 +505,6 @@ impl<'a> Doc<'a> {
                 .errors(&[400, 401])
                 .limit("mfa_manage"),
         );
-        self.schema::<CodeBody>();
-        self.schema::<RecoveryCodes>();
         for (path, id, summary, ok) in [
             (
                 "/mfa/totp/confirm",
@@ -570,13 +535,11 @@ impl<'a> Doc<'a> {
                     .limit("mfa_manage"),
             );
         }
-        self.schema::<VerifyBody>();
         let mut signed_in = Vec::new();
         if self.session {
             signed_in.push(SessionLogin::name());
         }
         if self.bearer {
-            self.schema::<TokenAnswer>();
             signed_in.push(TokenAnswer::name());
         }
         self.add(
@@ -594,8 +557,6 @@ impl<'a> Doc<'a> {
                 )
                 .errors(&[400, 401, 429]),
         );
-        self.schema::<ChallengeBody>();
-        self.schema::<ChallengeSetup>();
         self.add(
             Route::post("/mfa/challenge", "mfa_challenge")
                 .tag(
@@ -641,9 +602,6 @@ impl<'a> Doc<'a> {
                 .build()
         };
         let (authorized, landed) = if json {
-            self.schema::<AuthorizeUrl>();
-            self.schema::<OAuthUser>();
-            self.schema::<OAuthSignedIn>();
             (
                 answer::<AuthorizeUrl>(
                     "The provider's authorization URL (`oauth_state` cookie set).",
@@ -695,9 +653,6 @@ impl<'a> Doc<'a> {
             return;
         };
         let cookie = bearer.refresh == RefreshMode::Cookie;
-        self.schema::<TokenForm>();
-        self.schema::<TokenAnswer>();
-        self.schema::<MfaRequired>();
         let mut token = one_of(
             "An access token (and a refresh token), or a two-factor challenge to answer at \
              `/mfa/verify`.",
@@ -722,7 +677,6 @@ impl<'a> Doc<'a> {
             .errors(&[401])
             .limit("refresh");
         if !cookie {
-            self.schema::<RefreshBody>();
             refresh = refresh.json::<RefreshBody>();
         }
         self.add(refresh);
@@ -812,17 +766,56 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// Every schema a route may name (a few go unused in some configurations; that is harmless,
+/// and a `$ref` that resolves nowhere cannot happen).
+fn all_schemas(c: ComponentsBuilder) -> ComponentsBuilder {
+    c.schema_from::<Error>()
+        .schema_from::<Detail>()
+        .schema_from::<ValidationEntry>()
+        .schema_from::<Message>()
+        .schema_from::<Done>()
+        .schema_from::<Registration>()
+        .schema_from::<RegisteredUser>()
+        .schema_from::<Me>()
+        .schema_from::<ChangePassword>()
+        .schema_from::<NewPassword>()
+        .schema_from::<LoginForm>()
+        .schema_from::<SessionLogin>()
+        .schema_from::<MfaRequired>()
+        .schema_from::<SudoBody>()
+        .schema_from::<Elevation>()
+        .schema_from::<Device>()
+        .schema_from::<SessionView>()
+        .schema_from::<Revoked>()
+        .schema_from::<CsrfAnswer>()
+        .schema_from::<EmailBody>()
+        .schema_from::<TokenBody>()
+        .schema_from::<ResetBody>()
+        .schema_from::<ChangeEmail>()
+        .schema_from::<MfaStatus>()
+        .schema_from::<PasswordBody>()
+        .schema_from::<TotpSetup>()
+        .schema_from::<CodeBody>()
+        .schema_from::<RecoveryCodes>()
+        .schema_from::<VerifyBody>()
+        .schema_from::<ChallengeBody>()
+        .schema_from::<ChallengeSetup>()
+        .schema_from::<TokenForm>()
+        .schema_from::<TokenAnswer>()
+        .schema_from::<RefreshBody>()
+        .schema_from::<AuthorizeUrl>()
+        .schema_from::<OAuthUser>()
+        .schema_from::<OAuthSignedIn>()
+}
+
 /// A `$ref` to `T`'s schema in the components.
 fn schema_ref<T: ToSchema>() -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name(T::name()))
 }
 
-fn body(types: &[&str], schema: RefOr<Schema>, required: bool) -> RequestBody {
-    let mut b = RequestBodyBuilder::new().required(Some(if required {
-        Required::True
-    } else {
-        Required::False
-    }));
+/// A required body of `schema`, in each of the media `types`.
+fn body(types: &[&str], schema: RefOr<Schema>) -> RequestBody {
+    let mut b = RequestBodyBuilder::new().required(Some(Required::True));
     for t in types {
         b = b.content(*t, Content::new(Some(schema.clone())));
     }

@@ -47,12 +47,11 @@ impl Verification {
 /// bcrypt-over-SHA-256 hashes still accepted, every password NFKC-normalised.
 ///
 /// The work runs on threads of its own at a lower OS priority than the rest of the process
-/// (nice 10 on Linux), at most `max_concurrency` hashes at once
-/// (default: the number of cores less one, at least one), so a login flood neither starves the
-/// async runtime, nor takes every core, nor holds more than `max_concurrency` × 19 MiB. Beyond
-/// that, up to `max_waiting` requests wait for a
-/// slot (default 16 per slot); the rest get [`PasswordError::Busy`] at once. Cloning is cheap and
-/// clones share the slots.
+/// (nice 10 on Linux), at most `max_concurrency` hashes at once (default: the number of cores
+/// less one, at least one), so a login flood neither starves the async runtime, nor takes every
+/// core, nor holds more than `max_concurrency` × 19 MiB. Beyond that, up to `max_waiting`
+/// requests wait for a slot (default 16 per slot); the rest get [`PasswordError::Busy`] at
+/// once. Cloning is cheap and clones share the slots and the threads.
 ///
 /// ```
 /// use crudauth_core::password::{Password, Passwords};
@@ -237,8 +236,8 @@ impl Passwords {
         }
     }
 
-    /// Makes the dummy hash that unknown users are verified against now, on the blocking
-    /// pool, instead of at the first sign-in for an unknown user (which would then take a hash
+    /// Makes the dummy hash that unknown users are verified against now, on a hashing
+    /// thread, instead of at the first sign-in for an unknown user (which would then take a hash
     /// longer than any other: a one-time timing tell). The lifespan's `initialize()` calls it.
     pub async fn prepare(&self) -> Result<(), PasswordError> {
         self.run_blocking(|inner| {
@@ -533,9 +532,9 @@ impl PasswordsBuilder {
         self
     }
 
-    /// How many hashes may run at once (default: every core but one, at least one, so that a
-    /// storm of sign-ins leaves a core to the rest of the server; see `bench/isolation.py`). Memory
-    /// held by hashing is at most this × m.
+    /// How many hashes may run at once, each on a thread of its own (default: every core but
+    /// one, at least one, so that a storm of sign-ins leaves a core to the rest of the server;
+    /// see `bench/isolation.py`). Memory held by hashing is at most this × m.
     pub fn max_concurrency(mut self, slots: usize) -> Self {
         self.max_concurrency = Some(slots);
         self
