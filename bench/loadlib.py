@@ -166,15 +166,20 @@ def request(target, method, path, body=None, headers=None, timeout=10):
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
+def set_cookies(msg):
+    """The cookies an answer's headers (`msg`) set, by name: {name: value}."""
+    cookies = {}
+    for c in msg.get_all("Set-Cookie") or []:
+        name, _, rest = c.partition("=")
+        cookies[name.strip()] = rest.split(";", 1)[0]
+    return cookies
+
+
 def login(target, username, password):
     """(status, session_id cookie or None)."""
     body = urllib.parse.urlencode({"username": username, "password": password})
     status, msg, _ = request(target, "POST", "/login", body, FORM)
-    for c in msg.get_all("Set-Cookie") or []:
-        name, _, rest = c.partition("=")
-        if name.strip() == "session_id":
-            return status, rest.split(";", 1)[0]
-    return status, None
+    return status, set_cookies(msg).get("session_id")
 
 
 def add_readers(workdir, template, k):

@@ -137,14 +137,9 @@ async fn the_quickstarts_configuration_is_documented_route_for_route() {
     // Anonymous, then signed in with a session (and its CSRF header on every request).
     let anonymous = probe(&app, &doc, &mut Browser::no_redirects()).await;
     assert_eq!(anonymous.len(), 28, "{anonymous:?}");
+    // Its cookies in a browser that does not follow the OAuth redirect to the provider.
     let mut browser = Browser::no_redirects();
-    assert_eq!(
-        browser
-            .sign_in(&app.url("/login"), "ada", PW, &[])
-            .await
-            .status,
-        200
-    );
+    browser.cookies = app.signed_in("ada", PW).await.cookies;
     assert_eq!(probe(&app, &doc, &mut browser).await, anonymous);
 
     // A registration with email delivery is a 202, and the document says so.
@@ -202,15 +197,7 @@ async fn a_session_without_management_routes_or_email() {
     let app = spawn(o).await;
     let doc = document(&app).await;
     app.user("ada@example.com", "ada", PW).await;
-    let mut browser = Browser::new();
-    assert_eq!(
-        browser
-            .sign_in(&app.url("/login"), "ada", PW, &[])
-            .await
-            .status,
-        200
-    );
-    let served = probe(&app, &doc, &mut browser).await;
+    let served = probe(&app, &doc, &mut app.signed_in("ada", PW).await).await;
     assert_eq!(
         served,
         [

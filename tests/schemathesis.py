@@ -63,11 +63,8 @@ def credentials(target):
     status, msg, data = loadlib.request(target, "POST", "/login", form, loadlib.FORM)
     if status != 200:
         raise RuntimeError(f"/login answered {status}: {data!r}")
-    cookies = {}
-    for c in msg.get_all("Set-Cookie") or []:
-        name, _, rest = c.partition("=")
-        cookies[name.strip()] = rest.split(";", 1)[0]
-    return token, f"session_id={cookies['session_id']}", json.loads(data)["csrf_token"]
+    session = loadlib.set_cookies(msg)["session_id"]
+    return token, f"session_id={session}", json.loads(data)["csrf_token"]
 
 
 def schemathesis(url, name, headers, args, workdir):

@@ -82,10 +82,6 @@ struct Doc<'a> {
     auth: &'a CrudAuth,
     paths: PathsBuilder,
     components: ComponentsBuilder,
-    /// Whether the session transport is configured (cookies, CSRF).
-    session: bool,
-    /// Whether the bearer transport is configured.
-    bearer: bool,
 }
 
 /// Who may call a route.
@@ -192,11 +188,9 @@ impl Route {
 
 impl<'a> Doc<'a> {
     fn new(auth: &'a CrudAuth) -> Self {
-        let session = auth.inner.session.is_some();
-        let bearer = auth.bearer().is_some();
         let cookies = &auth.inner.cookies;
         let mut components = all_schemas(ComponentsBuilder::new());
-        if session {
+        if auth.inner.session.is_some() {
             components = components
                 .security_scheme(
                     "session",
@@ -242,25 +236,29 @@ impl<'a> Doc<'a> {
             auth,
             paths: PathsBuilder::new(),
             components,
-            session,
-            bearer,
         }
+    }
+
+    /// Whether the session transport is configured (cookies, CSRF).
+    fn has_session(&self) -> bool {
+        self.auth.inner.session.is_some()
+    }
+
+    /// Whether the bearer transport is configured.
+    fn has_bearer(&self) -> bool {
+        self.auth.bearer().is_some()
     }
 
     /// `/register`, `/me`, `/change-password`, `/set-password`.
     fn account(&mut self) {
-        let signup = if self.auth.inner.email.is_some() {
-            answer::<Message>(
+        let (status, signup) = if self.auth.inner.email.is_some() {
+            let accepted = answer::<Message>(
                 "Accepted, for a new and a taken email alike: a verification email (or a \
                  notice to the address's owner) is on its way.",
-            )
+            );
+            ("202", accepted)
         } else {
-            answer::<RegisteredUser>("The new account.")
-        };
-        let status = if self.auth.inner.email.is_some() {
-            "202"
-        } else {
-            "200"
+            ("200", answer::<RegisteredUser>("The new account."))
         };
         self.add(
             Route::post("/register", "register")
@@ -536,10 +534,10 @@ impl<'a> Doc<'a> {
             );
         }
         let mut signed_in = Vec::new();
-        if self.session {
+        if self.has_session() {
             signed_in.push(SessionLogin::name());
         }
-        if self.bearer {
+        if self.has_bearer() {
             signed_in.push(TokenAnswer::name());
         }
         self.add(
@@ -680,7 +678,7 @@ impl<'a> Doc<'a> {
             refresh = refresh.json::<RefreshBody>();
         }
         self.add(refresh);
-        if !self.session && cookie {
+        if !self.has_session() && cookie {
             self.add(
                 Route::post("/logout", "logout")
                     .tag("bearer", "Sign out (ends the refresh token's family)")
@@ -699,7 +697,7 @@ impl<'a> Doc<'a> {
         if route.caller != Caller::Anyone {
             statuses.extend([401, 403]);
         }
-        if unsafe_method && self.session {
+        if unsafe_method && self.has_session() {
             // CSRF (and Origin) checks apply to every unsafe request of a live session.
             statuses.push(403);
         }
@@ -750,14 +748,14 @@ impl<'a> Doc<'a> {
         };
         match caller {
             Caller::Anyone => Vec::new(),
-            Caller::Session if self.session => vec![session()],
+            Caller::Session if self.has_session() => vec![session()],
             Caller::Session => Vec::new(),
             Caller::SignedIn => {
                 let mut any = Vec::new();
-                if self.session {
+                if self.has_session() {
                     any.push(session());
                 }
-                if self.bearer {
+                if self.has_bearer() {
                     any.push(SecurityRequirement::new("bearer", none));
                 }
                 any
