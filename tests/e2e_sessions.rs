@@ -10,6 +10,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use crudauth_core::limit::LockoutConfig;
+use crudauth_core::password::Passwords;
 use crudauth_core::user::UserStore;
 
 use crudauth_tests::app::{mutation_routes, spawn, Backend, Options};
@@ -749,10 +750,16 @@ async fn gates(backend: Backend) {
 async fn concurrent_logins_respect_the_cap(backend: Backend) {
     // The login lockout (5 attempts per address and identifier per window by default) would
     // answer 429 to most of 20 simultaneous sign-ins from one address, leaving only a handful
-    // of racing session creations; let all 20 through so the cap is what is tested.
+    // of racing session creations; let all 20 through so the cap is what is tested. The
+    // hashing pool likewise: on one slot it lets 16 wait and refuses the rest with a 503.
     let mut o = Options::new(backend);
     o.customize = Box::new(|b| {
-        b.lockout(LockoutConfig {
+        let passwords = Passwords::builder()
+            .argon2_params(64, 1, 1)
+            .max_waiting(32)
+            .build()
+            .expect("valid test costs");
+        b.passwords(passwords).lockout(LockoutConfig {
             max_attempts: 100,
             ..LockoutConfig::default()
         })
