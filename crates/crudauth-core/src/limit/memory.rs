@@ -49,9 +49,9 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 #[derive(Debug)]
 struct Inner {
     /// key → theoretical arrival time (µs); the entry is dead once that time has passed.
-    tats: Shards<u64>,
+    tats: Shards<Map<u64>>,
     /// The lockout's counters: key → count and expiry (ms).
-    lockout: Shards<Counter>,
+    lockout: Shards<Map<Counter>>,
     clock: Arc<dyn Clock>,
     /// Keys per shard, in each map.
     per_shard: usize,
@@ -128,7 +128,7 @@ impl MemoryRateLimiter {
             match stored {
                 Some(tat) => *tat = new_tat,
                 None => {
-                    if make_room(&mut shard, self.inner.per_shard, now, |tat| *tat) {
+                    if make_room(&mut *shard, self.inner.per_shard, now, |tat| *tat) {
                         self.inner.warn_full();
                     }
                     shard.insert(key.into(), new_tat);

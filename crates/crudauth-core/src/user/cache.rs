@@ -12,7 +12,7 @@ use super::{
 };
 use crate::changes::ChangeFeed;
 use crate::clock::{self, duration_ms, Clock};
-use crate::shard::Shards;
+use crate::shard::{Map, Shards};
 
 /// Wraps a [`UserStore`] and remembers rows read by id for a short time.
 ///
@@ -31,7 +31,7 @@ use crate::shard::Shards;
 #[derive(Debug, Clone)]
 pub struct CachedUsers {
     inner: Arc<dyn UserStore>,
-    rows: Arc<Shards<Row>>,
+    rows: Arc<Shards<Map<Row>>>,
     stamps: Arc<AtomicU64>,
     /// Counts evictions: a row read while one happened is not cached (it may predate the
     /// change that caused it).
