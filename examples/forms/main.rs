@@ -397,7 +397,7 @@ async fn devices(
     let rows: Vec<Value> = listed
         .into_iter()
         .map(|s| {
-            let device = crudauth_core::device::DeviceInfo::parse(s.record.user_agent());
+            let device = s.record.device();
             context! {
                 id => s.handle.clone(),
                 current => Some(&s.handle) == current.as_ref(),

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 
-use crudauth_core::device::DeviceInfo;
 use crudauth_core::hooks::{HookContext, HookEvent};
 use crudauth_core::secret::SessionId;
 use crudauth_core::session::{CreatedSession, LoadedSession, NewSession, SessionRecord, Sessions};
@@ -254,7 +253,7 @@ pub(super) async fn list(
         .map(|s| {
             json!({
                 "id": s.handle,
-                "device": DeviceInfo::parse(s.record.user_agent()),
+                "device": s.record.device(),
                 "ip": s.record.ip(),
                 "created_at": iso(s.record.created_at),
                 "last_activity": iso(s.record.last_activity),

@@ -6,11 +6,16 @@
 //! Layout (little-endian):
 //!
 //! ```text
-//! version u8 (=2) | user id: tag u8 (0 int: i64 | 1 text: u16 length) | token_version i64
+//! version u8 (=3) | user id: tag u8 (0 int: i64 | 1 text: u16 length) | token_version i64
 //! | created_at u64 | last_activity u64 | flags u8 (1 remember_me, 2 sudo_until, 4 login_type,
-//! 8 data) | [sudo_until u64] | lengths u16 × 4 (ip, user_agent, csrf_nonce, login_type)
-//! | [data length u32] | text: [user id] ip user_agent csrf_nonce [login_type], UTF-8 | [data]
+//! 8 data) | [sudo_until u64] | lengths u16 × 4 (ip, device, csrf_nonce, login_type)
+//! | [data length u32] | text: [user id] ip device csrf_nonce [login_type], UTF-8 | [data]
 //! ```
+//!
+//! The device is the User-Agent as `GET /sessions` shows it, parsed once at sign-in and kept in
+//! [`DeviceInfo::encode`]'s form (about 30 bytes where the header is about 130). Version 2
+//! records, which kept the raw User-Agent there, still read: their header is parsed on reading,
+//! and the next write stores version 3.
 //!
 //! The application's session data (see `SessionData`) rides at the end as opaque bytes, so a
 //! record without any costs nothing more, and reading one decodes none of it until asked.
@@ -25,14 +30,14 @@
 //! let client = NewSession { ip: "203.0.113.9".into(), user_agent: "curl/8.5".into(), ..Default::default() };
 //! let record = SessionRecord::new(UserId::Int(7), 0, 1_700_000_000_000, &client, "nonce");
 //! let read = SessionRecord::from_bytes(&record.to_bytes()).unwrap();
-//! assert_eq!((read.ip(), read.user_agent(), read.login_type()), ("203.0.113.9", "curl/8.5", None));
+//! assert_eq!((read.ip(), read.device().browser.as_str(), read.login_type()), ("203.0.113.9", "curl", None));
 //! assert_eq!(read, record);
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::NewSession;
-use crate::device::{cut, MAX_USER_AGENT_BYTES};
+use crate::device::{cut, DeviceInfo};
 use crate::user::UserId;
 
 /// What the store keeps for a session. The text fields are read through accessors; they live
@@ -52,11 +57,11 @@ pub struct SessionRecord {
     pub remember_me: bool,
     /// Sudo mode until this time, ms since the epoch.
     pub sudo_until: Option<u64>,
-    /// ip ‖ user_agent ‖ csrf_nonce ‖ login_type.
+    /// ip ‖ device ‖ csrf_nonce ‖ login_type.
     text: String,
     /// The application's data, as [`SessionData`](super::SessionData) encodes it; empty: none.
     data: Bytes,
-    /// Where ip, user_agent and csrf_nonce end in `text`; login_type is the rest.
+    /// Where ip, device and csrf_nonce end in `text`; login_type is the rest.
     ends: [usize; 3],
     has_login_type: bool,
 }
@@ -71,7 +76,7 @@ impl std::fmt::Debug for SessionRecord {
             .field("remember_me", &self.remember_me)
             .field("sudo_until", &self.sudo_until)
             .field("ip", &self.ip())
-            .field("user_agent", &self.user_agent())
+            .field("device", &self.device())
             .field("csrf_nonce", &"***")
             .field("login_type", &self.login_type())
             .field("data_bytes", &self.data.len())
@@ -79,7 +84,9 @@ impl std::fmt::Debug for SessionRecord {
     }
 }
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// The version that kept the raw User-Agent where the device is now.
+const WITH_USER_AGENT: u8 = 2;
 const REMEMBER_ME: u8 = 1;
 const HAS_SUDO: u8 = 2;
 const HAS_LOGIN_TYPE: u8 = 4;
@@ -90,8 +97,8 @@ pub const MAX_DATA: usize = 1 << 20;
 
 impl SessionRecord {
     /// A new record for `user_id` at credential epoch `token_version`, created at `now` (ms)
-    /// by `client`, with CSRF nonce `csrf_nonce`. The user agent is cut to 512 bytes and every
-    /// text field to 64 KiB.
+    /// by `client`, with CSRF nonce `csrf_nonce`. The user agent is parsed into the device
+    /// (from its first 512 bytes) and every text field is cut to 64 KiB.
     pub fn new(
         user_id: UserId,
         token_version: i64,
@@ -113,7 +120,7 @@ impl SessionRecord {
         };
         record.set_text(
             &client.ip,
-            cut(&client.user_agent, MAX_USER_AGENT_BYTES),
+            &DeviceInfo::parse(&client.user_agent).encode(),
             csrf_nonce,
             client.login_type.as_deref(),
         );
@@ -125,9 +132,9 @@ impl SessionRecord {
         &self.text[..self.ends[0]]
     }
 
-    /// User agent at creation (at most 512 bytes).
-    pub fn user_agent(&self) -> &str {
-        &self.text[self.ends[0]..self.ends[1]]
+    /// The device, as the User-Agent at sign-in named it.
+    pub fn device(&self) -> DeviceInfo {
+        DeviceInfo::decode(&self.text[self.ends[0]..self.ends[1]])
     }
 
     /// The CSRF nonce: the client's token is derived from it (see [`crate::csrf`]).
@@ -169,13 +176,13 @@ impl SessionRecord {
     /// Replaces the CSRF nonce (rotation).
     pub fn set_csrf_nonce(&mut self, nonce: &str) {
         let old = std::mem::take(&mut self.text);
-        let [ip_end, ua_end, nonce_end] = self.ends;
+        let [ip_end, device_end, nonce_end] = self.ends;
         let login_type = self.has_login_type.then(|| &old[nonce_end..]);
-        self.set_text(&old[..ip_end], &old[ip_end..ua_end], nonce, login_type);
+        self.set_text(&old[..ip_end], &old[ip_end..device_end], nonce, login_type);
     }
 
-    fn set_text(&mut self, ip: &str, user_agent: &str, nonce: &str, login_type: Option<&str>) {
-        let fields = [ip, user_agent, nonce, login_type.unwrap_or("")].map(|f| cut(f, MAX_TEXT));
+    fn set_text(&mut self, ip: &str, device: &str, nonce: &str, login_type: Option<&str>) {
+        let fields = [ip, device, nonce, login_type.unwrap_or("")].map(|f| cut(f, MAX_TEXT));
         self.text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
         for (i, field) in fields.iter().enumerate() {
             self.text.push_str(field);
@@ -244,7 +251,8 @@ impl SessionRecord {
     /// Reads a stored record; `Err` says why it is corrupt.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, &'static str> {
         let mut r = Reader(bytes);
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if version != VERSION && version != WITH_USER_AGENT {
             return Err("unknown session record version");
         }
         let (int_id, user_len) = match r.u8()? {
@@ -295,7 +303,7 @@ impl SessionRecord {
         if !ends.iter().all(|e| all.is_char_boundary(*e)) {
             return Err("session record splits a character");
         }
-        Ok(Self {
+        let mut record = Self {
             user_id,
             token_version,
             created_at,
@@ -306,7 +314,14 @@ impl SessionRecord {
             data,
             ends,
             has_login_type,
-        })
+        };
+        if version == WITH_USER_AGENT {
+            let [ip_end, ua_end, nonce_end] = ends;
+            let device = DeviceInfo::parse(&all[ip_end..ua_end]).encode();
+            let login_type = has_login_type.then(|| &all[nonce_end..]);
+            record.set_text(&all[..ip_end], &device, &all[ua_end..nonce_end], login_type);
+        }
+        Ok(record)
     }
 }
 
@@ -374,10 +389,12 @@ mod tests {
     fn round_trips() {
         let record = sample();
         assert_eq!(record.ip(), "2001:db8::1");
+        let device = record.device();
         assert_eq!(
-            record.user_agent(),
-            "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0 — ü"
+            (device.browser.as_str(), device.os.as_str()),
+            ("Firefox", "Linux")
         );
+        assert!(device.is_pc);
         assert_eq!(record.csrf_nonce(), "nonce");
         assert_eq!(record.login_type(), Some("password"));
         assert_eq!(
@@ -393,8 +410,8 @@ mod tests {
         let read = SessionRecord::from_bytes(&plain.to_bytes()).unwrap();
         assert_eq!(read, plain);
         assert_eq!(
-            (read.ip(), read.user_agent(), read.login_type()),
-            ("", "", None)
+            (read.ip(), read.device(), read.login_type()),
+            ("", DeviceInfo::unknown(), None)
         );
         assert_eq!(read.user_id, UserId::Text("0b9c-uuid".into()));
         assert_eq!(record.oauth_provider(), None);
@@ -451,7 +468,7 @@ mod tests {
         assert_eq!(record.csrf_nonce(), "a-longer-nonce-than-before");
         assert_eq!(record.ip(), "2001:db8::1");
         assert_eq!(record.login_type(), Some("password"));
-        assert_eq!(record.user_agent(), sample().user_agent());
+        assert_eq!(record.device(), sample().device());
         assert_eq!(
             SessionRecord::from_bytes(&record.to_bytes()).unwrap(),
             record
@@ -459,17 +476,48 @@ mod tests {
     }
 
     #[test]
-    fn long_user_agents_are_cut_on_a_character_boundary() {
+    fn the_device_is_kept_instead_of_the_user_agent() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
         let client = NewSession {
-            user_agent: "é".repeat(400),
+            user_agent: ua.into(),
             ..Default::default()
         };
         let record = SessionRecord::new(UserId::Int(1), 0, 0, &client, "n");
-        assert_eq!(record.user_agent().len(), 512);
+        assert_eq!(record.device(), DeviceInfo::parse(ua));
+        assert!(!record.to_bytes().windows(7).any(|w| w == b"Mozilla"));
+        // Even a 64 KiB header leaves a short record.
+        let huge = NewSession {
+            user_agent: format!("{}{}", "é".repeat(400), "x".repeat(65_000)),
+            ..Default::default()
+        };
+        let record = SessionRecord::new(UserId::Int(1), 0, 0, &huge, "n");
+        assert!(record.to_bytes().len() < 200);
         assert_eq!(
             SessionRecord::from_bytes(&record.to_bytes()).unwrap(),
             record
         );
+    }
+
+    #[test]
+    fn a_version_2_record_reads_with_its_user_agent_parsed() {
+        // Version 2 kept the raw header where the device is now; sessions made before the
+        // change stay signed in.
+        let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) Version/17.1.2 Mobile/15E148 Safari/604.1";
+        let mut old = sample();
+        old.set_text("2001:db8::1", ua, "nonce", Some("password"));
+        let mut bytes = old.to_bytes().to_vec();
+        bytes[0] = 2;
+        let read = SessionRecord::from_bytes(&bytes).unwrap();
+        assert_eq!(read.device(), DeviceInfo::parse(ua));
+        assert_eq!(
+            (read.ip(), read.csrf_nonce(), read.login_type()),
+            ("2001:db8::1", "nonce", Some("password"))
+        );
+        assert_eq!(
+            (read.user_id.clone(), read.sudo_until),
+            (UserId::Int(42), old.sudo_until)
+        );
+        assert_eq!(read.to_bytes()[0], 3, "written back in the new layout");
     }
 
     #[test]
@@ -495,7 +543,8 @@ mod tests {
             "JSON is not a session record"
         );
         // Moving a length so a field would end inside "ü" is refused, not a panic.
-        let record = sample();
+        let mut record = sample();
+        record.set_text("2001:db8::1", "0\u{1f}Bü", "nonce", Some("password"));
         let mut split = record.to_bytes().to_vec();
         let lengths_at = split.len() - record.text.len() - 8;
         let ua = u16::from_le_bytes([split[lengths_at + 2], split[lengths_at + 3]]);
