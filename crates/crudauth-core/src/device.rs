@@ -484,28 +484,6 @@ pub(crate) fn cut(s: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_compact_form_reads_back_whatever_the_names_hold() {
-        for info in [
-            DeviceInfo::unknown(),
-            DeviceInfo::parse(
-                "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) Version/17.1 Safari/604.1",
-            ),
-            DeviceInfo::parse(
-                "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/120.0.0.0 Mobile Safari/537.36",
-            ),
-        ] {
-            assert_eq!(DeviceInfo::decode(&info.encode()), info);
-        }
-        let odd = DeviceInfo {
-            browser: "a\u{1f}b".into(),
-            ..DeviceInfo::unknown()
-        };
-        assert_eq!(DeviceInfo::decode(&odd.encode()).browser, "a b");
-        assert_eq!(DeviceInfo::decode("").browser, "");
-        assert!(!DeviceInfo::decode("x\u{1f}y").is_pc);
-    }
-
     use super::*;
 
     /// User-Agent, then browser, version, os, device, is_mobile, is_tablet, is_pc.
@@ -680,5 +658,27 @@ mod tests {
         assert_eq!(dotted("2.31.0", 2), "2.31");
         assert_eq!(dotted("1..2", 3), "1");
         assert_eq!(dotted("abc", 3), "");
+    }
+
+    #[test]
+    fn the_compact_form_reads_back_whatever_the_names_hold() {
+        for info in [
+            DeviceInfo::unknown(),
+            DeviceInfo::parse(
+                "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) Version/17.1 Safari/604.1",
+            ),
+            DeviceInfo::parse(
+                "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/120.0.0.0 Mobile Safari/537.36",
+            ),
+        ] {
+            assert_eq!(DeviceInfo::decode(&info.encode()), info);
+        }
+        let odd = DeviceInfo {
+            browser: "a\u{1f}b".into(),
+            ..DeviceInfo::unknown()
+        };
+        assert_eq!(DeviceInfo::decode(&odd.encode()).browser, "a b");
+        assert_eq!(DeviceInfo::decode("").browser, "");
+        assert!(!DeviceInfo::decode("x\u{1f}y").is_pc);
     }
 }

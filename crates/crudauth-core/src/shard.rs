@@ -12,8 +12,8 @@ pub(crate) struct Shards<M> {
     shards: Box<[Padded<Mutex<M>>]>,
 }
 
-/// One shard's map. Keys are `Box<str>`: 8 bytes a slot less than `String`, which at a
-/// million sessions (two entries each) is 16 MB.
+/// The usual shard map (the limiter's, the user cache's; the memory store keeps its own table
+/// of single-allocation entries). Keys are `Box<str>`: 8 bytes a slot less than `String`.
 pub(crate) type Map<V> = HashMap<Box<str>, V>;
 
 /// What [`Shards::retain`] and [`make_room`] need of a shard's map.

@@ -69,21 +69,24 @@ impl std::fmt::Debug for Table {
 }
 
 impl Table {
+    /// `key`'s hash, and the test that picks its entry out of those sharing the hash.
+    fn probe<'k>(&self, key: &'k [u8]) -> (u64, impl Fn(&Entry) -> bool + 'k) {
+        (self.hasher.hash_one(key), move |e: &Entry| e.key() == key)
+    }
+
     fn find(&mut self, key: &str) -> Option<&mut Entry> {
-        let hash = self.hasher.hash_one(key.as_bytes());
-        self.entries.find_mut(hash, |e| e.key() == key.as_bytes())
+        let (hash, is_key) = self.probe(key.as_bytes());
+        self.entries.find_mut(hash, is_key)
     }
 
     fn contains(&self, key: &str) -> bool {
-        let hash = self.hasher.hash_one(key.as_bytes());
-        self.entries
-            .find(hash, |e| e.key() == key.as_bytes())
-            .is_some()
+        let (hash, is_key) = self.probe(key.as_bytes());
+        self.entries.find(hash, is_key).is_some()
     }
 
     fn remove(&mut self, key: &str) -> Option<Entry> {
-        let hash = self.hasher.hash_one(key.as_bytes());
-        let found = self.entries.find_entry(hash, |e| e.key() == key.as_bytes());
+        let (hash, is_key) = self.probe(key.as_bytes());
+        let found = self.entries.find_entry(hash, is_key);
         found.ok().map(|e| e.remove().0)
     }
 
@@ -107,12 +110,9 @@ impl Table {
     }
 
     fn slot(&mut self, key: &[u8]) -> TableEntry<'_, Entry> {
+        let (hash, is_key) = self.probe(key);
         let Self { entries, hasher } = self;
-        entries.entry(
-            hasher.hash_one(key),
-            |e| e.key() == key,
-            |e| hasher.hash_one(e.key()),
-        )
+        entries.entry(hash, is_key, |e| hasher.hash_one(e.key()))
     }
 }
 
