@@ -8,10 +8,12 @@
 //!
 //! `memory` reports the process's resident memory before and after (Linux `/proc`), `redis`
 //! the `MEMORY USAGE` of every key written, record and per-user index apart, under a namespace
-//! of its own on `CRUDAUTH_TEST_REDIS_URL` (deleted afterwards).
+//! of its own on `CRUDAUTH_TEST_REDIS_URL` (deleted afterwards), and how much the server's
+//! `used_memory` grew, which counts its key and expiry tables too.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +21,7 @@ use crudauth_core::secret::SecretKey;
 use crudauth_core::session::{NewSession, SessionConfig, Sessions};
 use crudauth_core::store::{MemoryStore, RedisStore, Store};
 use crudauth_core::user::UserId;
-use crudauth_tests::redis::{delete_namespace, namespace_keys, redis_url, standalone_connection};
+use crudauth_tests::redis::{namespace_keys, redis_url, standalone_connection};
 
 const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
                           (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -33,19 +35,34 @@ fn resident_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-async fn sign_in_all(sessions: &Sessions, users: u64) {
+fn client(n: u64) -> NewSession {
+    NewSession {
+        ip: format!("203.0.{}.{}", (n >> 8) & 255, n & 255),
+        user_agent: USER_AGENT.to_owned(),
+        remember_me: false,
+        login_type: Some("password".to_owned()),
+    }
+}
+
+/// Signs in users `1..=users`, once each, from `tasks` tasks at a time (one for the memory
+/// store, whose figure is the process's own; several for Redis, where each sign-in waits on
+/// the network).
+async fn sign_in_all(sessions: &Sessions, users: u64, tasks: u64) {
     let started = Instant::now();
-    for n in 0..users {
-        let client = NewSession {
-            ip: format!("203.0.{}.{}", (n >> 8) & 255, n & 255),
-            user_agent: USER_AGENT.to_owned(),
-            remember_me: false,
-            login_type: Some("password".to_owned()),
-        };
-        sessions
-            .create(&UserId::Int(n as i64 + 1), 0, client)
-            .await
-            .unwrap();
+    let mut running = tokio::task::JoinSet::new();
+    for task in 0..tasks {
+        let sessions = sessions.clone();
+        running.spawn(async move {
+            for n in (task..users).step_by(tasks as usize) {
+                sessions
+                    .create(&UserId::Int(n as i64 + 1), 0, client(n))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
     }
     println!(
         "{users} sessions created in {:.1} s",
@@ -60,6 +77,36 @@ fn redis_cli(args: &[&str]) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The answers to `commands`, one line each, sent down one `redis-cli` in a pipe (one process
+/// for a million keys, not one each).
+fn redis_cli_lines(commands: &str) -> Vec<String> {
+    let mut child = Command::new("redis-cli")
+        .args(["-u", &redis_url(), "--no-auth-warning"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = commands.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The server's `used_memory` (`INFO memory`): everything it holds, its key and expiry tables
+/// included, which `MEMORY USAGE` leaves out.
+fn used_memory() -> u64 {
+    redis_cli(&["INFO", "memory"])
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::main]
@@ -80,7 +127,7 @@ async fn main() {
             let memory = MemoryStore::new().max_entries(2 * users as usize * 11 / 10 + 1024);
             let store: Arc<dyn Store> = Arc::new(memory.clone());
             let sessions = Sessions::new(store, key, SessionConfig::default());
-            sign_in_all(&sessions, users).await;
+            sign_in_all(&sessions, users, 1).await;
             let after = resident_bytes();
             println!("memory store: {} entries held", memory.len());
             let grown = after.saturating_sub(before);
@@ -103,30 +150,54 @@ async fn main() {
                 .unwrap();
             let store: Arc<dyn Store> = Arc::new(store);
             let sessions = Sessions::new(store, key, SessionConfig::default());
-            sign_in_all(&sessions, users).await;
-            let (mut records, mut record_bytes, mut index_bytes, mut others) =
-                (0u64, 0u64, 0u64, 0u64);
-            for k in namespace_keys(&redis_url(), &namespace) {
-                let bytes: u64 = redis_cli(&["MEMORY", "USAGE", &k, "SAMPLES", "0"])
-                    .parse()
-                    .unwrap_or(0);
-                let kind = redis_cli(&["TYPE", &k]);
-                match kind.as_str() {
+            let before = used_memory();
+            sign_in_all(&sessions, users, 32).await;
+            let grown = used_memory().saturating_sub(before);
+            let keys = namespace_keys(&redis_url(), &namespace);
+            let commands: String = keys
+                .iter()
+                .map(|k| format!("TYPE {k}\nMEMORY USAGE {k} SAMPLES 0\n"))
+                .collect();
+            let answers = redis_cli_lines(&commands);
+            assert_eq!(
+                answers.len(),
+                2 * keys.len(),
+                "one TYPE and one MEMORY USAGE a key"
+            );
+            let (mut records, mut record_bytes, mut indexes, mut index_bytes, mut others) =
+                (0u64, 0u64, 0u64, 0u64, 0u64);
+            for answer in answers.chunks(2) {
+                let bytes: u64 = answer[1].parse().unwrap_or(0);
+                match answer[0].as_str() {
                     "string" => {
                         records += 1;
                         record_bytes += bytes;
                     }
-                    "zset" | "set" | "hash" => index_bytes += bytes,
+                    "zset" | "set" | "hash" => {
+                        indexes += 1;
+                        index_bytes += bytes;
+                    }
                     _ => others += bytes,
                 }
             }
-            delete_namespace(&redis_url(), &namespace);
+            let deletes: String = keys
+                .chunks(500)
+                .map(|chunk| format!("DEL {}\n", chunk.join(" ")))
+                .collect();
+            redis_cli_lines(&deletes);
             println!(
-                "redis: {records} records, {} bytes each (MEMORY USAGE); per-user indexes {} bytes \
-                 per session; other keys {others} bytes; {} bytes per session in all",
+                "redis: {records} records, {} bytes each (MEMORY USAGE); {indexes} per-user \
+                 indexes, {} bytes per session; other keys {others} bytes; {} bytes per session \
+                 in all",
                 record_bytes / records.max(1),
                 index_bytes / users.max(1),
                 (record_bytes + index_bytes + others) / users.max(1)
+            );
+            println!(
+                "redis: used_memory grew {:.1} MB, {} bytes per session (the server's key and \
+                 expiry tables included)",
+                grown as f64 / 1e6,
+                grown / users.max(1)
             );
         }
         other => panic!("unknown backend {other:?}: memory or redis"),
