@@ -386,6 +386,71 @@ async fn quickstart_serves_the_demo_contract_on_memory_stores() {
     app.assert_healthy();
 }
 
+/// CONTRACT.md's operator edits the `users` table directly: each edit holds from the very next
+/// request, for a session and a bearer token alike, with no call into crudauth. The worker
+/// caches user rows for 5 s, but reads the SQLite file's change counter on every lookup and
+/// forgets them all when it has moved (`UserStore::change_counter`).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_of_the_users_table_holds_from_the_next_request() {
+    let scratch = Scratch::new("edits");
+    let mut app = Worker::start(&scratch, "edits", &[]);
+    register_ada(&mut Browser::new(), &app.url("/register")).await;
+    let mut ada = Browser::new();
+    let login = ada
+        .sign_in(&app.url("/login"), "ada", "correct horse", &[])
+        .await;
+    assert_eq!(login.status, 200, "{login:?}");
+    let bearer = ada_bearer(&app.url("/token")).await;
+    let db = sqlx::SqlitePool::connect(&scratch.database_url())
+        .await
+        .unwrap();
+    let edit = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let done = sqlx::query(sql).execute(&db).await.unwrap();
+            assert_eq!(done.rows_affected(), 1, "{sql}");
+        }
+    };
+    // Both credentials are in use (and would be cached, were there a cache) before each edit.
+    for path in ["/admin", "/secret"] {
+        assert_eq!(ada.get(&app.url(path)).await.status, 403, "{path}");
+        let r = ada
+            .get_with(&app.url(path), &[("authorization", &bearer)])
+            .await;
+        assert_eq!(r.status, 403, "{path} {r:?}");
+    }
+
+    edit("UPDATE users SET is_superuser = 1 WHERE username = 'ada'").await;
+    assert_eq!(ada.get(&app.url("/admin")).await.status, 200);
+    let r = Browser::new()
+        .get_with(&app.url("/admin"), &[("authorization", &bearer)])
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(ada.get(&app.url("/me")).await.json["is_superuser"], true);
+
+    edit("UPDATE users SET is_superuser = 0 WHERE username = 'ada'").await;
+    assert_detail(
+        &ada.get(&app.url("/admin")).await,
+        403,
+        "Insufficient privileges",
+    );
+    let r = Browser::new()
+        .get_with(&app.url("/admin"), &[("authorization", &bearer)])
+        .await;
+    assert_detail(&r, 403, "Insufficient privileges");
+
+    edit("UPDATE users SET email_verified = 1 WHERE username = 'ada'").await;
+    assert_eq!(ada.get(&app.url("/secret")).await.status, 200);
+
+    edit("UPDATE users SET is_active = 0 WHERE username = 'ada'").await;
+    assert_detail(&ada.get(&app.url("/me")).await, 401, "Not authenticated");
+    let r = Browser::new()
+        .get_with(&app.url("/me"), &[("authorization", &bearer)])
+        .await;
+    assert_detail(&r, 401, "Not authenticated");
+    app.assert_healthy();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_quickstart_workers_share_one_redis_and_fail_closed_while_it_is_down() {
     let mut redis = RedisServer::start(&[]);

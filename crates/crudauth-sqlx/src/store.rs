@@ -16,6 +16,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions};
 use sqlx::{ColumnIndex, Connection, Database, Decode, Encode, Row, Type};
 
+use crate::change::ChangeCounter;
 use crate::columns::{ColumnMap, Columns, Field};
 use crate::error::{redact_url, ErrorContext, SetupError};
 use crate::sql::{Arg, Dialect, ProviderStatements, Queries, Statement};
@@ -51,6 +52,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqlxUsers {
     pool: DbPool,
     shared: Arc<Shared>,
+    /// An SQLite file's change counter ([`UserStore::change_counter`]); `None` on PostgreSQL,
+    /// in memory and in WAL mode.
+    change: Option<Arc<ChangeCounter>>,
 }
 
 /// The two pools a store can run on; no `Any` driver, so each keeps its own types.
@@ -194,9 +198,16 @@ impl SqlxUsers {
 
     fn with_pool(pool: DbPool) -> Self {
         let columns = Columns::crudauth_default();
+        let change = match &pool {
+            DbPool::Sqlite(pool) => {
+                ChangeCounter::open(pool.connect_options().get_filename()).map(Arc::new)
+            }
+            DbPool::Postgres(_) => None,
+        };
         Self {
             shared: Arc::new(Shared::new(pool.dialect(), columns)),
             pool,
+            change,
         }
     }
 
@@ -221,6 +232,7 @@ impl SqlxUsers {
         Ok(Self {
             shared: Arc::new(Shared::new(self.dialect(), columns)),
             pool: self.pool,
+            change: self.change,
         })
     }
 
@@ -663,6 +675,13 @@ impl UserStore for SqlxUsers {
 
     fn max_length(&self, field: LoginField) -> Option<usize> {
         self.shared.columns.max_length(field)
+    }
+
+    /// On an SQLite file in its default rollback-journal mode, the file's change counter, so
+    /// an edit of the table by anyone (the `sqlite3` shell, another worker) holds from the next
+    /// request despite the user cache; `None` on PostgreSQL, in memory and in WAL mode.
+    fn change_counter(&self) -> Option<u64> {
+        self.change.as_ref().and_then(|c| c.read())
     }
 
     async fn find_by_provider(

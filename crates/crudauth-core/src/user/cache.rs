@@ -21,7 +21,8 @@ use crate::shard::{Map, Shards};
 /// copy at once too. Changes made to the table behind crudauth's back are seen after at most
 /// `ttl`, unless the application announces them ([`Self::forget`] here and
 /// [`ChangeFeed::publish`] for the others; crudauth-axum's `auth.user_changed(&id)` does
-/// both). Revocation through sessions is immediate regardless: a revoked session's record is
+/// both) or the store has a [`UserStore::change_counter`]: when that has moved since the last
+/// lookup, every cached row is forgotten first, so such edits hold from the next request. Revocation through sessions is immediate regardless: a revoked session's record is
 /// gone from the shared store, and a credential newer than the cached row is checked against
 /// the row read afresh ([`Self::find_for_version`]). `ttl` zero disables the cache.
 ///
@@ -36,6 +37,9 @@ pub struct CachedUsers {
     /// Counts evictions: a row read while one happened is not cached (it may predate the
     /// change that caused it).
     evictions: Arc<AtomicU64>,
+    /// The store's [`UserStore::change_counter`] when the cache last agreed with it
+    /// (`u64::MAX` before the first lookup).
+    seen_change: Arc<AtomicU64>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
     feed: Option<Arc<dyn ChangeFeed>>,
@@ -58,6 +62,7 @@ impl CachedUsers {
             rows: Arc::new(Shards::new(16)),
             stamps: Arc::new(AtomicU64::new(1)),
             evictions: Arc::new(AtomicU64::new(0)),
+            seen_change: Arc::new(AtomicU64::new(u64::MAX)),
             ttl,
             clock: clock::system(),
             feed: None,
@@ -132,6 +137,17 @@ impl CachedUsers {
     fn with_live<R>(&self, id: &UserId, f: impl FnOnce(&Row) -> R) -> Option<R> {
         if self.ttl.is_zero() {
             return None;
+        }
+        if let Some(counter) = self.inner.change_counter() {
+            if self.seen_change.load(Ordering::SeqCst) != counter {
+                // The table changed since these rows were read, perhaps behind crudauth's
+                // back: none of them can be trusted. Forgotten before the new value is
+                // recorded, so a lookup racing this one forgets too rather than trusting a
+                // row this one has not cleared yet.
+                self.forget_all();
+                self.seen_change.store(counter, Ordering::SeqCst);
+                return None;
+            }
         }
         let key = CacheKey::of(id);
         let key = key.as_str();
@@ -284,6 +300,10 @@ impl UserStore for CachedUsers {
         self.inner.max_length(field)
     }
 
+    fn change_counter(&self) -> Option<u64> {
+        self.inner.change_counter()
+    }
+
     async fn find_by_provider(
         &self,
         provider: &str,
@@ -381,6 +401,76 @@ mod tests {
         assert_eq!(users.live_stamp(&ada.id), None);
         users.forget(&ada.id);
         assert_eq!(users.live_stamp(&ada.id), None);
+    }
+
+    /// A table edited behind the cache's back, with a change counter the test moves.
+    #[derive(Debug, Default)]
+    struct Edited {
+        table: MemoryUsers,
+        counter: AtomicU64,
+    }
+
+    #[async_trait]
+    impl UserStore for Edited {
+        async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, UserStoreError> {
+            self.table.find_by_id(id).await
+        }
+        async fn find_by_field(
+            &self,
+            field: LoginField,
+            value: &str,
+        ) -> Result<Option<User>, UserStoreError> {
+            self.table.find_by_field(field, value).await
+        }
+        async fn create(&self, user: NewUser) -> Result<User, UserStoreError> {
+            self.table.create(user).await
+        }
+        async fn update(
+            &self,
+            id: &UserId,
+            changes: UserUpdate,
+        ) -> Result<Option<User>, UserStoreError> {
+            self.table.update(id, changes).await
+        }
+        fn change_counter(&self) -> Option<u64> {
+            Some(self.counter.load(Ordering::SeqCst))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_moved_change_counter_forgets_every_cached_row() {
+        let table = Arc::new(Edited::default());
+        let users = CachedUsers::new(table.clone(), Duration::from_secs(3600));
+        let ada = table
+            .create(NewUser::new("ada@example.com", "ada", "x"))
+            .await
+            .unwrap();
+        let verified = |on: bool| UserUpdate {
+            email_verified: Some(on),
+            ..Default::default()
+        };
+        let cached = |users: CachedUsers, id: UserId| async move {
+            users
+                .find_shared(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .email_verified
+        };
+        assert!(!cached(users.clone(), ada.id.clone()).await);
+        assert!(users.live_stamp(&ada.id).is_some(), "the row is cached");
+
+        // Edited behind the cache's back, the counter unmoved: the cached row is served.
+        table.update(&ada.id, verified(true)).await.unwrap();
+        assert!(!cached(users.clone(), ada.id.clone()).await);
+        // The counter moves: the next lookup reads the table again, and caches that row.
+        table.counter.fetch_add(1, Ordering::SeqCst);
+        assert!(cached(users.clone(), ada.id.clone()).await);
+        assert!(users.live_stamp(&ada.id).is_some());
+        table.update(&ada.id, verified(false)).await.unwrap();
+        table.counter.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(users.live_stamp(&ada.id), None, "every row forgotten");
+        assert!(!cached(users.clone(), ada.id.clone()).await);
     }
 
     #[tokio::test]
