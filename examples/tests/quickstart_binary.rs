@@ -411,7 +411,7 @@ async fn an_edit_of_the_users_table_holds_from_the_next_request() {
             assert_eq!(done.rows_affected(), 1, "{sql}");
         }
     };
-    // Both credentials are in use (and would be cached, were there a cache) before each edit.
+    // Both credentials are in use, so the worker holds ada's row in its cache, before the edits.
     for path in ["/admin", "/secret"] {
         assert_eq!(ada.get(&app.url(path)).await.status, 403, "{path}");
         let r = ada

@@ -22,9 +22,10 @@ use crate::shard::{Map, Shards};
 /// `ttl`, unless the application announces them ([`Self::forget`] here and
 /// [`ChangeFeed::publish`] for the others; crudauth-axum's `auth.user_changed(&id)` does
 /// both) or the store has a [`UserStore::change_counter`]: when that has moved since the last
-/// lookup, every cached row is forgotten first, so such edits hold from the next request. Revocation through sessions is immediate regardless: a revoked session's record is
-/// gone from the shared store, and a credential newer than the cached row is checked against
-/// the row read afresh ([`Self::find_for_version`]). `ttl` zero disables the cache.
+/// lookup, every cached row is forgotten first, so such edits hold from the next request.
+/// Revocation through sessions is immediate regardless: a revoked session's record is gone
+/// from the shared store, and a credential newer than the cached row is checked against the
+/// row read afresh ([`Self::find_for_version`]). `ttl` zero disables the cache.
 ///
 /// Disabling an account through [`UserStore::update`] here also starts a new credential epoch
 /// (`bump_token_version`), so nothing issued before — sessions, bearer and refresh tokens —
