@@ -424,11 +424,11 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
 
     /// A number that moves whenever any writer may have changed the table (this process,
     /// another worker, an operator's SQL), read without a query; `None` when the store cannot
-    /// tell. The user cache ([`CachedUsers`](crate::user::CachedUsers)) reads it on every
-    /// lookup and forgets every row it holds when it has moved, so edits made behind
-    /// crudauth's back hold from the next request instead of after the cache's time to live.
-    /// It is called on every authenticated request: it must cost no more than a read of a few
-    /// bytes the operating system already holds. Default: `None`.
+    /// tell. The user cache ([`CachedUsers`]) reads it on every lookup and forgets every row it
+    /// holds when it has moved, so edits made behind crudauth's back hold from the next request
+    /// instead of after the cache's time to live. It is called on every authenticated request:
+    /// it must cost no more than a read of a few bytes the operating system already holds.
+    /// Default: `None`.
     fn change_counter(&self) -> Option<u64> {
         None
     }
