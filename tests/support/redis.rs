@@ -3,6 +3,7 @@
 //! Each subject gets a namespace of its own (`crudauth-test:{random}:`), so tests run in
 //! parallel on one server without seeing each other's keys, and never flush anything.
 
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,15 +153,44 @@ pub fn namespace_keys(url: &str, namespace: &str) -> Vec<String> {
         .collect()
 }
 
+/// The answers to `commands` (one a line), sent down one `redis-cli` on `url` through its
+/// standard input: one process for any number of commands. Best effort: none when redis-cli
+/// cannot run.
+pub fn redis_cli_pipe(url: &str, commands: &str) -> Vec<String> {
+    let Ok(mut child) = Command::new("redis-cli")
+        .args(["-u", url, "--no-auth-warning"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return Vec::new();
+    };
+    // Written from a thread of its own, so a long answer cannot block a long question.
+    let writer = child.stdin.take().map(|mut stdin| {
+        let commands = commands.to_owned();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(commands.as_bytes());
+        })
+    });
+    let out = child.wait_with_output();
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    out.map(|out| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// Deletes every key under `namespace` (best effort: they all expire anyway).
 pub fn delete_namespace(url: &str, namespace: &str) {
-    let keys = namespace_keys(url, namespace);
-    for chunk in keys.chunks(200) {
-        let _ = Command::new("redis-cli")
-            .args(["-u", url, "--no-auth-warning", "DEL"])
-            .args(chunk)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+    let deletes: String = namespace_keys(url, namespace)
+        .chunks(500)
+        .map(|chunk| format!("DEL {}\n", chunk.join(" ")))
+        .collect();
+    redis_cli_pipe(url, &deletes);
 }

@@ -12,8 +12,6 @@
 //! `used_memory` grew, which counts its key and expiry tables too.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +19,9 @@ use crudauth_core::secret::SecretKey;
 use crudauth_core::session::{NewSession, SessionConfig, Sessions};
 use crudauth_core::store::{MemoryStore, RedisStore, Store};
 use crudauth_core::user::UserId;
-use crudauth_tests::redis::{namespace_keys, redis_url, standalone_connection};
+use crudauth_tests::redis::{
+    delete_namespace, namespace_keys, redis_cli_pipe, redis_url, standalone_connection,
+};
 
 const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
                           (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -70,40 +70,11 @@ async fn sign_in_all(sessions: &Sessions, users: u64, tasks: u64) {
     );
 }
 
-fn redis_cli(args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-u", &redis_url(), "--no-auth-warning"])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// The answers to `commands`, one line each, sent down one `redis-cli` in a pipe (one process
-/// for a million keys, not one each).
-fn redis_cli_lines(commands: &str) -> Vec<String> {
-    let mut child = Command::new("redis-cli")
-        .args(["-u", &redis_url(), "--no-auth-warning"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = commands.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The server's `used_memory` (`INFO memory`): everything it holds, its key and expiry tables
 /// included, which `MEMORY USAGE` leaves out.
 fn used_memory() -> u64 {
-    redis_cli(&["INFO", "memory"])
-        .lines()
+    redis_cli_pipe(&redis_url(), "INFO memory\n")
+        .iter()
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
@@ -158,7 +129,7 @@ async fn main() {
                 .iter()
                 .map(|k| format!("TYPE {k}\nMEMORY USAGE {k} SAMPLES 0\n"))
                 .collect();
-            let answers = redis_cli_lines(&commands);
+            let answers = redis_cli_pipe(&redis_url(), &commands);
             assert_eq!(
                 answers.len(),
                 2 * keys.len(),
@@ -180,11 +151,7 @@ async fn main() {
                     _ => others += bytes,
                 }
             }
-            let deletes: String = keys
-                .chunks(500)
-                .map(|chunk| format!("DEL {}\n", chunk.join(" ")))
-                .collect();
-            redis_cli_lines(&deletes);
+            delete_namespace(&redis_url(), &namespace);
             println!(
                 "redis: {records} records, {} bytes each (MEMORY USAGE); {indexes} per-user \
                  indexes, {} bytes per session; other keys {others} bytes; {} bytes per session \

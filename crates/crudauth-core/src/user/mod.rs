@@ -499,16 +499,18 @@ pub async fn find_by_login(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use super::*;
 
-    /// A user table that counts the login lookups asked of it.
+    /// A user table that counts the login lookups asked of it, and reports a change counter
+    /// the test moves by hand (for the user cache's tests: an edit behind its back).
     #[derive(Debug, Clone, Default)]
-    struct Counting {
+    pub(super) struct Counting {
         inner: MemoryUsers,
         lookups: Arc<AtomicUsize>,
+        pub(super) changes: Arc<AtomicU64>,
     }
 
     #[async_trait]
@@ -536,6 +538,10 @@ mod tests {
             changes: UserUpdate,
         ) -> Result<Option<User>, UserStoreError> {
             self.inner.update(id, changes).await
+        }
+
+        fn change_counter(&self) -> Option<u64> {
+            Some(self.changes.load(Ordering::SeqCst))
         }
     }
 
